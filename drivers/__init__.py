@@ -1,0 +1,1 @@
+"""Getting bytes from the world: packet capture, event feeds, serial devices, folders."""

@@ -1,0 +1,1 @@
+"""Packet capture: pcap/pcapng files and live interfaces, yielding raw frames."""

@@ -1,0 +1,1 @@
+"""Command-line entry points: ``edge-agent`` and ``edge-sim``."""

@@ -1,0 +1,363 @@
+"""The agent's one TOML configuration: read, validated and typed in one place.
+
+Every section is a dataclass; :func:`load_config` checks the TOML against them and
+raises :class:`~edge.errors.ConfigError` naming the key (and line) of the first
+problem: an unknown key, a wrong type, a value out of range or a missing file.
+An empty file is a valid config: every field has a sensible default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import socket
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
+
+from edge.errors import ConfigError
+
+
+class MustExist:
+    """Marker: a path field whose file must exist when the config is loaded."""
+
+
+ExistingPath = Annotated[Path, MustExist]
+
+
+class Range:
+    """Marker: a numeric field bounded to [lo, hi]."""
+
+    def __init__(self, lo: float | None = None, hi: float | None = None) -> None:
+        self.lo, self.hi = lo, hi
+
+
+Positive = Annotated[float, Range(lo=0.0)]
+Port = Annotated[int, Range(1, 65535)]
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+@dataclass
+class AgentSection:
+    site: str = "site-0"
+    """Site identifier: part of every topic and report; one privacy key per site."""
+    id: str = field(default_factory=lambda: socket.gethostname() or "agent")
+    """Agent identifier, unique within the site."""
+    data_dir: Path = Path("edge-data")
+    """Where the agent keeps state (outbox, generated privacy key)."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    status_interval_s: Annotated[float, Range(1.0)] = 300.0
+    """How often (event time) an ``agent.status`` health report is produced."""
+
+
+@dataclass
+class PrivacySection:
+    key: str | None = None
+    """Per-site HMAC key (at least 16 characters). Prefer key_file."""
+    key_file: ExistingPath | None = None
+    """File holding the per-site HMAC key. If neither is given, a random key is
+    created once in data_dir/privacy.key (mode 0600)."""
+
+
+@dataclass
+class EventsInput:
+    files: list[ExistingPath] = field(default_factory=list)
+    """Base-station event JSONL files (field-formats 1b), read in replay/run."""
+    follow: bool = False
+    """In ``run``: keep reading appended lines (tail -f) instead of stopping at EOF."""
+    udp_listen: str | None = None
+    """In ``run``: host:port on which to receive JSONL events as UDP datagrams."""
+
+
+@dataclass
+class PcapInput:
+    files: list[ExistingPath] = field(default_factory=list)
+    """pcap / pcapng files (Ethernet, Linux cooked, raw IP)."""
+
+
+@dataclass
+class CaptureInput:
+    interface: str | None = None
+    """Interface for live capture with scapy (``run`` only), e.g. "eth1" or "lo"."""
+    bpf: str = "udp or tcp"
+    queue_size: Annotated[int, Range(100, 10_000_000)] = 100_000
+    snaplen: Annotated[int, Range(64, 262_144)] = 65_535
+
+
+@dataclass
+class InputsSection:
+    events: EventsInput = field(default_factory=EventsInput)
+    pcap: PcapInput = field(default_factory=PcapInput)
+    capture: CaptureInput = field(default_factory=CaptureInput)
+
+
+@dataclass
+class CallPlaneSection:
+    """SIM-box detection on base-station events (per SIM and per device)."""
+
+    enabled: bool = True
+    window_s: Annotated[float, Range(60.0)] = 3600.0
+    min_calls: Annotated[int, Range(1)] = 20
+    max_lateness_s: Annotated[float, Range(0.0, 3600.0)] = 5.0
+    idle_evict_s: Annotated[float, Range(60.0)] = 24 * 3600.0
+    max_entities: Annotated[int, Range(1000)] = 2_000_000
+    model: Path | None = None
+    """ONNX model to use; default: the packaged models/callplane model if present."""
+    threshold: Annotated[float, Range(0.0, 1.0)] = 0.9
+
+
+@dataclass
+class IpPlaneSection:
+    """GoIP / SIM-box detection on packets (per IP endpoint)."""
+
+    enabled: bool = True
+    window_s: Annotated[float, Range(10.0)] = 600.0
+    max_flows: Annotated[int, Range(1000)] = 200_000
+    max_dialogs: Annotated[int, Range(1000)] = 100_000
+    idle_evict_s: Annotated[float, Range(10.0)] = 600.0
+    signatures: Path | None = None
+    """Signature file; default: the packaged signatures."""
+    model: Path | None = None
+    threshold: Annotated[float, Range(0.0, 1.0)] = 0.9
+
+
+@dataclass
+class DetectorsSection:
+    callplane: CallPlaneSection = field(default_factory=CallPlaneSection)
+    ipplane: IpPlaneSection = field(default_factory=IpPlaneSection)
+
+
+@dataclass
+class TlsSection:
+    enabled: bool = False
+    ca_file: ExistingPath | None = None
+    cert_file: ExistingPath | None = None
+    key_file: ExistingPath | None = None
+    insecure_skip_verify: bool = False
+
+
+@dataclass
+class MqttSection:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Port = 1883
+    topic_prefix: str = "afe/v1"
+    protocol: Literal["5", "3.1.1"] = "5"
+    client_id: str | None = None
+    username: str | None = None
+    password: str | None = None
+    keepalive_s: Annotated[int, Range(5, 3600)] = 30
+    inflight: Annotated[int, Range(1, 65535)] = 50
+    tls: TlsSection = field(default_factory=TlsSection)
+
+
+@dataclass
+class JsonlOutput:
+    path: Path | None = None
+    """Append every report as one JSON line to this file."""
+
+
+@dataclass
+class OutputsSection:
+    jsonl: JsonlOutput = field(default_factory=JsonlOutput)
+    stdout: bool = False
+    """Also print a one-line summary of each report to stdout."""
+
+
+@dataclass
+class Config:
+    agent: AgentSection = field(default_factory=AgentSection)
+    privacy: PrivacySection = field(default_factory=PrivacySection)
+    inputs: InputsSection = field(default_factory=InputsSection)
+    detectors: DetectorsSection = field(default_factory=DetectorsSection)
+    mqtt: MqttSection = field(default_factory=MqttSection)
+    outputs: OutputsSection = field(default_factory=OutputsSection)
+    source_path: Path | None = field(default=None, metadata={"internal": True})
+    """Where the config was read from (not a config key)."""
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate a TOML config file; ``None`` gives the embedded defaults."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("config file not found", source=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config: {exc}", source=str(p)) from None
+    return parse_config(text, source=str(p), base_dir=p.resolve().parent)
+
+
+def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None = None) -> Config:
+    """Validate TOML text against :class:`Config`; relative paths resolve against base_dir."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(f"not valid TOML: {exc}", source=source,
+                          line=int(m.group(1)) if m else None) from None
+    ctx = _Ctx(text=text, source=source, base_dir=base_dir or Path.cwd())
+    cfg = _build(Config, raw, "", ctx)
+    cfg.source_path = Path(source) if source and not source.startswith("<") else None
+    _cross_checks(cfg, ctx)
+    return cfg
+
+
+@dataclass
+class _Ctx:
+    text: str
+    source: str
+    base_dir: Path
+
+    def line_of(self, dotted: str) -> int | None:
+        """Best-effort line number of a dotted key in the TOML text."""
+        parts = dotted.split(".")
+        leaf = re.sub(r"\[\d+\]$", "", parts[-1])
+        section = ".".join(parts[:-1])
+        lines = self.text.splitlines()
+        in_section = section == ""
+        for i, line in enumerate(lines, 1):
+            s = line.strip()
+            if s.startswith("["):
+                name = s.strip("[] ")
+                in_section = name == section
+                if name == dotted:
+                    return i
+                continue
+            if (in_section or section == "") and re.match(
+                rf'^\s*("?){re.escape(leaf)}\1\s*=', line
+            ):
+                return i
+            if re.match(rf"^\s*{re.escape(dotted)}\s*=", line):
+                return i
+        return None
+
+    def error(self, msg: str, key: str) -> ConfigError:
+        return ConfigError(msg, key=key, line=self.line_of(key), source=self.source)
+
+
+def _build(cls: type, raw: Any, prefix: str, ctx: _Ctx) -> Any:
+    if not isinstance(raw, dict):
+        raise ctx.error(f"expected a table, got {_tname(raw)}", prefix or "<root>")
+    hints = get_type_hints(cls, include_extras=True)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        dotted = f"{prefix}.{key}" if prefix else key
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else \
+                f"; known keys: {', '.join(sorted(fields))}"
+            raise ctx.error(f"unknown key{hint}", dotted)
+        kwargs[key] = _coerce(value, hints[key], dotted, ctx)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, tp: Any, key: str, ctx: _Ctx) -> Any:
+    markers: tuple[Any, ...] = ()
+    if get_origin(tp) is Annotated:
+        tp, *rest = get_args(tp)
+        markers = tuple(rest)
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return _coerce(value, Annotated[args[0], *markers] if markers else args[0], key, ctx)
+        raise ctx.error("unsupported union type", key)  # pragma: no cover
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            raise ctx.error(f"must be one of {', '.join(map(repr, allowed))}, got {value!r}", key)
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ctx.error(f"expected a list, got {_tname(value)}", key)
+        (item_tp,) = get_args(tp)
+        return [_coerce(v, item_tp, f"{key}[{i}]", ctx) for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key, ctx)  # type: ignore[arg-type]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ctx.error(f"expected true or false, got {_tname(value)}", key)
+        return value
+    if tp is int or tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            tp is int and not isinstance(value, int)
+        ):
+            raise ctx.error(f"expected {'an integer' if tp is int else 'a number'}, "
+                            f"got {_tname(value)}", key)
+        for m in markers:
+            if isinstance(m, Range):
+                if (m.lo is not None and value < m.lo) or (m.hi is not None and value > m.hi):
+                    lo = "-inf" if m.lo is None else m.lo
+                    hi = "inf" if m.hi is None else m.hi
+                    raise ctx.error(f"{value} is out of range [{lo}, {hi}]", key)
+        return tp(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ctx.error(f"expected a string, got {_tname(value)}", key)
+        return value
+    if tp is Path:
+        if not isinstance(value, str) or not value:
+            raise ctx.error(f"expected a path string, got {_tname(value)}", key)
+        p = Path(value).expanduser()
+        if not p.is_absolute():
+            p = ctx.base_dir / p
+        if any(m is MustExist for m in markers) and not p.exists():
+            raise ctx.error(f"file not found: {p}", key)
+        return p
+    raise ctx.error(f"unsupported type {tp!r}", key)  # pragma: no cover
+
+
+def _cross_checks(cfg: Config, ctx: _Ctx) -> None:
+    if cfg.privacy.key is not None and len(cfg.privacy.key) < 16:
+        raise ctx.error("privacy key must be at least 16 characters", "privacy.key")
+    if cfg.privacy.key is not None and cfg.privacy.key_file is not None:
+        raise ctx.error("give either privacy.key or privacy.key_file, not both", "privacy.key")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", cfg.agent.site):
+        raise ctx.error("site must be 1-64 of [A-Za-z0-9_.-] (it is part of MQTT topics)",
+                        "agent.site")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", cfg.agent.id):
+        raise ctx.error("agent id must be 1-64 of [A-Za-z0-9_.-]", "agent.id")
+    if any(c in cfg.mqtt.topic_prefix for c in "#+") or cfg.mqtt.topic_prefix.endswith("/"):
+        raise ctx.error("topic_prefix may not contain wildcards or end with '/'",
+                        "mqtt.topic_prefix")
+    tls = cfg.mqtt.tls
+    if (tls.cert_file is None) != (tls.key_file is None):
+        raise ctx.error("cert_file and key_file go together (mTLS)", "mqtt.tls.cert_file")
+
+
+def _tname(value: Any) -> str:
+    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(key, type, default) rows for the README's config reference."""
+    rows: list[tuple[str, str, str]] = []
+    hints = get_type_hints(cls, include_extras=True)
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("internal"):
+            continue
+        tp = hints[f.name]
+        base = get_args(tp)[0] if get_origin(tp) is Annotated else tp
+        dotted = f"{prefix}.{f.name}" if prefix else f.name
+        if dataclasses.is_dataclass(base):
+            rows.extend(describe(base, dotted))  # type: ignore[arg-type]
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else "")
+        rows.append((dotted, str(base).replace("typing.", "").replace("pathlib.", ""),
+                     repr(default)))
+    return rows

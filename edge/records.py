@@ -1,0 +1,83 @@
+"""Typed records that cross module boundaries on the way into detectors.
+
+Every record carries ``ts``: event time in Unix epoch seconds. The pipeline runs on
+event time only, so replay and live share one code path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EVENT_TYPES = frozenset(
+    {"attach", "detach", "call_start", "call_end", "sms", "data", "handover"}
+)
+
+
+@dataclass(slots=True)
+class BaseStationEvent:
+    """One subscriber action from the base station's monitoring feed (field-formats 1b)."""
+
+    ts: float
+    type: str
+    imsi: str
+    imei: str | None = None
+    msisdn: str | None = None
+    cell: str | None = None
+    dir: str | None = None
+    peer: str | None = None
+    call_id: str | None = None
+    duration_s: float | None = None
+    cause: str | None = None
+    auth_ms: float | None = None
+    bytes: int | None = None
+    target_cell: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Frame:
+    """One captured link-layer frame, undecoded.
+
+    ``linktype`` is the pcap LINKTYPE_* value (1 Ethernet, 113 Linux cooked SLL,
+    276 SLL2, 101 raw IP, ...). ``index`` is the 1-based frame number in its source.
+    """
+
+    ts: float
+    linktype: int
+    data: bytes
+    index: int
+    source: str = ""
+
+
+@dataclass(slots=True, frozen=True)
+class Malformed:
+    """An input record that could not be decoded; counted, logged, skipped."""
+
+    source: str
+    position: str  # "line 12", "frame 7", "byte 1024"
+    reason: str
+    ts: float | None = None
+
+
+@dataclass(slots=True)
+class Packet:
+    """An IP packet's L3/L4 view after link-layer decoding and GTP-U decapsulation.
+
+    Produced by the capture decoder (drivers/capture) for UDP and TCP; consumed by the
+    IP-plane stages. ``payload`` is the L4 payload. For GTP-U traffic the addresses are
+    the *inner* ones and ``teid`` is set. ``eth_src`` is the outer source MAC (6 bytes)
+    when the link layer carries one, for OUI signatures.
+    """
+
+    ts: float
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    proto: int  # 6 TCP, 17 UDP
+    payload: bytes
+    frame: int = 0
+    source: str = ""
+    tcp_seq: int = 0
+    tcp_flags: int = 0
+    teid: int | None = None
+    eth_src: bytes | None = None

@@ -1,0 +1,1 @@
+"""Turning detections into versioned, pseudonymised reports, and delivering them."""

@@ -1,0 +1,119 @@
+"""Keyed pseudonyms for personal identifiers (IMSI, IMEI, phone numbers, ids, IPs).
+
+Scheme (documented in the README so that an authority holding the site key can
+match identifiers it already knows):
+
+    pseudonym = "h1:" + hex(HMAC-SHA256(key, domain + ":" + normalised))[:32]
+
+The *domain* groups identifier types that name the same thing, so a phone number
+matches whether it appeared as an MSISDN, a B-number or a waybill sender phone:
+
+    imsi   -> "imsi"   digits only
+    imei   -> "imei"   first 14 digits (TAC + serial: IMEI and IMEISV match)
+    msisdn, phone, peer, sender_phone, receiver_phone -> "phone"
+                       digits only, a leading "00" or "+" dropped, a leading
+                       national "0" kept (numbers are matched as written)
+    ip     -> "ip"     canonical text form (ipaddress module)
+    other personal types -> their own name, value stripped
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import os
+import secrets
+from pathlib import Path
+
+from edge.errors import ConfigError
+
+PREFIX = "h1:"
+DEFAULT_PERSONAL_TYPES = frozenset(
+    {"imsi", "imei", "msisdn", "phone", "peer", "sender_phone", "receiver_phone",
+     "sender_id", "ip", "endpoint", "iccid"}
+)
+_DOMAIN = {"msisdn": "phone", "peer": "phone", "sender_phone": "phone",
+           "receiver_phone": "phone", "endpoint": "ip"}
+
+
+def normalise(id_type: str, value: str) -> tuple[str, str]:
+    """(domain, normalised value) for an identifier of the given type."""
+    domain = _DOMAIN.get(id_type, id_type)
+    v = value.strip()
+    if domain in ("imsi", "imei", "phone", "iccid"):
+        digits = "".join(c for c in v if c.isdigit())
+        if domain == "phone":
+            if v.startswith("+"):
+                pass
+            elif digits.startswith("00"):
+                digits = digits[2:]
+        if domain == "imei":
+            digits = digits[:14]
+        return domain, digits or v
+    if domain == "ip":
+        host, sep, port = v.rpartition(":") if v.count(":") == 1 else (v, "", "")
+        try:
+            canon = str(ipaddress.ip_address(host.strip("[]")))
+        except ValueError:
+            return domain, v
+        return domain, canon + (sep + port if sep else "")
+    return domain, v
+
+
+class Pseudonymiser:
+    """Replaces personal identifiers with keyed HMACs. Cheap: results are memoised."""
+
+    def __init__(self, key: bytes, personal_types: frozenset[str] = DEFAULT_PERSONAL_TYPES,
+                 cache_size: int = 200_000) -> None:
+        if len(key) < 16:
+            raise ConfigError("privacy key must be at least 16 bytes", key="privacy.key")
+        self._key = key
+        self.personal_types = personal_types
+        self._cache: dict[tuple[str, str], str] = {}
+        self._cache_size = cache_size
+
+    def is_personal(self, id_type: str) -> bool:
+        return id_type in self.personal_types
+
+    def pseudonym(self, id_type: str, value: str) -> str:
+        k = (id_type, value)
+        hit = self._cache.get(k)
+        if hit is not None:
+            return hit
+        domain, norm = normalise(id_type, value)
+        digest = hmac.new(self._key, f"{domain}:{norm}".encode(), hashlib.sha256).hexdigest()
+        out = PREFIX + digest[:32]
+        if len(self._cache) >= self._cache_size:
+            self._cache.clear()
+        self._cache[k] = out
+        return out
+
+    def apply(self, id_type: str, value: str) -> tuple[str, bool]:
+        """(identifier as it may leave the device, whether it was pseudonymised)."""
+        if id_type in self.personal_types:
+            return self.pseudonym(id_type, value), True
+        return value, False
+
+
+def load_key(key: str | None, key_file: Path | None, data_dir: Path) -> bytes:
+    """The site key from config, from a key file, or created once under data_dir."""
+    if key is not None:
+        return key.encode()
+    if key_file is not None:
+        try:
+            raw = key_file.read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read key file: {exc}", key="privacy.key_file") from None
+        if len(raw) < 16:
+            raise ConfigError("key file holds fewer than 16 bytes", key="privacy.key_file")
+        return raw
+    path = data_dir / "privacy.key"
+    if path.exists():
+        return path.read_bytes().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    new = secrets.token_hex(32).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(new + b"\n")
+    return new

@@ -1,0 +1,109 @@
+"""The reporter boundary: detections in, versioned pseudonymised reports out to sinks.
+
+This is the one place identifiers are pseudonymised; nothing personal passes it in
+clear. Subjects and related subjects of a personal type, and evidence features whose
+*name* is a personal type (e.g. ``peer``), are replaced by keyed HMACs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import orjson
+
+from edge.detection import SEVERITIES, Detection, Subject
+from edge.report.ids import IdFactory
+from edge.report.pseudonym import Pseudonymiser
+from edge.report.schema import SCHEMA_ID
+
+log = logging.getLogger(__name__)
+
+Report = dict[str, Any]
+
+
+class Sink(Protocol):
+    """Where finished reports go. ``payload`` is the report's JSON encoding."""
+
+    name: str
+
+    def publish(self, report: Report, payload: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+    def counters(self) -> dict[str, int]: ...
+
+
+def rfc3339_ms(ts: float) -> str:
+    ms = int(round(ts * 1000))
+    secs, milli = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{milli:03d}Z"
+
+
+class Reporter:
+    def __init__(self, *, site: str, agent: str, pseudonymiser: Pseudonymiser,
+                 ids: IdFactory, sinks: Sequence[Sink]) -> None:
+        self.site = site
+        self.agent = agent
+        self._pseudo = pseudonymiser
+        self._ids = ids
+        self.sinks = list(sinks)
+        self.count_by_kind: dict[str, int] = {}
+
+    def _subject(self, s: Subject) -> dict[str, Any]:
+        ident, pseudo = self._pseudo.apply(s.type, s.id)
+        return {"type": s.type, "id": ident, "pseudonymised": pseudo}
+
+    def build(self, det: Detection) -> Report:
+        """The report for a detection, pseudonymised, not yet published."""
+        if det.severity not in SEVERITIES:
+            raise ValueError(f"unknown severity {det.severity!r}")
+        personal = self._pseudo.personal_types
+        evidence = []
+        for ev in det.evidence:
+            feats = {}
+            for k, v in ev.features.items():
+                if isinstance(v, str) and k in personal:
+                    v = self._pseudo.pseudonym(k, v)
+                elif isinstance(v, float):
+                    v = round(v, 6)
+                feats[k] = v
+            evidence.append({"reason": ev.reason, "features": feats})
+        report: Report = {
+            "schema": SCHEMA_ID,
+            "id": self._ids.next(det.ts),
+            "ts": rfc3339_ms(det.ts),
+            "site": self.site,
+            "agent": self.agent,
+            "kind": det.kind,
+            "severity": det.severity,
+            "score": round(min(1.0, max(0.0, float(det.score))), 6),
+            "subject": self._subject(det.subject),
+            "evidence": evidence,
+            "model": None if det.model is None else {
+                "name": det.model.name, "version": det.model.version,
+                "sha256": det.model.sha256},
+            "route": list(dict.fromkeys(det.route)),
+        }
+        if det.related:
+            report["related"] = [self._subject(s) for s in det.related]
+        if det.detector:
+            report["detector"] = det.detector
+        return report
+
+    def report(self, det: Detection) -> Report:
+        report = self.build(det)
+        payload = orjson.dumps(report)
+        self.count_by_kind[det.kind] = self.count_by_kind.get(det.kind, 0) + 1
+        for sink in self.sinks:
+            sink.publish(report, payload)
+        return report
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception:  # one sink failing to close must not lose the others
+                log.exception("sink %s failed to close", sink.name)

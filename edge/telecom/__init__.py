@@ -1,0 +1,1 @@
+"""Telecom side: call-plane (base-station events) and IP-plane (packets) detection."""

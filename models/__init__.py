@@ -1,0 +1,1 @@
+"""On-device models: one folder per model (training code, ONNX file, card, contract)."""

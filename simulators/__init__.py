@@ -1,0 +1,1 @@
+"""Seeded simulators for every input, writing truth files, for tests and demos."""

@@ -1,0 +1,1 @@
+"""Telecom simulators: base-station events, pcaps, live playback."""
