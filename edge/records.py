@@ -81,3 +81,36 @@ class Packet:
     tcp_flags: int = 0
     teid: int | None = None
     eth_src: bytes | None = None
+
+
+@dataclass(slots=True)
+class RtpBatch:
+    """RTP media of one flow and SSRC, aggregated over part of one 1-second bucket.
+
+    Produced by the capture decoders (drivers/capture) instead of one ``Packet`` per
+    RTP packet, so media costs a few records per flow-second. Batches never span two
+    aligned buckets (``floor(ts)``) but a flow-second may arrive in several pieces, so
+    consumers sum them. ``lost`` counts missing sequence numbers inside the batch and
+    since the flow's previous batch; ``jitter_s`` is the mean |D| of RFC 3550 transit
+    differences over consecutive pairs (RTP clock assumed 8 kHz); ``ts`` is the time
+    of the last packet and ``frame`` its index. For GTP-U the addresses are inner ones.
+    """
+
+    ts: float
+    first_ts: float
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    ssrc: int
+    payload_type: int
+    packets: int
+    bytes: int
+    seq_first: int
+    seq_last: int
+    lost: int = 0
+    jitter_s: float = 0.0
+    max_gap_s: float = 0.0
+    frame: int = 0
+    source: str = ""
+    teid: int | None = None
