@@ -140,6 +140,11 @@ class TlsSection:
     cert_file: ExistingPath | None = None
     key_file: ExistingPath | None = None
     insecure_skip_verify: bool = False
+    server_hostname: str | None = None
+    """Name to verify the broker certificate against (default: mqtt.host)."""
+    reload_check_s: Annotated[float, Range(0.5, 3600.0)] = 10.0
+    """How often the CA, cert and key files are checked for changes; a change
+    reconnects with the new files (certificate rotation without restart)."""
 
 
 @dataclass
@@ -155,6 +160,51 @@ class MqttSection:
     keepalive_s: Annotated[int, Range(5, 3600)] = 30
     inflight: Annotated[int, Range(1, 65535)] = 50
     tls: TlsSection = field(default_factory=TlsSection)
+    connect_timeout_s: Annotated[float, Range(0.5, 600.0)] = 10.0
+    backoff_base_s: Annotated[float, Range(0.01, 600.0)] = 0.5
+    """Reconnect delay: full jitter, uniform(0, min(cap, base * 2**attempt))."""
+    backoff_cap_s: Annotated[float, Range(0.1, 3600.0)] = 60.0
+    backoff_reset_s: Annotated[float, Range(0.0, 86400.0)] = 30.0
+    """A connection that stays up this long resets the backoff attempt counter."""
+    session_expiry_s: Annotated[int, Range(0, 2**32 - 1)] = 3600
+    """Broker keeps the agent's session (queued downlink) this long while offline;
+    0 = clean session. MQTT 3.1.1: any value > 0 means clean_session=false."""
+    heartbeat_s: Annotated[float, Range(1.0, 86400.0)] = 60.0
+    """Heartbeat period (QoS 0 on <prefix>/<site>/<agent>/heartbeat)."""
+    drain_timeout_s: Annotated[float, Range(0.0, 3600.0)] = 10.0
+    """On close, wait this long for the outbox to drain; what is left stays on disk."""
+
+
+@dataclass
+class OutboxSection:
+    """The durable outbox between the reporter and the MQTT link (SQLite, WAL)."""
+
+    path: Path | None = None
+    """SQLite file; default: <agent.data_dir>/outbox.sqlite."""
+    max_bytes: Annotated[int, Range(65_536, 2**50)] = 256 * 1024 * 1024
+    """Byte cap on pending reports; when full, health goes first, then low, then alerts."""
+    ttl_health_s: Annotated[float, Range(1.0)] = 86_400.0
+    ttl_low_s: Annotated[float, Range(1.0)] = 7 * 86_400.0
+    ttl_alert_s: Annotated[float, Range(1.0)] = 30 * 86_400.0
+    alert_min_severity: Literal["low", "medium", "high", "critical"] = "medium"
+    """Reports at or above this severity are in the 'alert' class (dropped last)."""
+    sync: Literal["normal", "full"] = "normal"
+    """normal: each report survives a process crash (SIGKILL, OOM); full: also power
+    loss (fsync per commit, about 6x slower for single submits)."""
+
+
+@dataclass
+class DownlinkSection:
+    """Config, watchlist and command messages to this agent (MQTT downlink)."""
+
+    enabled: bool = True
+    max_bytes: Annotated[int, Range(256, 16 * 1024 * 1024)] = 64 * 1024
+    """Size limit for config and command messages."""
+    watchlist_max_bytes: Annotated[int, Range(256, 256 * 1024 * 1024)] = 8 * 1024 * 1024
+    watchlist_key: str | None = None
+    """HMAC-SHA256 key; when set, watchlist updates must carry a valid signature."""
+    command_key: str | None = None
+    """HMAC-SHA256 key; when set, config updates and commands must be signed too."""
 
 
 @dataclass
@@ -177,6 +227,8 @@ class Config:
     inputs: InputsSection = field(default_factory=InputsSection)
     detectors: DetectorsSection = field(default_factory=DetectorsSection)
     mqtt: MqttSection = field(default_factory=MqttSection)
+    outbox: OutboxSection = field(default_factory=OutboxSection)
+    downlink: DownlinkSection = field(default_factory=DownlinkSection)
     outputs: OutputsSection = field(default_factory=OutputsSection)
     source_path: Path | None = field(default=None, metadata={"internal": True})
     """Where the config was read from (not a config key)."""
