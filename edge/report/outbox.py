@@ -1,0 +1,457 @@
+"""The durable outbox: reports wait here, on disk, until the broker acknowledged them.
+
+SQLite in WAL mode, one table of pending reports keyed by a local sequence number.
+``submit`` returns only after the report's transaction committed (``sync="normal"``:
+it survives a crash or SIGKILL of the process; ``sync="full"``: also a power loss).
+``ack`` deletes reports whose PUBACK was mapped back to their sequence number.
+
+Bounded: a byte cap over every pending report and a TTL per class. Classes, in the
+order they are dropped when the cap is reached (oldest first within a class):
+
+    0 health   agent.* telemetry
+    1 low      reports below ``alert_min_severity``
+    2 alert    everything else
+
+A new report never evicts a report of a higher class: when only higher classes are
+left to drop, the new report itself is dropped. Every drop is counted by class and
+reason (``cap``, ``ttl``, ``disk_full``, ``denied``) and the counts are kept in the
+store, so they survive restarts. Disk full is a state, not a corruption: the failed
+transaction is rolled back (SQLite guarantees the file stays consistent), the report
+is counted as dropped, one clear log line says so, and the next successful write
+ends the state with another line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.errors import LinkError
+
+log = logging.getLogger(__name__)
+
+HEALTH, LOW, ALERT = 0, 1, 2
+CLASS_NAMES = ("health", "low", "alert")
+_SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+# Per-row bookkeeping SQLite spends beyond the payload (rowid, header, index entry):
+# counted into the cap so the file size tracks the cap.
+ROW_OVERHEAD = 48
+_SQLITE_FULL = 13
+
+
+def classify(kind: str, severity: str, alert_min_severity: str = "medium") -> int:
+    """The drop class of a report from its kind and severity."""
+    if kind.startswith("agent."):
+        return HEALTH
+    if _SEVERITY_RANK.get(severity, 0) >= _SEVERITY_RANK[alert_min_severity]:
+        return ALERT
+    return LOW
+
+
+@dataclass(slots=True, frozen=True)
+class Pending:
+    """One report waiting for its PUBACK."""
+
+    seq: int
+    id: str
+    cls: int
+    created: float
+    topic: str
+    payload: bytes
+
+
+@dataclass(slots=True)
+class OutboxStats:
+    depth: int
+    bytes: int
+    max_bytes: int
+    by_class: dict[str, int]
+    oldest_created: float | None
+    drops: dict[str, int] = field(default_factory=dict)
+    disk_full: bool = False
+    submitted: int = 0
+    acked: int = 0
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pending(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,
+    cls INTEGER NOT NULL,
+    created REAL NOT NULL,
+    size INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS pending_cls ON pending(cls, seq);
+CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dead(
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL,
+    payload BLOB NOT NULL);
+"""
+_INSERT = "INSERT INTO pending(id, cls, created, size, topic, payload) VALUES (?,?,?,?,?,?)"
+
+
+class Outbox:
+    """A bounded, durable FIFO of reports. Thread-safe (one connection, one lock).
+
+    ``ttl_s`` gives the TTL of each class (health, low, alert) in seconds.
+    """
+
+    def __init__(self, path: Path, *, max_bytes: int = 256 * 1024 * 1024,
+                 ttl_s: Sequence[float] = (86_400.0, 7 * 86_400.0, 30 * 86_400.0),
+                 sync: str = "normal", dead_keep: int = 10_000,
+                 clock: object = time.time) -> None:
+        self.path = Path(path)
+        self.max_bytes = int(max_bytes)
+        self.ttl_s = tuple(float(t) for t in ttl_s)
+        if len(self.ttl_s) != 3:
+            raise ValueError("ttl_s needs one TTL per class (health, low, alert)")
+        self._clock = clock
+        self._dead_keep = dead_keep
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = sqlite3.connect(str(self.path), isolation_level=None,
+                                 check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.executescript(_SCHEMA)
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise LinkError(f"outbox {self.path}: cannot open: {exc}") from None
+        if check != "ok":
+            raise LinkError(f"outbox {self.path}: integrity check failed: {check}")
+        self._db = db
+        self._bytes = [0, 0, 0]
+        self._count = [0, 0, 0]
+        for cls, n, size in db.execute(
+                "SELECT cls, count(*), coalesce(sum(size), 0) FROM pending GROUP BY cls"):
+            if 0 <= cls <= 2:
+                self._count[cls], self._bytes[cls] = n, size
+        self.drops: dict[str, int] = {
+            k[5:]: v for k, v in db.execute("SELECT k, v FROM meta WHERE k LIKE 'drop.%'")}
+        self.disk_full = False
+        self.submitted = 0
+        self.acked = 0
+
+    # ------------------------------------------------------------------ writing
+    def submit(self, report_id: str, cls: int, topic: str, payload: bytes,
+               now: float | None = None) -> bool:
+        """Store one report durably. True when stored; False when it was dropped
+        (cap reached with only higher classes left, or disk full; both counted)."""
+        return self.submit_many([(report_id, cls, topic, payload)], now) == 1
+
+    def submit_many(self, items: Sequence[tuple[str, int, str, bytes]],
+                    now: float | None = None) -> int:
+        """Store a batch in one transaction (the fast path for batch producers).
+        Returns how many were stored; the others were dropped and counted."""
+        ts = self._clock() if now is None else now  # type: ignore[operator]
+        rows = []
+        need = [0, 0, 0]
+        for rid, cls, topic, payload in items:
+            size = len(payload) + len(topic) + len(rid) + ROW_OVERHEAD
+            rows.append((rid, cls, ts, size, topic, payload))
+            need[cls] += size
+        with self._lock:
+            db = self._db
+            drops: dict[str, int] = {}
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                if sum(self._bytes) + sum(need) > self.max_bytes:
+                    rows = self._make_room(rows, drops)
+                if rows:
+                    db.executemany(_INSERT, rows)
+                self._persist_drops(drops)
+                db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self._rollback_quietly()
+                self._reload_totals()
+                if _is_full(exc):
+                    self._enter_disk_full(exc)
+                    lost: dict[str, int] = {}
+                    for item in items:
+                        k = f"{CLASS_NAMES[item[1]]}.disk_full"
+                        lost[k] = lost.get(k, 0) + 1
+                    self._count_drops_memory(lost)
+                    return 0
+                raise LinkError(f"outbox {self.path}: write failed: {exc}") from None
+            for r in rows:
+                self._bytes[r[1]] += r[3]
+                self._count[r[1]] += 1
+            self._count_drops_memory(drops)
+            self.submitted += len(rows)
+            if self.disk_full:
+                self.disk_full = False
+                log.warning("outbox %s: writes succeed again (disk space available)",
+                            self.path)
+            return len(rows)
+
+    def _make_room(self, rows: list[tuple], drops: dict[str, int]) -> list[tuple]:
+        """Evict (inside the open transaction) so that ``rows`` fit; returns the rows
+        that still go in. Evicts a little more than needed (1 % of the cap) so that a
+        full store does not pay for an eviction on every submit."""
+        kept: list[tuple] = []
+        total = sum(self._bytes)
+        slack = self.max_bytes // 100
+        for row in rows:
+            size, cls = row[3], row[1]
+            if total + size > self.max_bytes:
+                goal = total + size - self.max_bytes + slack
+                freed = self._evict_upto(cls, goal, drops)
+                total -= freed
+            if total + size > self.max_bytes:
+                key = f"{CLASS_NAMES[cls]}.cap"
+                drops[key] = drops.get(key, 0) + 1
+                continue
+            kept.append(row)
+            total += size
+        return kept
+
+    def _evict_upto(self, max_cls: int, goal: int, drops: dict[str, int]) -> int:
+        freed = 0
+        for cls in range(max_cls + 1):
+            while freed < goal and self._count[cls] > 0:
+                got = self._db.execute(
+                    "SELECT seq, size FROM pending WHERE cls=? ORDER BY seq LIMIT 512",
+                    (cls,)).fetchall()
+                if not got:
+                    break
+                victims = []
+                for seq, size in got:
+                    victims.append(seq)
+                    freed += size
+                    self._bytes[cls] -= size
+                    self._count[cls] -= 1
+                    if freed >= goal:
+                        break
+                self._delete_seqs(victims)
+                key = f"{CLASS_NAMES[cls]}.cap"
+                drops[key] = drops.get(key, 0) + len(victims)
+        return freed
+
+    def _delete_seqs(self, seqs: Sequence[int]) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        for i in range(0, len(seqs), 500):
+            chunk = seqs[i:i + 500]
+            q = ",".join("?" * len(chunk))
+            out += self._db.execute(
+                f"DELETE FROM pending WHERE seq IN ({q}) RETURNING cls, size", chunk
+            ).fetchall()
+        return out
+
+    def ack(self, seqs: Sequence[int]) -> int:
+        """Delete acknowledged reports (one transaction). Returns how many existed."""
+        if not seqs:
+            return 0
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                gone = self._delete_seqs(seqs)
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self._rollback_quietly()
+                self._reload_totals()
+                if _is_full(exc):
+                    # Deleting needs WAL space too; the rows stay and are re-sent later
+                    # (duplicates share ids), which is safe.
+                    self._enter_disk_full(exc)
+                    return 0
+                raise LinkError(f"outbox {self.path}: delete failed: {exc}") from None
+            for cls, size in gone:
+                self._bytes[cls] -= size
+                self._count[cls] -= 1
+            self.acked += len(gone)
+            return len(gone)
+
+    def dead_letter(self, seq: int, reason: str) -> bool:
+        """Move one report out of the pending set (the broker refused it for good, e.g.
+        MQTT 5 reason 0x87 not authorized). Kept in table ``dead`` for inspection,
+        the newest ``dead_keep`` only; counted as a drop with reason ``denied``."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                row = self._db.execute(
+                    "DELETE FROM pending WHERE seq=? RETURNING id, cls, size, topic, payload",
+                    (seq,)).fetchone()
+                drops: dict[str, int] = {}
+                if row is not None:
+                    rid, cls, size, topic, payload = row
+                    self._db.execute("INSERT OR REPLACE INTO dead VALUES (?,?,?,?,?,?)",
+                                     (seq, rid, topic, reason, self._clock(), payload))  # type: ignore[operator]
+                    self._db.execute("DELETE FROM dead WHERE seq <= ?",
+                                     (seq - self._dead_keep,))
+                    drops[f"{CLASS_NAMES[cls]}.denied"] = 1
+                    self._persist_drops(drops)
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self._rollback_quietly()
+                self._reload_totals()
+                if _is_full(exc):
+                    self._enter_disk_full(exc)
+                    return False
+                raise LinkError(f"outbox {self.path}: dead-letter failed: {exc}") from None
+            if row is None:
+                return False
+            self._bytes[cls] -= size
+            self._count[cls] -= 1
+            self._count_drops_memory(drops)
+            return True
+
+    def expire(self, now: float | None = None) -> int:
+        """Drop reports older than their class's TTL. Rows are in submit order, so
+        each class is trimmed from its oldest row until one is young enough."""
+        ts = self._clock() if now is None else now  # type: ignore[operator]
+        total = 0
+        with self._lock:
+            for cls in range(3):
+                cutoff = ts - self.ttl_s[cls]
+                while self._count[cls]:
+                    got = self._db.execute(
+                        "SELECT seq, created FROM pending WHERE cls=? ORDER BY seq LIMIT 512",
+                        (cls,)).fetchall()
+                    victims = [seq for seq, created in got if created < cutoff]
+                    if not victims:
+                        break
+                    try:
+                        self._db.execute("BEGIN IMMEDIATE")
+                        gone = self._delete_seqs(victims)
+                        drops = {f"{CLASS_NAMES[cls]}.ttl": len(gone)}
+                        self._persist_drops(drops)
+                        self._db.execute("COMMIT")
+                    except sqlite3.OperationalError as exc:
+                        self._rollback_quietly()
+                        self._reload_totals()
+                        if _is_full(exc):
+                            self._enter_disk_full(exc)
+                            return total
+                        raise LinkError(f"outbox {self.path}: expiry failed: {exc}") from None
+                    for c, size in gone:
+                        self._bytes[c] -= size
+                        self._count[c] -= 1
+                    self._count_drops_memory(drops)
+                    total += len(gone)
+                    if len(victims) < len(got):
+                        break
+        if total:
+            log.warning("outbox: %d reports dropped after their TTL expired", total)
+        return total
+
+    # ------------------------------------------------------------------ reading
+    def fetch(self, after_seq: int, limit: int) -> list[Pending]:
+        """Up to ``limit`` pending reports with seq > after_seq, in seq order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, id, cls, created, topic, payload FROM pending "
+                "WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)).fetchall()
+        return [Pending(*r) for r in rows]
+
+    def depth(self) -> int:
+        return sum(self._count)
+
+    def stats(self) -> OutboxStats:
+        with self._lock:
+            row = self._db.execute("SELECT min(created) FROM pending").fetchone() \
+                if sum(self._count) else (None,)
+            return OutboxStats(
+                depth=sum(self._count), bytes=sum(self._bytes), max_bytes=self.max_bytes,
+                by_class={CLASS_NAMES[i]: self._count[i] for i in range(3)},
+                oldest_created=row[0], drops=dict(self.drops), disk_full=self.disk_full,
+                submitted=self.submitted, acked=self.acked)
+
+    def dead(self, limit: int = 100) -> list[tuple[str, str, str]]:
+        """(id, topic, reason) of the newest dead-lettered reports."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT id, topic, reason FROM dead ORDER BY seq DESC LIMIT ?",
+                (limit,)).fetchall()
+
+    # ------------------------------------------------------------------ counters
+    def bump(self, name: str) -> int:
+        """Increment and return a durable counter (e.g. the boot sequence number)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("INSERT INTO meta(k, v) VALUES (?, 1) "
+                             "ON CONFLICT(k) DO UPDATE SET v = v + 1", (name,))
+            v = self._db.execute("SELECT v FROM meta WHERE k=?", (name,)).fetchone()[0]
+            self._db.execute("COMMIT")
+            return int(v)
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.DatabaseError:
+                pass
+            self._db.close()
+
+    # ------------------------------------------------------------------ internals
+    def _persist_drops(self, drops: dict[str, int]) -> None:
+        for k, n in drops.items():
+            if n:
+                self._db.execute("INSERT INTO meta(k, v) VALUES (?, ?) "
+                                 "ON CONFLICT(k) DO UPDATE SET v = v + excluded.v",
+                                 (f"drop.{k}", n))
+
+    def _count_drops_memory(self, drops: dict[str, int]) -> None:
+        for k, n in drops.items():
+            if not n:
+                continue
+            before = self.drops.get(k, 0)
+            self.drops[k] = before + n
+            # Log the first drop of each kind, then every 10x, so a long outage
+            # gives a handful of lines rather than one per report.
+            after = before + n
+            if before == 0 or len(str(after)) > len(str(before)):
+                cls, reason = k.split(".", 1)
+                log.warning("outbox: dropped %d %s report(s) (reason %s, %d so far; "
+                            "cap %d bytes, pending %d)", n, cls, reason, after,
+                            self.max_bytes, sum(self._count))
+
+    def _enter_disk_full(self, exc: Exception) -> None:
+        if not self.disk_full:
+            self.disk_full = True
+            log.error("outbox %s: DISK FULL (%s): new reports are dropped and counted "
+                      "until space is freed; the store itself is intact", self.path, exc)
+
+    def _rollback_quietly(self) -> None:
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.DatabaseError:
+            pass
+
+    def _reload_totals(self) -> None:
+        self._bytes = [0, 0, 0]
+        self._count = [0, 0, 0]
+        try:
+            for cls, n, size in self._db.execute(
+                    "SELECT cls, count(*), coalesce(sum(size), 0) FROM pending GROUP BY cls"):
+                self._count[cls], self._bytes[cls] = n, size
+        except sqlite3.DatabaseError:
+            pass
+
+
+def _is_full(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code == _SQLITE_FULL or "full" in str(exc).lower()
+
+
+def drain_all(ob: Outbox) -> Iterable[Pending]:
+    """Every pending report, in order (for tools and tests)."""
+    seq = 0
+    while True:
+        batch = ob.fetch(seq, 1000)
+        if not batch:
+            return
+        yield from batch
+        seq = batch[-1].seq
