@@ -57,6 +57,7 @@ class MqttSink:
         self._connected = threading.Event()
         self._lock = threading.Lock()
         self._pending: set[int] = set()
+        self._early_acks: set[int] = set()
         self._acked = 0
         self._published = 0
         self._connect_rc: Any = None
@@ -85,6 +86,8 @@ class MqttSink:
             if mid in self._pending:
                 self._pending.discard(mid)
                 self._acked += 1
+            else:  # PUBACK raced ahead of publish() returning
+                self._early_acks.add(mid)
 
     def publish(self, report: dict[str, Any], payload: bytes) -> None:
         topic = report_topic(self.cfg.topic_prefix, self.site, self.agent, report["kind"])
@@ -93,10 +96,16 @@ class MqttSink:
             props = Properties(PacketTypes.PUBLISH)
             props.UserProperty = [("id", report["id"])]
             props.ContentType = "application/json"
+        # Never hold our lock across paho calls: paho invokes on_publish from its network
+        # thread while holding its own mutex.
+        info = self._client.publish(topic, payload, qos=1, properties=props)
         with self._lock:
-            info = self._client.publish(topic, payload, qos=1, properties=props)
-            self._pending.add(info.mid)
             self._published += 1
+            if info.mid in self._early_acks:
+                self._early_acks.discard(info.mid)
+                self._acked += 1
+            else:
+                self._pending.add(info.mid)
 
     def close(self, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
