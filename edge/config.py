@@ -124,7 +124,19 @@ class IpPlaneSection:
     signatures: Path | None = None
     """Signature file; default: the packaged signatures."""
     model: Path | None = None
+    """ONNX behaviour model (model.json beside it); default: packaged models/ipplane."""
     threshold: Annotated[float, Range(0.0, 1.0)] = 0.9
+    """Behaviour-model score at which an endpoint without signatures is reported."""
+    eval_interval_s: Annotated[float, Range(1.0, 3600.0)] = 60.0
+    """How often (event time) changed endpoints are judged, in one batched model call."""
+    min_activity: Annotated[int, Range(1)] = 10
+    """Registrations + calls in the window before the behaviour model judges an endpoint."""
+    max_endpoints: Annotated[int, Range(100)] = 100_000
+    """Per-address state kept at most; the oldest is evicted (counted) beyond it."""
+    realert_s: Annotated[float, Range(0.0)] = 3600.0
+    """Report an endpoint again only after this long, unless a new signature shows up."""
+    track_unannounced_rtp: bool = True
+    """Also time RTP streams that no SDP announced (V=2 header bits, ports >= 1024)."""
 
 
 @dataclass

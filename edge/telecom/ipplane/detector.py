@@ -1,0 +1,502 @@
+"""The IP-plane GoIP detector stage: :class:`Packet` records in, ``goip.endpoint``
+detections out.
+
+Per packet the work is a few dictionary lookups on the first payload bytes and the
+ports; only payloads that pass them are parsed (SIP, SDP, the GoIP SMS protocol,
+DHCP, DNS), and RTP is recognised by the media ports announced in SDP (or the V=2
+header bits for unannounced streams). Signature hits and behaviour are kept per IP
+endpoint; once per ``eval_interval_s`` of event time the endpoints that changed are
+judged: signature weights first (precision), then one batched ONNX call over the
+behaviour features (recall for masked gateways). Every table is bounded and its
+evictions are counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.detection import Detection, Evidence, ModelInfo, Subject
+from edge.pipeline import NOTHING
+from edge.records import Packet
+from edge.telecom.ipplane.dhcp_dns import dns_query_name, parse_dhcp
+from edge.telecom.ipplane.dialogs import (
+    CallEvent,
+    DialogTable,
+    MediaEvent,
+    PingEvent,
+    RegisterEvent,
+)
+from edge.telecom.ipplane.endpoint import FEATURES, EndpointState
+from edge.telecom.ipplane.goip_sms import PREFIXES as GOIP_PREFIXES
+from edge.telecom.ipplane.goip_sms import parse_goip_sms
+from edge.telecom.ipplane.rtp import RtpFlow, rtp_header
+from edge.telecom.ipplane.signatures import Signature, SignatureSet, load_signatures
+from edge.telecom.ipplane.sip import PREFIXES as SIP_PREFIXES
+from edge.telecom.ipplane.sip import SipError, SipMessage, SipStream, parse_message
+
+log = logging.getLogger(__name__)
+
+KIND = "goip.endpoint"
+ROUTE = ["telecom", "police"]
+CRLF_PINGS = frozenset({b"\r\n", b"\r\n\r\n", b"\x00\x00\x00\x00"})
+SMTP_PORTS = frozenset({25, 587, 2525})
+RTP_IDLE_S = 10.0
+
+
+@dataclass(slots=True)
+class DetectorSettings:
+    """What the stage needs from ``[detectors.ipplane]`` (see edge.config.IpPlaneSection)."""
+
+    window_s: float = 600.0
+    eval_interval_s: float = 60.0
+    min_activity: int = 10
+    max_flows: int = 200_000
+    max_dialogs: int = 100_000
+    max_endpoints: int = 100_000
+    idle_evict_s: float = 600.0
+    realert_s: float = 3600.0
+    threshold: float = 0.9
+    track_unannounced_rtp: bool = True
+
+
+class IpPlaneDetector:
+    """Stage ``ipplane``: consumes :class:`Packet`, emits ``goip.endpoint`` detections."""
+
+    name = "ipplane"
+    consumes: tuple[type, ...] = (Packet,)
+
+    def __init__(self, settings: DetectorSettings | None = None,
+                 signatures: SignatureSet | None = None, model: Any = None) -> None:
+        self.s = settings or DetectorSettings()
+        self.sigs = signatures or load_signatures()
+        self.model = model  # a models.loader.LoadedModel, or None (signatures only)
+        self.dialogs = DialogTable(self.s.max_dialogs)
+        self.endpoints: dict[str, EndpointState] = {}
+        self.tcp: dict[tuple[str, int, str, int], SipStream] = {}
+        self.rtp: dict[tuple[str, int, str, int], RtpFlow] = {}
+        self.media: dict[tuple[str, int], str] = {}
+        self._media_dying: list[tuple[float, tuple[str, int]]] = []
+        self._media_of_call: dict[str, list[tuple[str, int]]] = {}
+        self._dhcp_pending: dict[bytes, list[tuple[Signature, float, str]]] = {}
+        self._sms_servers: dict[str, float] = {}
+        self._plen = self.sigs.prefix_len
+        self._prefixes = self.sigs.prefixes
+        self._ouis = self.sigs.ouis
+        self._tcp_ports = self.sigs.tcp_ports
+        self._next_eval: float | None = None
+        self._next_sweep: float | None = None
+        self.now = 0.0
+        self.c: dict[str, int] = dict.fromkeys((
+            "packets", "sip_messages", "sip_errors", "sip_tcp_gaps", "rtp_packets",
+            "rtp_unannounced", "goip_sms", "dhcp", "dns", "signature_hits", "evaluations",
+            "model_batches", "detections", "endpoints_evicted_idle", "endpoints_evicted_full",
+            "flows_evicted_idle", "flows_evicted_full", "media_evicted_full",
+            "tcp_streams_evicted", "internal_errors"), 0)
+
+    # ------------------------------------------------------------------ packets
+    def feed(self, pkt: Packet) -> Sequence[Detection]:
+        self.c["packets"] += 1
+        ts = pkt.ts
+        if ts > self.now:
+            self.now = ts
+        try:
+            self._packet(pkt, ts)
+        except Exception:  # a parser bug must cost one packet, never the agent
+            self.c["internal_errors"] += 1
+            if self.c["internal_errors"] <= 3:
+                log.exception("ipplane: internal error on %s frame %s", pkt.source, pkt.frame)
+        return NOTHING
+
+    def _packet(self, pkt: Packet, ts: float) -> None:
+        p = pkt.payload
+        eth = pkt.eth_src
+        if eth is not None and self._ouis:
+            sig = self._ouis.get(eth[:3])
+            if sig is not None and pkt.src != "0.0.0.0":
+                self._hit(pkt.src, sig, ts, eth[:6].hex(":"))
+        if pkt.proto == 17:
+            if not p:
+                return
+            pre = self._prefixes.get(p[:self._plen])
+            if pre is not None:
+                self._prefix_hit(pkt, pre, ts)
+                return
+            call_id = self.media.get((pkt.dst, pkt.dport))
+            if call_id is not None:
+                self._rtp(pkt, p, ts, call_id)
+                return
+            head = p[:3]
+            if head in SIP_PREFIXES:
+                msg, _ = parse_message(p)
+                if isinstance(msg, SipMessage):
+                    self._sip(msg, pkt, ts)
+                    return
+                if isinstance(msg, SipError):
+                    self.c["sip_errors"] += 1
+            if head in GOIP_PREFIXES:
+                sms = parse_goip_sms(p)
+                if sms is not None:
+                    self._goip_sms(sms.kind, sms.verb, pkt, ts)
+                    return
+            dport, sport = pkt.dport, pkt.sport
+            if dport == 53:
+                qn = dns_query_name(p)
+                if qn is not None:
+                    self.c["dns"] += 1
+                    sig = self.sigs.match_dns(qn)
+                    if sig is not None:
+                        self._hit(pkt.src, sig, ts, qn)
+                return
+            if dport in (67, 68) and sport in (67, 68):
+                self._dhcp(pkt, p, ts)
+                return
+            if p in CRLF_PINGS:
+                self._endpoint(pkt.src, ts).ping(ts, pkt.dst, "crlf")
+                return
+            if self.s.track_unannounced_rtp and p[0] & 0xC0 == 0x80 and \
+                    sport >= 1024 and dport >= 1024:
+                self._rtp(pkt, p, ts, "")
+            return
+        if pkt.proto != 6:
+            return
+        if self._tcp_ports:
+            sig = self._tcp_ports.get(pkt.dport)
+            if sig is not None:
+                self._hit(pkt.dst, sig, ts, f"tcp/{pkt.dport}")
+            else:
+                sig = self._tcp_ports.get(pkt.sport)
+                if sig is not None:
+                    self._hit(pkt.src, sig, ts, f"tcp/{pkt.sport}")
+        key = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
+        st = self.tcp.get(key)
+        if st is None:
+            if pkt.dport in SMTP_PORTS and p:
+                for text, sig in self.sigs.smtp_texts:
+                    if text in p:
+                        self._hit(pkt.src, sig, ts, text.decode("ascii", "replace"))
+                return
+            if not p or p[:3] not in SIP_PREFIXES:
+                return
+            if len(self.tcp) >= self.s.max_flows // 4:
+                del self.tcp[next(iter(self.tcp))]
+                self.c["tcp_streams_evicted"] += 1
+            st = self.tcp[key] = SipStream()
+        st.last_ts = ts
+        if p:
+            gaps = st.gaps
+            for msg in st.feed(pkt.tcp_seq, p):
+                self._sip(msg, pkt, ts)
+            self.c["sip_tcp_gaps"] += st.gaps - gaps
+        if pkt.tcp_flags & 0x05:  # FIN or RST: the stream is over
+            self.tcp.pop(key, None)
+
+    # ------------------------------------------------------------------ protocols
+    def _endpoint(self, addr: str, ts: float) -> EndpointState:
+        ep = self.endpoints.get(addr)
+        if ep is None:
+            if len(self.endpoints) >= self.s.max_endpoints:
+                del self.endpoints[next(iter(self.endpoints))]
+                self.c["endpoints_evicted_full"] += 1
+            ep = self.endpoints[addr] = EndpointState(addr, ts, ts)
+        else:
+            ep.touch(ts)
+        return ep
+
+    def _hit(self, addr: str, sig: Signature, ts: float, detail: str) -> None:
+        self.c["signature_hits"] += 1
+        self._endpoint(addr, ts).hit(sig.id, ts, detail[:120])
+
+    def _prefix_hit(self, pkt: Packet, sigs: list[Signature], ts: float) -> None:
+        for sig in sigs:
+            if (sig.sport is None or sig.sport == pkt.sport) and \
+                    (sig.dport is None or sig.dport == pkt.dport) and \
+                    (sig.proto is None or sig.proto == pkt.proto):
+                addr = pkt.src if sig.side == "src" else pkt.dst
+                self._hit(addr, sig, ts, f"udp {pkt.sport}->{pkt.dport}")
+
+    def _goip_sms(self, kind: str, verb: str, pkt: Packet, ts: float) -> None:
+        self.c["goip_sms"] += 1
+        if kind == "keepalive":
+            if len(self._sms_servers) < 4096:
+                self._sms_servers[pkt.dst] = ts
+            self._endpoint(pkt.src, ts).ping(ts, pkt.dst, "goip_sms")
+        sig = self.sigs.goip_sms.get(kind)
+        if sig is None:
+            return
+        addr = pkt.src if sig.side == "src" else pkt.dst
+        if kind == "command" and pkt.dst in self._sms_servers:
+            addr = pkt.src  # the gateway echoing a command verb in its reply
+        self._hit(addr, sig, ts, f"{verb} udp {pkt.sport}->{pkt.dport}")
+
+    def _dhcp(self, pkt: Packet, p: bytes, ts: float) -> None:
+        d = parse_dhcp(p)
+        if d is None:
+            return
+        self.c["dhcp"] += 1
+        if d.op == 1 and d.vendor_class:
+            sig = self.sigs.dhcp_vendors.get(d.vendor_class)
+            if sig is not None:
+                addr = pkt.src if pkt.src != "0.0.0.0" else (d.ciaddr if d.ciaddr != "0.0.0.0"
+                                                             else d.requested)
+                if addr and addr != "0.0.0.0":
+                    self._hit(addr, sig, ts, "dhcp vendor class " + d.vendor_class.decode(
+                        "ascii", "replace"))
+                elif len(self._dhcp_pending) < 4096:
+                    # the client has no address yet: wait for the server's offer/ack
+                    self._dhcp_pending.setdefault(d.chaddr, []).append(
+                        (sig, ts, "dhcp vendor class " + d.vendor_class.decode(
+                            "ascii", "replace")))
+        if eth_sig := (self._ouis.get(d.chaddr[:3]) if d.op == 1 and pkt.src == "0.0.0.0"
+                       else None):
+            if len(self._dhcp_pending) < 4096:
+                self._dhcp_pending.setdefault(d.chaddr, []).append(
+                    (eth_sig, ts, d.chaddr.hex(":")))
+        if d.op == 2 and d.yiaddr != "0.0.0.0":
+            for sig, t0, detail in self._dhcp_pending.pop(d.chaddr, ()):
+                self._hit(d.yiaddr, sig, t0, detail)
+
+    def _sip(self, msg: SipMessage, pkt: Packet, ts: float) -> None:
+        self.c["sip_messages"] += 1
+        src, dst = pkt.src, pkt.dst
+        a = self._endpoint(src, ts)
+        b = self._endpoint(dst, ts)
+        a.sip_messages += 1
+        b.sip_messages += 1
+        a.peer(dst, ts)
+        b.peer(src, ts)
+        h = msg.headers
+        for name, pat, sig in self.sigs.sip_headers:
+            v = h.get(name)
+            if v is not None and pat in v.lower():
+                self._hit(src if sig.side != "dst" else dst, sig, ts, f"{name}: {v}")
+        if msg.body and (self.sigs.sdp_lines or self.sigs.sdp_regexes):
+            self._sdp_sigs(msg.body, src, dst, ts)
+        for ev in self.dialogs.on_message(msg, src, dst, ts):
+            self._dialog_event(ev)
+
+    def _sdp_sigs(self, body: bytes, src: str, dst: str, ts: float) -> None:
+        text = body.decode("utf-8", "replace")
+        lines = [ln.strip() for ln in text.splitlines()]
+        for pat, sig in self.sigs.sdp_lines:
+            if any(ln.startswith(pat) for ln in lines):
+                self._hit(src if sig.side != "dst" else dst, sig, ts, pat)
+        for rx, sig in self.sigs.sdp_regexes:
+            for ln in lines:
+                if rx.search(ln):
+                    self._hit(src if sig.side != "dst" else dst, sig, ts, ln[:80])
+                    break
+
+    def _dialog_event(self, ev: object) -> None:
+        if isinstance(ev, CallEvent):
+            d = ev.dialog
+            caller = self._endpoint(d.caller, ev.ts)
+            callee = self._endpoint(d.callee, ev.ts)
+            if ev.kind == "start":
+                caller.call_start(d.call_id, ev.ts, False, d.to_user, d.from_user)
+                callee.call_start(d.call_id, ev.ts, True, d.to_user, d.from_user)
+            elif ev.kind == "answer":
+                caller.call_answer(d.call_id, ev.ts)
+                callee.call_answer(d.call_id, ev.ts)
+            else:
+                t_end = d.t_end if d.t_end is not None else ev.ts
+                caller.call_end(d.call_id, t_end)
+                callee.call_end(d.call_id, t_end)
+                for key in self._media_of_call.pop(d.call_id, ()):
+                    self._media_dying.append((ev.ts, key))
+        elif isinstance(ev, MediaEvent):
+            key = (ev.addr, ev.port)
+            if len(self.media) >= self.s.max_flows:
+                old = next(iter(self.media))
+                del self.media[old]
+                self.c["media_evicted_full"] += 1
+            self.media[key] = ev.call_id
+            self.media[(ev.addr, ev.port + 1)] = ev.call_id  # RTCP, RFC 3550 6.1
+            keys = self._media_of_call.setdefault(ev.call_id, [])
+            if len(keys) < 16:
+                keys += [key, (ev.addr, ev.port + 1)]
+        elif isinstance(ev, RegisterEvent):
+            self._endpoint(ev.src, ev.ts).register(ev.ts, ev.aor)
+            self._endpoint(ev.dst, ev.ts).regs_in.append((ev.ts, ev.aor))
+        elif isinstance(ev, PingEvent):
+            self._endpoint(ev.src, ev.ts).ping(ev.ts, ev.dst, ev.method)
+
+    def _rtp(self, pkt: Packet, p: bytes, ts: float, call_id: str) -> None:
+        hdr = rtp_header(p)
+        if hdr is None:
+            return  # RTCP or not RTP: nothing to time
+        key = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
+        f = self.rtp.get(key)
+        if f is None:
+            if len(self.rtp) >= self.s.max_flows:
+                self._finish_flow(next(iter(self.rtp)), full=True)
+            f = self.rtp[key] = RtpFlow(ts, ts, call_id)
+        self.c["rtp_packets"] += 1
+        if not call_id:
+            self.c["rtp_unannounced"] += 1
+        f.add(ts, hdr[0], hdr[1], hdr[2], hdr[3], len(p))
+
+    def _finish_flow(self, key: tuple[str, int, str, int], full: bool = False) -> None:
+        f = self.rtp.pop(key)
+        if full:
+            self.c["flows_evicted_full"] += 1
+        else:
+            self.c["flows_evicted_idle"] += 1
+        if f.call_id and f.packets >= 5:
+            ep = self.endpoints.get(key[0])
+            if ep is not None:
+                ep.rtp_flow(f.last_ts, f.jitter_ms, f.loss_ratio)
+
+    # ------------------------------------------------------------------ time
+    def tick(self, now: float) -> Sequence[Detection]:
+        if now > self.now:
+            self.now = now
+        if self._next_sweep is None:
+            self._next_sweep = now + 5.0
+            self._next_eval = now + self.s.eval_interval_s
+        out: list[Detection] = []
+        if now >= self._next_sweep:
+            self._next_sweep = now + 5.0
+            self._sweep(now)
+        if self._next_eval is not None and now >= self._next_eval:
+            self._next_eval = now + self.s.eval_interval_s
+            out = self._evaluate(now)
+        return out
+
+    def flush(self, now: float) -> Sequence[Detection]:
+        now = max(now, self.now)
+        for key in list(self.rtp):
+            self._finish_flow(key)
+        for ev in self.dialogs.expire(now + 1e9):
+            self._dialog_event(ev)
+        return self._evaluate(now, final=True)
+
+    def _sweep(self, now: float) -> None:
+        for ev in self.dialogs.expire(now):
+            self._dialog_event(ev)
+        idle = [k for k, f in self.rtp.items() if now - f.last_ts > RTP_IDLE_S]
+        for k in idle:
+            self._finish_flow(k)
+        if self._media_dying:
+            keep = []
+            for t, key in self._media_dying:
+                if now - t > 30.0:
+                    self.media.pop(key, None)
+                else:
+                    keep.append((t, key))
+            self._media_dying = keep
+        old_tcp = [k for k, st in self.tcp.items() if now - st.last_ts > self.s.idle_evict_s]
+        for k in old_tcp:
+            del self.tcp[k]
+            self.c["tcp_streams_evicted"] += 1
+        limit = now - max(self.s.idle_evict_s, self.s.window_s)
+        gone = [a for a, ep in self.endpoints.items() if ep.last_ts < limit and not ep.active
+                and not ep.dirty]
+        for a in gone:
+            del self.endpoints[a]
+        self.c["endpoints_evicted_idle"] += len(gone)
+        for k in [k for k, t in self._sms_servers.items() if now - t > self.s.idle_evict_s]:
+            del self._sms_servers[k]
+
+    # ------------------------------------------------------------------ judging
+    def _evaluate(self, now: float, final: bool = False) -> list[Detection]:
+        s = self.s
+        rw = self.sigs.report_weight
+        sig_ok: dict[str, float] = {}
+        behave: list[EndpointState] = []
+        for ep in self.endpoints.values():
+            if not ep.dirty:
+                continue
+            ep.dirty = False
+            ep.prune(now, s.window_s)
+            self.c["evaluations"] += 1
+            weight = sum(self.sigs.by_id[i].weight for i in ep.sig_hits if i in self.sigs.by_id)
+            if weight >= rw:
+                sig_ok[ep.addr] = weight
+            if self.model is not None and ep.activity(now, s.window_s) >= s.min_activity:
+                behave.append(ep)
+        probs: dict[str, tuple[float, list[float]]] = {}
+        if behave:
+            x = np.array([ep.features(now, s.window_s) for ep in behave], dtype=np.float32)
+            self.c["model_batches"] += 1
+            pr = self.model.predict_proba(x)
+            for ep, pv, row in zip(behave, pr, x, strict=True):
+                probs[ep.addr] = (float(pv), [float(v) for v in row])
+        out: list[Detection] = []
+        for addr in list(sig_ok) + [a for a in probs if a not in sig_ok]:
+            ep = self.endpoints[addr]
+            prob, row = probs.get(addr, (0.0, []))
+            by_sig = addr in sig_ok
+            if not by_sig and prob < s.threshold:
+                continue
+            new_sigs = set(ep.sig_hits) - ep.reported_sigs
+            if ep.last_report is not None and not new_sigs and \
+                    now - ep.last_report < s.realert_s:
+                continue
+            ep.last_report = now
+            ep.reported_sigs |= set(ep.sig_hits)
+            out.append(self._detection(ep, now, sig_ok.get(addr, 0.0), prob, row))
+        self.c["detections"] += len(out)
+        return out
+
+    def _detection(self, ep: EndpointState, now: float, weight: float, prob: float,
+                   row: list[float]) -> Detection:
+        ev: list[Evidence] = []
+        for sid, h in sorted(ep.sig_hits.items(), key=lambda kv: kv[1].first_ts):
+            sig = self.sigs.by_id.get(sid)
+            if sig is None:
+                continue
+            ev.append(Evidence(sig.reason, {"signature": sid, "weight": sig.weight,
+                                            "count": h.count, "first_ts": round(h.first_ts, 6),
+                                            "detail": h.detail,
+                                            "signatures_version": self.sigs.version}))
+        model_info: ModelInfo | None = None
+        if row:
+            model_info = self.model.info
+            feats: dict[str, float | int | str | bool | None] = {"score": round(prob, 4)}
+            feats.update(self._top_features(row))
+            ev.append(Evidence(f"behaviour over the last {int(self.s.window_s)} s looks like a "
+                               f"GoIP/SIM-box (model score {prob:.2f})", feats))
+        score = max(min(1.0, weight), prob)
+        severity = "high" if weight >= self.sigs.report_weight or prob >= 0.97 else "medium"
+        related = [Subject("ip", a) for a, _ in sorted(ep.peers.items(),
+                                                         key=lambda kv: -kv[1])[:3]]
+        return Detection(ts=now, kind=KIND, severity=severity, score=round(score, 4),
+                         subject=Subject("ip", ep.addr), evidence=ev, route=list(ROUTE),
+                         model=model_info, related=related, detector=self.name)
+
+    def _top_features(self, row: list[float], k: int = 6) -> dict[str, float]:
+        """The k features furthest (in benign standard deviations) from ordinary VoIP."""
+        c = self.model.contract if self.model is not None else {}
+        mean = c.get("benign_mean") or [0.0] * len(FEATURES)
+        std = c.get("benign_std") or [1.0] * len(FEATURES)
+        z = [(abs(v - m) / (sd if sd > 1e-6 else 1.0), i)
+             for i, (v, m, sd) in enumerate(zip(row, mean, std, strict=False))]
+        z.sort(reverse=True)
+        return {FEATURES[i]: round(row[i], 4) for _, i in z[:k]}
+
+    def counters(self) -> dict[str, int | float]:
+        out: dict[str, int | float] = dict(self.c)
+        out["endpoints"] = len(self.endpoints)
+        out["dialogs"] = len(self.dialogs.dialogs)
+        out["rtp_flows"] = len(self.rtp)
+        out["tcp_streams"] = len(self.tcp)
+        out["media_ports"] = len(self.media)
+        out["dialogs_evicted_full"] = self.dialogs.evicted_full
+        out["dialogs_timed_out"] = self.dialogs.evicted_timeout
+        out["sip_retransmissions"] = self.dialogs.retransmissions
+        return out
+
+
+def load_default_model(path: Path | None = None) -> Any:
+    """The packaged models/ipplane model (or ``path``, a model.onnx beside its model.json)."""
+    from models.loader import MODELS_DIR, load_model
+
+    if path is not None:
+        return load_model(path.parent, path)
+    return load_model(MODELS_DIR / "ipplane")

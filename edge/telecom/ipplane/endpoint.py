@@ -1,0 +1,258 @@
+"""Per-endpoint (IP address) behaviour state and its feature vector.
+
+The detector updates an :class:`EndpointState` from call, registration, keepalive
+and RTP events; :meth:`EndpointState.features` turns the last ``window_s`` seconds
+into the fixed vector :data:`FEATURES` the model was trained on. Every container is
+bounded (deques with ``maxlen``, capped dicts) so one noisy address cannot grow
+without limit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+FEATURES: tuple[str, ...] = (
+    "lines",                  # distinct AoRs REGISTERed from this address
+    "registers_per_min",
+    "reg_interval_s",         # median over AoRs of the mean re-register interval
+    "reg_interval_cv",        # median over AoRs of the intervals' coefficient of variation
+    "keepalive_cv",           # same for OPTIONS / CRLF keepalives per peer
+    "registrars_role",        # distinct AoRs registered TO this address (server role)
+    "calls_per_min",
+    "max_concurrent",
+    "callee_ratio",           # distinct dialled users / calls
+    "in_share",               # share of calls whose INVITE came TO this address
+    "answered_share",
+    "mean_duration_s",
+    "duration_cv",
+    "short_share",            # answered calls shorter than 60 s
+    "intercall_cv",           # CV of the gaps between call starts
+    "signalling_peers",
+    "caller_ratio",           # distinct calling users / calls
+    "rtp_flows_per_call",
+    "rtp_jitter_ms",
+    "rtp_loss",
+)
+UNKNOWN_CV = 1.0  # what a CV reads when there are too few intervals: "not regular"
+MAX_KEYS = 256
+
+
+@dataclass(slots=True)
+class CallRec:
+    start: float
+    end: float
+    inbound: bool
+    callee: str
+    caller: str
+    answered: bool
+    duration: float
+
+
+@dataclass(slots=True)
+class SigHit:
+    count: int
+    first_ts: float
+    last_ts: float
+    detail: str
+
+
+def _cv(xs: list[float]) -> float:
+    n = len(xs)
+    if n < 2:
+        return UNKNOWN_CV
+    m = sum(xs) / n
+    if m <= 0:
+        return UNKNOWN_CV
+    var = sum((x - m) ** 2 for x in xs) / (n - 1)
+    return math.sqrt(var) / m
+
+
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    if n == 0:
+        return 0.0
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+@dataclass(slots=True)
+class EndpointState:
+    addr: str
+    first_ts: float
+    last_ts: float
+    sip_messages: int = 0
+    sig_hits: dict[str, SigHit] = field(default_factory=dict)
+    regs: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=8192))
+    reg_last: dict[str, float] = field(default_factory=dict)
+    reg_intervals: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
+    regs_in: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=8192))
+    ping_last: dict[tuple[str, str], float] = field(default_factory=dict)
+    ping_intervals: dict[tuple[str, str], deque[tuple[float, float]]] = \
+        field(default_factory=dict)
+    calls: deque[CallRec] = field(default_factory=lambda: deque(maxlen=8192))
+    active: dict[str, CallRec] = field(default_factory=dict)
+    peers: dict[str, float] = field(default_factory=dict)
+    rtp: deque[tuple[float, float, float]] = field(default_factory=lambda: deque(maxlen=4096))
+    dirty: bool = False
+    last_report: float | None = None
+    reported_sigs: set[str] = field(default_factory=set)
+
+    # -- updates
+    def touch(self, ts: float) -> None:
+        if ts > self.last_ts:
+            self.last_ts = ts
+
+    def hit(self, sig_id: str, ts: float, detail: str) -> bool:
+        """Record a signature hit; True when it is new for this endpoint."""
+        h = self.sig_hits.get(sig_id)
+        self.dirty = True
+        if h is None:
+            self.sig_hits[sig_id] = SigHit(1, ts, ts, detail)
+            return True
+        h.count += 1
+        h.last_ts = ts
+        return False
+
+    def peer(self, addr: str, ts: float) -> None:
+        if addr in self.peers or len(self.peers) < MAX_KEYS:
+            self.peers[addr] = ts
+
+    def register(self, ts: float, aor: str) -> None:
+        self.regs.append((ts, aor))
+        last = self.reg_last.get(aor)
+        if last is not None:
+            dq = self.reg_intervals.get(aor)
+            if dq is None:
+                dq = self.reg_intervals[aor] = deque(maxlen=64)
+            if ts - last > 0.5:  # an immediate re-REGISTER is an auth challenge answer
+                dq.append((ts, ts - last))
+        if last is not None or len(self.reg_last) < MAX_KEYS:
+            self.reg_last[aor] = ts
+        self.dirty = True
+
+    def ping(self, ts: float, peer: str, kind: str) -> None:
+        key = (peer, kind)
+        last = self.ping_last.get(key)
+        if last is not None:
+            dq = self.ping_intervals.get(key)
+            if dq is None:
+                dq = self.ping_intervals[key] = deque(maxlen=64)
+            dq.append((ts, ts - last))
+        if last is not None or len(self.ping_last) < MAX_KEYS:
+            self.ping_last[key] = ts
+
+    def call_start(self, call_id: str, ts: float, inbound: bool, callee: str,
+                   caller: str) -> None:
+        if len(self.active) < 4 * MAX_KEYS:
+            self.active[call_id] = CallRec(ts, -1.0, inbound, callee, caller, False, 0.0)
+        self.dirty = True
+
+    def call_answer(self, call_id: str, ts: float) -> None:
+        c = self.active.get(call_id)
+        if c is not None:
+            c.answered = True
+            c.duration = ts  # answer time until the end arrives
+
+    def call_end(self, call_id: str, ts: float) -> None:
+        c = self.active.pop(call_id, None)
+        if c is None:
+            return
+        c.end = ts
+        c.duration = max(0.0, ts - c.duration) if c.answered else 0.0
+        self.calls.append(c)
+        self.dirty = True
+
+    def rtp_flow(self, ts: float, jitter_ms: float, loss: float) -> None:
+        self.rtp.append((ts, jitter_ms, loss))
+
+    # -- features
+    def features(self, now: float, window_s: float) -> list[float]:
+        """The :data:`FEATURES` vector over ``[now - window_s, now]``."""
+        lo = now - window_s
+        minutes = window_s / 60.0
+        regs = [(t, a) for t, a in self.regs if t >= lo]
+        lines = len({a for _, a in regs})
+        reg_means: list[float] = []
+        reg_cvs: list[float] = []
+        for dq in self.reg_intervals.values():
+            iv = [x for t, x in dq if t >= lo]
+            if len(iv) >= 2:
+                reg_means.append(sum(iv) / len(iv))
+                reg_cvs.append(_cv(iv))
+        ping_cvs = [_cv(iv) for iv in ([x for t, x in dq if t >= lo]
+                                       for dq in self.ping_intervals.values()) if len(iv) >= 2]
+        regs_in = len({a for t, a in self.regs_in if t >= lo})
+        calls = [c for c in self.calls if c.end >= lo]
+        live = list(self.active.values())
+        all_calls = calls + live
+        n = len(all_calls)
+        started = [c.start for c in all_calls if c.start >= lo]
+        answered = [c for c in calls if c.answered]
+        durs = [c.duration for c in answered]
+        started.sort()
+        gaps = [b - a for a, b in zip(started, started[1:], strict=False)]
+        rtp = [(j, loss) for t, j, loss in self.rtp if t >= lo]
+        peers = sum(1 for t in self.peers.values() if t >= lo)
+        return [
+            float(lines),
+            len(regs) / minutes,
+            _median(reg_means),
+            _median(reg_cvs) if reg_cvs else UNKNOWN_CV,
+            _median(ping_cvs) if ping_cvs else UNKNOWN_CV,
+            float(regs_in),
+            len(started) / minutes,
+            float(_max_concurrent(all_calls, lo, now)),
+            len({c.callee for c in all_calls}) / n if n else 0.0,
+            sum(1 for c in all_calls if c.inbound) / n if n else 0.0,
+            len(answered) / len(calls) if calls else 0.0,
+            sum(durs) / len(durs) if durs else 0.0,
+            _cv(durs) if len(durs) >= 2 else UNKNOWN_CV,
+            sum(1 for d in durs if d < 60.0) / len(durs) if durs else 0.0,
+            _cv(gaps) if len(gaps) >= 2 else UNKNOWN_CV,
+            float(peers),
+            len({c.caller for c in all_calls}) / n if n else 0.0,
+            len(rtp) / len(answered) if answered else 0.0,
+            sum(j for j, _ in rtp) / len(rtp) if rtp else 0.0,
+            sum(x for _, x in rtp) / len(rtp) if rtp else 0.0,
+        ]
+
+    def activity(self, now: float, window_s: float) -> int:
+        """How much behaviour there is to judge: registrations + calls in the window."""
+        lo = now - window_s
+        return (sum(1 for t, _ in self.regs if t >= lo)
+                + sum(1 for c in self.calls if c.end >= lo) + len(self.active))
+
+    def prune(self, now: float, window_s: float) -> None:
+        """Forget what fell out of the window (keeps the containers small)."""
+        lo = now - window_s
+        for dq in (self.regs, self.regs_in, self.rtp):
+            while dq and dq[0][0] < lo:
+                dq.popleft()
+        while self.calls and self.calls[0].end < lo:
+            self.calls.popleft()
+        for d in (self.reg_last, self.ping_last, self.peers):
+            old = [k for k, t in d.items() if t < lo]
+            for k in old:
+                del d[k]
+        for dd in (self.reg_intervals, self.ping_intervals):
+            for k in [k for k, dq in dd.items() if not dq or dq[-1][0] < lo]:
+                del dd[k]
+
+
+def _max_concurrent(calls: list[CallRec], lo: float, now: float) -> int:
+    ev: list[tuple[float, int]] = []
+    for c in calls:
+        end = c.end if c.end >= 0.0 else now  # -1: still in progress
+        if end < lo:
+            continue
+        ev.append((c.start, 1))
+        ev.append((end, -1))
+    ev.sort()
+    cur = best = 0
+    for _, d in ev:
+        cur += d
+        if cur > best:
+            best = cur
+    return best

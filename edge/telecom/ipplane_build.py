@@ -1,0 +1,45 @@
+"""Builds the IP-plane (GoIP endpoint) detector stage from ``[detectors.ipplane]``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from edge.config import Config, IpPlaneSection
+from edge.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+
+def settings_from(sec: IpPlaneSection) -> Any:
+    from edge.telecom.ipplane.detector import DetectorSettings
+
+    return DetectorSettings(
+        window_s=sec.window_s, eval_interval_s=sec.eval_interval_s,
+        min_activity=sec.min_activity, max_flows=sec.max_flows, max_dialogs=sec.max_dialogs,
+        max_endpoints=sec.max_endpoints, idle_evict_s=sec.idle_evict_s,
+        realert_s=sec.realert_s, threshold=sec.threshold,
+        track_unannounced_rtp=sec.track_unannounced_rtp)
+
+
+def build_stages(cfg: Config) -> list[Any]:
+    """``[IpPlaneDetector]``, or ``[]`` when the IP plane is disabled.
+
+    A model named in the config must load (ModelError otherwise); when the packaged
+    model is missing the detector runs on signatures alone and says so in the log.
+    """
+    sec = cfg.detectors.ipplane
+    if not sec.enabled:
+        return []
+    from edge.telecom.ipplane.detector import IpPlaneDetector, load_default_model
+    from edge.telecom.ipplane.signatures import load_signatures
+
+    sigs = load_signatures(sec.signatures)
+    try:
+        model = load_default_model(sec.model)
+    except ModelError:
+        if sec.model is not None:
+            raise
+        log.warning("ipplane: packaged behaviour model unavailable; signatures only")
+        model = None
+    return [IpPlaneDetector(settings_from(sec), sigs, model)]
