@@ -12,7 +12,6 @@ import inspect
 import sys
 
 from edge import config as config_module
-from edge.config import describe
 
 
 def field_docs() -> dict[tuple[str, str], str]:
