@@ -102,14 +102,24 @@ class CallPlaneSection:
     """SIM-box detection on base-station events (per SIM and per device)."""
 
     enabled: bool = True
-    window_s: Annotated[float, Range(60.0)] = 3600.0
-    min_calls: Annotated[int, Range(1)] = 20
+    min_calls: Annotated[int, Range(1)] = 6
+    """Outgoing calls in 24 h before a SIM is judged at all (nobody is flagged on less)."""
+    score_interval_s: Annotated[float, Range(1.0, 3600.0)] = 60.0
+    """How often (event time) SIMs that changed are scored, in one batch."""
     max_lateness_s: Annotated[float, Range(0.0, 3600.0)] = 5.0
+    """Scoring waits this long behind the newest event so late events still count."""
     idle_evict_s: Annotated[float, Range(60.0)] = 24 * 3600.0
+    """SIMs, devices and cells idle this long are evicted (windows are 15 min, 1 h, 24 h)."""
     max_entities: Annotated[int, Range(1000)] = 2_000_000
+    """Hard cap on SIMs held; the longest idle are evicted first."""
+    utc_offset_h: Annotated[float, Range(-12.0, 14.0)] = 8.0
+    """Local time of the site, for the night-time features."""
     model: Path | None = None
-    """ONNX model to use; default: the packaged models/callplane model if present."""
-    threshold: Annotated[float, Range(0.0, 1.0)] = 0.9
+    """Folder with model.onnx + model.json; default: the packaged models/callplane."""
+    threshold: Annotated[float, Range(0.0, 1.0)] | None = None
+    """Model score that raises an alert; default: the threshold in model.json."""
+    rules_only: bool = False
+    """Run the explicit rules without the model."""
 
 
 @dataclass
@@ -152,8 +162,6 @@ class TlsSection:
     cert_file: ExistingPath | None = None
     key_file: ExistingPath | None = None
     insecure_skip_verify: bool = False
-    server_hostname: str | None = None
-    """Name to verify the broker certificate against (default: mqtt.host)."""
     reload_check_s: Annotated[float, Range(0.5, 3600.0)] = 10.0
     """How often the CA, cert and key files are checked for changes; a change
     reconnects with the new files (certificate rotation without restart)."""
