@@ -11,6 +11,7 @@ from edge.cli.common import fail
 EPILOG = """examples:
   edge-sim events --seed 1 --subscribers 10000 --hours 24 --out day.jsonl --truth day.truth.json
   edge-sim events --seed 2 --max-events 1000000 --out 1m.jsonl
+  edge-sim score --reports reports.jsonl --truth day.truth.json --config site.toml
 """
 
 
@@ -30,6 +31,21 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--max-events", type=int, help="stop after this many events")
     e.add_argument("--out", type=Path, required=True, help="events JSONL ('-' for stdout)")
     e.add_argument("--truth", type=Path, help="truth JSON to write")
+    e.add_argument("--profile", choices=("train", "heldout"), default="train",
+                   help="persona parameter ranges (held-out ranges differ from training)")
+    e.add_argument("--evasion", default="naive,rotation,human,low_slow",
+                   help="comma-separated SIM-box evasion levels, spread over the boxes")
+    sc = sub.add_parser("score", help="score call-plane reports against a truth file",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="example:\n  edge-agent replay --config site.toml --events "
+                               "day.jsonl --out r.jsonl\n  edge-sim score --reports r.jsonl "
+                               "--truth day.truth.json --config site.toml")
+    sc.add_argument("--reports", type=Path, required=True, help="reports JSONL (replay --out)")
+    sc.add_argument("--truth", type=Path, required=True, help="truth JSON from 'events'")
+    sc.add_argument("--config", type=Path,
+                    help="the agent's config (its privacy key pseudonymised the reports)")
+    sc.add_argument("--key", help="the privacy key itself, instead of --config")
+    sc.add_argument("--json", action="store_true", help="print JSON instead of tables")
     return p
 
 
@@ -40,14 +56,48 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.subscribers < 1 or args.hours <= 0:
             return fail("--subscribers must be >= 1 and --hours > 0")
+        levels = tuple(x for x in args.evasion.split(",") if x)
         cfg = EventSimConfig(seed=args.seed, subscribers=args.subscribers, hours=args.hours,
                              simbox_devices=args.simbox_devices, ports_per_device=args.ports,
-                             start_ts=args.start)
+                             start_ts=args.start, profile=args.profile,
+                             evasion=levels or ("naive",))
         out = sys.stdout.buffer if str(args.out) == "-" else args.out
         n = write_events(cfg, out, args.truth, max_events=args.max_events)
         print(f"wrote {n:,} events", file=sys.stderr)
         return 0
+    if args.command == "score":
+        return _score(args)
     return 2
+
+
+def _score(args: argparse.Namespace) -> int:
+    import orjson
+
+    from edge.config import load_config
+    from edge.errors import ConfigError
+    from edge.eval.callplane import load_reports, markdown, score
+    from edge.report.pseudonym import load_key
+
+    for p in (args.reports, args.truth):
+        if not p.exists():
+            return fail(f"file not found: {p}")
+    try:
+        if args.key:
+            key = args.key.encode()
+        else:
+            cfg = load_config(args.config)
+            key = load_key(cfg.privacy.key, cfg.privacy.key_file, cfg.agent.data_dir)
+        truth = orjson.loads(args.truth.read_bytes())
+    except ConfigError as exc:
+        return fail(f"invalid config: {exc}")
+    except orjson.JSONDecodeError as exc:
+        return fail(f"truth file is not JSON: {exc}")
+    res = score(load_reports(args.reports), truth, key)
+    if args.json:
+        print(orjson.dumps(res.as_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(markdown(res), end="")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Call-plane SIM-box detection: per-entity state, features, rules, model, detector."""

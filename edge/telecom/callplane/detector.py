@@ -1,0 +1,240 @@
+"""The call-plane SIM-box detector stage: events in, ``simbox.sim`` and
+``simbox.device`` detections out.
+
+``feed`` only folds an event into the per-entity tables (cheap, no model). ``tick``
+scores the SIMs that changed and carry enough calls to judge, in one batched ONNX
+call every ``score_interval_s`` of event time, applies the explicit rules, and raises
+an alert per SIM (with the features that stand out) and per device (grouping the
+flagged SIMs it carried). Everything runs on event time, so replay and live agree.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from edge.config import CallPlaneSection
+from edge.detection import Detection, Evidence, ModelInfo, Scalar, Subject
+from edge.records import BaseStationEvent
+from edge.telecom.callplane.features import FEATURES, INDEX, sim_features
+from edge.telecom.callplane.rules import RuleHit, certain
+from edge.telecom.callplane.state import EntityTables, SimState
+from edge.telecom.callplane.tacs import is_module_tac
+
+log = logging.getLogger(__name__)
+NOTHING: tuple[()] = ()
+ROUTE = ["telecom", "police"]
+REALERT_S = 24 * 3600.0
+SWEEP_S = 3600.0
+
+ScoreHook = Callable[[str, float, list[float]], None]
+
+
+class CallPlaneDetector:
+    """Pipeline stage (see :class:`edge.pipeline.Stage`)."""
+
+    name = "callplane"
+    consumes = (BaseStationEvent,)
+
+    def __init__(self, cfg: CallPlaneSection, model: Any = None, *,
+                 on_scored: ScoreHook | None = None, alerts: bool = True) -> None:
+        self.cfg = cfg
+        self.model = model
+        self.model_info: ModelInfo | None = model.info if model is not None else None
+        thr = cfg.threshold
+        if thr is None:
+            thr = float(model.contract.get("threshold", 0.9)) if model is not None else 1.1
+        self.threshold = thr
+        ref = model.contract.get("reference", {}) if model is not None else {}
+        self._ref = [(ref.get(f, [0.0, 1.0])[0], max(1e-6, ref.get(f, [0.0, 1.0])[1]))
+                     for f in FEATURES]
+        self.tables = EntityTables(idle_evict_s=cfg.idle_evict_s, max_sims=cfg.max_entities)
+        self.on_scored = on_scored
+        self.alerts = alerts  # False: only score (training collects the vectors)
+        self._dirty: list[tuple[str, SimState]] = []
+        self._next_score = -math.inf
+        self._next_sweep = -math.inf
+        self._flagged_blocks: dict[str, dict[str, float]] = {}  # imei[:12] -> imsi -> ts
+        self._block_reported: dict[str, int] = {}
+        self.scored = 0
+        self.batches = 0
+        self.alerts_sim = 0
+        self.alerts_device = 0
+        self.rule_alerts = 0
+        self.late = 0
+        self._max_ts = -math.inf
+
+    # -- stage interface
+    def feed(self, ev: BaseStationEvent) -> Sequence[Detection]:
+        if ev.ts < self._max_ts:
+            self.late += 1
+        else:
+            self._max_ts = ev.ts
+        st = self.tables.add(ev)
+        # Only outgoing calls and attaches can make a SIM look more like a box; other
+        # events are folded in and count at its next scoring.
+        if st is None or st.dirty or (ev.type != "call_start" and ev.type != "attach") \
+                or ev.dir == "mt":
+            return NOTHING
+        if st.mo_n >= self.cfg.min_calls and not st.alerted:
+            st.dirty = True
+            self._dirty.append((ev.imsi, st))
+        return NOTHING
+
+    def tick(self, now: float) -> Sequence[Detection]:
+        out: list[Detection] = []
+        if now >= self._next_score:
+            self._next_score = now + self.cfg.score_interval_s
+            # Wait out the lateness allowance so a scoring sees every event up to it.
+            out = self.score(now - self.cfg.max_lateness_s)
+        if now >= self._next_sweep:
+            self._next_sweep = now + SWEEP_S
+            self.tables.sweep(now)
+            self._sweep_blocks(now)
+        return out or NOTHING
+
+    def flush(self, now: float) -> Sequence[Detection]:
+        return self.score(now, force=True) or NOTHING
+
+    def counters(self) -> dict[str, int | float]:
+        return {**self.tables.counters(), "scored": self.scored, "batches": self.batches,
+                "alerts_sim": self.alerts_sim, "alerts_device": self.alerts_device,
+                "rule_alerts": self.rule_alerts, "late_events": self.late,
+                "pending": len(self._dirty)}
+
+    # -- scoring
+    def score(self, now: float, force: bool = False) -> list[Detection]:
+        """Score the SIMs that changed since their last scoring, in one batch."""
+        if not self._dirty:
+            return []
+        keep: list[tuple[str, SimState]] = []
+        batch: list[tuple[str, SimState]] = []
+        for imsi, st in self._dirty:
+            if self.tables.sims.get(imsi) is not st:  # evicted meanwhile
+                continue
+            if st.next_score > now and not force:
+                keep.append((imsi, st))
+            else:
+                batch.append((imsi, st))
+        self._dirty = keep
+        if not batch:
+            return []
+        rows = [sim_features(st, self.tables, now, self.cfg.utc_offset_h) for _, st in batch]
+        for (_, st) in batch:
+            st.dirty = False
+            st.next_score = now + self.cfg.score_interval_s
+        self.scored += len(batch)
+        self.batches += 1
+        if self.on_scored is not None:
+            for (imsi, _), x in zip(batch, rows, strict=True):
+                self.on_scored(imsi, now, x)
+        if not self.alerts:
+            return []
+        probs: Any = None
+        if self.model is not None:
+            probs = self.model.predict_proba(np.asarray(rows, dtype=np.float32))
+        out: list[Detection] = []
+        for i, ((imsi, st), x) in enumerate(zip(batch, rows, strict=True)):
+            if x[INDEX["mo_24h"]] < self.cfg.min_calls:
+                continue
+            hit = certain(x)
+            p = float(probs[i]) if probs is not None else 0.0
+            st.score = p
+            if hit is None and p < self.threshold:
+                continue
+            out.extend(self._alert(imsi, st, x, p, hit, now))
+        return out
+
+    def _top_features(self, x: list[float], k: int = 6) -> dict[str, Scalar]:
+        dev = sorted(range(len(FEATURES)),
+                     key=lambda i: -abs(x[i] - self._ref[i][0]) / self._ref[i][1])
+        return {FEATURES[i]: round(x[i], 3) for i in dev[:k]}
+
+    def _alert(self, imsi: str, st: SimState, x: list[float], p: float,
+               hit: RuleHit | None, now: float) -> list[Detection]:
+        st.alerted = now
+        self.alerts_sim += 1
+        imeis = sorted(st.imei_set())
+        evidence: list[Evidence] = []
+        if hit is not None:
+            self.rule_alerts += 1
+            evidence.append(Evidence(f"rule {hit.name}: {hit.reason}",
+                                     {f: round(x[INDEX[f]], 3) for f in hit.features}))
+        if self.model is not None and p >= self.threshold:
+            evidence.append(Evidence(
+                f"model score {p:.3f} >= {self.threshold:.3f}; features furthest from "
+                f"ordinary subscribers", self._top_features(x)))
+        model_decided = hit is None
+        score = max(p, 0.99) if hit is not None else p
+        det = Detection(
+            now, "simbox.sim", "critical" if hit is not None else "high", score,
+            Subject("imsi", imsi), evidence, list(ROUTE),
+            model=self.model_info if model_decided else None,
+            related=[Subject("imei", i) for i in imeis], detector=self.name)
+        out = [det]
+        cells = list(st.cells)
+        for c in cells:
+            cs = self.tables.cells.get(c)
+            if cs is not None and len(cs.alerted) < 1024:
+                cs.alerted.add(imsi)
+        for imei in imeis:
+            blk = imei[:12]
+            flagged = self._flagged_blocks.setdefault(blk, {})
+            flagged[imsi] = now
+            n = len(flagged)
+            reported = self._block_reported.get(blk, 0)
+            if n >= 2 and n >= 2 * reported:
+                self._block_reported[blk] = n
+                out.append(self._device_alert(imei, blk, flagged, now, cells))
+        return out
+
+    def _device_alert(self, imei: str, blk: str, flagged: dict[str, float], now: float,
+                      cells: list[str]) -> Detection:
+        self.alerts_device += 1
+        imsis = sorted(flagged)
+        imeis: set[str] = set(self.tables.block_imeis(imei))
+        max_per_imei = 0
+        for s in imsis:
+            st = self.tables.sims.get(s)
+            if st is not None:
+                imeis.update(st.imei_set())
+        for i in imeis:
+            d = self.tables.imeis.get(i)
+            if d is not None:
+                max_per_imei = max(max_per_imei, len(d.imsis(now - REALERT_S)))
+        imeis.discard(imei)
+        cell_alerted = max((len(self.tables.cells[c].alerted) for c in cells
+                            if c in self.tables.cells), default=0)
+        feats: dict[str, Scalar] = {
+            "flagged_sims": len(imsis), "imeis": len(imeis) + 1,
+            "max_imsis_per_imei": max_per_imei, "module_tac": is_module_tac(imei),
+            "alerted_sims_on_cell": cell_alerted}
+        return Detection(
+            now, "simbox.device", "critical", min(0.99, 0.8 + 0.03 * len(imsis)),
+            Subject("imei", imei),
+            [Evidence("one device (same IMEI or consecutive module IMEIs) carried several "
+                      "SIMs flagged as SIM-box lines", feats)],
+            list(ROUTE), model=None,
+            related=[Subject("imsi", s) for s in imsis] + [Subject("imei", i)
+                                                          for i in sorted(imeis)],
+            detector=self.name)
+
+    def _sweep_blocks(self, now: float) -> None:
+        horizon = now - REALERT_S
+        for blk in list(self._flagged_blocks):
+            fl = self._flagged_blocks[blk]
+            for s in [s for s, ts in fl.items() if ts < horizon]:
+                del fl[s]
+            if not fl:
+                del self._flagged_blocks[blk]
+                self._block_reported.pop(blk, None)
+        for st in self.tables.sims.values():
+            if st.alerted and st.alerted < horizon:
+                st.alerted = 0.0
+        for cs in self.tables.cells.values():
+            if len(cs.alerted) > 512:
+                cs.alerted.clear()

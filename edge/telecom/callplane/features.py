@@ -1,0 +1,153 @@
+"""Per-SIM feature vector over sliding windows (15 min, 1 h, 24 h) of event time.
+
+In: a :class:`~edge.telecom.callplane.state.SimState`, the entity tables (for the
+device-level aggregates) and ``now``. Out: a list of floats in :data:`FEATURES` order,
+the model's input contract (models/callplane/model.json lists the same names).
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from statistics import median
+
+from edge.telecom.callplane.state import (
+    ATTACH,
+    DATA,
+    HANDOVER,
+    MO_END,
+    MO_START,
+    MT_START,
+    SMS_MO,
+    SMS_MT,
+    EntityTables,
+    SimState,
+)
+from edge.telecom.callplane.tacs import is_module_tac
+
+FEATURES: tuple[str, ...] = (
+    "mo_15m", "mo_1h", "mo_24h", "mt_24h", "mo_share", "distinct_peer_ratio",
+    "prefix_spread", "known_peer_share", "answer_ratio", "dur_median_s", "dur_cv",
+    "sms_24h", "data_24h", "cells_24h", "handovers_24h", "active_hours", "night_share",
+    "gap_median_s", "gap_cv", "imeis_per_imsi", "max_imsis_per_imei", "block_imsis",
+    "module_tac", "attaches_24h", "auth_mean_ms", "auth_cv", "device_mo_per_sim",
+)
+INDEX = {name: i for i, name in enumerate(FEATURES)}
+_PEER_CODES_IN = (MT_START, SMS_MT, SMS_MO)
+
+
+def _cv(xs: list[float]) -> float:
+    n = len(xs)
+    if n < 2:
+        return 0.0
+    m = sum(xs) / n
+    if m <= 0:
+        return 0.0
+    var = sum((x - m) ** 2 for x in xs) / (n - 1)
+    return math.sqrt(var) / m
+
+
+def sim_features(st: SimState, tables: EntityTables, now: float,
+                 utc_offset_h: float = 8.0) -> list[float]:
+    """The feature vector of one SIM at event time ``now`` (trims its state first)."""
+    st.trim(now)
+    h1, m15 = now - 3600.0, now - 900.0
+    pt, pc, pp = st.pt, st.pc, st.pp
+    mo_ts: list[float] = []
+    mo_peers: list[str] = []
+    in_peers: set[str] = set()
+    mt = 0
+    for i in range(len(pt)):
+        code = pc[i]
+        if code == MO_START:
+            mo_ts.append(pt[i])
+            mo_peers.append(pp[i])
+        else:
+            if code == MT_START:
+                mt += 1
+            if code in _PEER_CODES_IN:
+                in_peers.add(pp[i])
+    mo = len(mo_ts)
+    mo_ts.sort()
+    mo_1h = mo - bisect_left(mo_ts, h1)
+    mo_15m = mo - bisect_left(mo_ts, m15)
+    distinct = set(mo_peers)
+    n_distinct = len(distinct)
+    prefixes = {p[:7] for p in distinct}
+    known = sum(1 for p in mo_peers if p in in_peers)
+    # repeat calls to the same number also count as "known" (people call people again)
+    repeats = mo - n_distinct
+
+    t, c, v = st.t, st.c, st.v
+    ends = answered = sms = data = ho = att = 0
+    durs: list[float] = []
+    auths: list[float] = []
+    for i in range(len(t)):
+        code = c[i]
+        if code == MO_END:
+            ends += 1
+            d = v[i]
+            if d > 0:
+                answered += 1
+                durs.append(d)
+        elif code == SMS_MO or code == SMS_MT:
+            sms += 1
+        elif code == DATA:
+            data += 1
+        elif code == HANDOVER:
+            ho += 1
+        elif code == ATTACH:
+            att += 1
+            if v[i] >= 0:
+                auths.append(v[i])
+
+    off = utc_offset_h * 3600.0
+    hours = {int((x + off) // 3600) for x in mo_ts}
+    night = sum(1 for x in mo_ts if ((x + off) % 86400.0) < 6 * 3600.0)
+    gaps = [b - a for a, b in zip(mo_ts, mo_ts[1:], strict=False)]
+
+    imeis = st.imei_set()
+    horizon = now - 24 * 3600.0
+    max_imsis = 0
+    block: set[str] = set()
+    for imei in imeis:
+        dev = tables.imeis.get(imei)
+        if dev is not None:
+            ims = dev.imsis(horizon)
+            max_imsis = max(max_imsis, len(ims))
+        for sib in tables.block_imeis(imei):
+            d2 = tables.imeis.get(sib)
+            if d2 is not None:
+                block.update(d2.imsis(horizon))
+    dev_mo = 0.0
+    if len(block) > 1:
+        tot = 0
+        for imsi in block:
+            s2 = tables.sims.get(imsi)
+            if s2 is not None:
+                tot += s2.mo_n
+        dev_mo = tot / len(block)
+    else:
+        dev_mo = float(mo)
+
+    return [
+        float(mo_15m), float(mo_1h), float(mo), float(mt),
+        mo / (mo + mt) if mo + mt else 0.0,
+        n_distinct / mo if mo else 0.0,
+        len(prefixes) / mo if mo else 0.0,
+        (known + repeats) / mo if mo else 0.0,
+        answered / ends if ends else 0.0,
+        median(durs) if durs else 0.0,
+        _cv(durs),
+        float(sms), float(data), float(len(st.cells)), float(ho),
+        float(len(hours)),
+        night / mo if mo else 0.0,
+        median(gaps) if gaps else 0.0,
+        _cv(gaps),
+        float(len(imeis)), float(max_imsis), float(max(1, len(block))),
+        1.0 if any(is_module_tac(i) for i in imeis) else 0.0,
+        float(att),
+        sum(auths) / len(auths) if auths else -1.0,
+        _cv(auths),
+        dev_mo,
+    ]
