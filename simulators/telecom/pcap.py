@@ -145,6 +145,7 @@ class _Sim:
         self.macs: dict[str, bytes] = {}
         self.vlans: dict[str, int] = {}
         self.tcp_conns: dict[tuple[str, int, str, int], list[int]] = {}
+        self.tcp_pending: list[tuple[float, int, str, int, str, int, bytes, bool]] = []
         self.gtp_seq = 0
         self.ident = 1
         self.n = 0
@@ -205,6 +206,17 @@ class _Sim:
 
     def send_tcp(self, ts: float, src: str, sport: int, dst: str, dport: int,
                  payload: bytes, *, client: bool) -> None:
+        """Queue one data segment; sequence numbers are given in time order at the end."""
+        self.n += 1
+        self.tcp_pending.append((ts, self.n, src, sport, dst, dport, payload, client))
+
+    def _finish_tcp(self) -> None:
+        for ts, _, src, sport, dst, dport, payload, client in sorted(self.tcp_pending):
+            self._tcp_segment(ts, src, sport, dst, dport, payload, client=client)
+        self.tcp_pending.clear()
+
+    def _tcp_segment(self, ts: float, src: str, sport: int, dst: str, dport: int,
+                     payload: bytes, *, client: bool) -> None:
         """One data segment on a (lazily opened) connection; the peer ACKs some."""
         key = (src, sport, dst, dport) if client else (dst, dport, src, sport)
         conn = self.tcp_conns.get(key)
@@ -543,6 +555,7 @@ class _Sim:
                           (SMS_SERVER, "goip_sms_server"), (SIMBANK_SERVER, "simbank_server"),
                           (DDNS_SERVER, "ddns_server")):
             self.endpoints.append(Endpoint(ip, label, "infrastructure", False))
+        self._finish_tcp()
 
     # ------------------------------------------------------------------ output
     def write(self, fh: BinaryIO) -> int:
