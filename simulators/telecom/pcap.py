@@ -272,7 +272,7 @@ class _Sim:
              caller_media: tuple[str, int], callee_media: tuple[str, int],
              caller_sdp: str, callee_sdp: str, answered: bool, ring_s: float, dur_s: float,
              savp: bool = False, acrypt: bool = False, bye_by_caller: bool = True,
-             ice: int = 0) -> None:
+             ice: int = 0, answer_ice: int = 0) -> None:
         """One INVITE dialog: offer, provisional responses, answer, RTP both ways, BYE."""
         self.counts["calls"] += 1
         call_id = f"{self.tok(12)}@{caller.host()}"
@@ -306,7 +306,7 @@ class _Sim:
             self.send_sip(t1 + 0.02, caller, callee, ack.data)
             return
         answer = sip.sdp(callee_sdp, callee_media[0], callee_media[1],
-                         self.rng.getrandbits(30), savp=savp)
+                         self.rng.getrandbits(30), savp=savp, ice=answer_ice)
         self.send_sip(t1, callee, caller, sip.response(inv, 200, callee, to_tag=ttag,
                                                        body=answer, extra=extra))
         ack = sip.request("ACK", ruri, caller, ack_to, call_id=call_id, cseq=1,
@@ -416,7 +416,7 @@ class _Sim:
                 t += 60.0
         rate = {"softphone": 1 / 240, "ipphone": 1 / 300, "pbx_trunk": 1 / 8}[label]
         contacts = [self.number() for _ in range(8)]
-        ice_ua = ua_s.startswith(("Linphone", "Bria"))
+        ice_ua = ua_s.startswith(("Linphone", "Bria", "MicroSIP"))
         t = self.t0 + rng.expovariate(rate)
         while t < t_end - 5:
             outgoing = rng.random() < (0.55 if persona == "pbx_trunk" else 0.5)
@@ -426,13 +426,14 @@ class _Sim:
             dur = min(rng.lognormvariate(4.3, 0.9), 1800.0)
             kw = dict(answered=rng.random() < 0.8, ring_s=rng.uniform(2, 15), dur_s=dur,
                       caller_sdp="normal", callee_sdp="normal")
+            ice = 12 if (ice_ua and transport == "UDP" and not v6) else 0
             if outgoing:
-                ice = 12 if (ice_ua and transport == "UDP" and not v6) else 0
                 self.call(t, me, proxy, peer, caller_media=my_media, callee_media=srv_media,
                           ice=ice, **kw)  # type: ignore[arg-type]
             else:
                 self.call(t, proxy, me, me.user, caller_media=srv_media, callee_media=my_media,
-                          bye_by_caller=rng.random() < 0.5, **kw)  # type: ignore[arg-type]
+                          bye_by_caller=rng.random() < 0.5, answer_ice=ice,
+                          **kw)  # type: ignore[arg-type]
             t += rng.expovariate(rate)
 
     def goip(self, persona: str, idx: int) -> None:
