@@ -135,8 +135,9 @@ class IpPlaneSection:
     """Signature file; default: the packaged signatures."""
     model: Path | None = None
     """ONNX behaviour model (model.json beside it); default: packaged models/ipplane."""
-    threshold: Annotated[float, Range(0.0, 1.0)] = 0.9
-    """Behaviour-model score at which an endpoint without signatures is reported."""
+    threshold: Annotated[float, Range(0.0, 1.0)] | None = None
+    """Behaviour-model score at which an endpoint without signatures is reported;
+    default: the threshold in the model's model.json."""
     eval_interval_s: Annotated[float, Range(1.0, 3600.0)] = 60.0
     """How often (event time) changed endpoints are judged, in one batched model call."""
     min_activity: Annotated[int, Range(1)] = 10

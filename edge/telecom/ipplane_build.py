@@ -18,7 +18,7 @@ def settings_from(sec: IpPlaneSection) -> Any:
         window_s=sec.window_s, eval_interval_s=sec.eval_interval_s,
         min_activity=sec.min_activity, max_flows=sec.max_flows, max_dialogs=sec.max_dialogs,
         max_endpoints=sec.max_endpoints, idle_evict_s=sec.idle_evict_s,
-        realert_s=sec.realert_s, threshold=sec.threshold,
+        realert_s=sec.realert_s, threshold=sec.threshold if sec.threshold is not None else 0.9,
         track_unannounced_rtp=sec.track_unannounced_rtp)
 
 
@@ -42,4 +42,7 @@ def build_stages(cfg: Config) -> list[Any]:
             raise
         log.warning("ipplane: packaged behaviour model unavailable; signatures only")
         model = None
-    return [IpPlaneDetector(settings_from(sec), sigs, model)]
+    settings = settings_from(sec)
+    if sec.threshold is None and model is not None and "threshold" in model.contract:
+        settings.threshold = float(model.contract["threshold"])
+    return [IpPlaneDetector(settings, sigs, model)]

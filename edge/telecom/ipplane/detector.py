@@ -14,7 +14,7 @@ evictions are counted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import numpy as np
 
 from edge.detection import Detection, Evidence, ModelInfo, Subject
 from edge.pipeline import NOTHING
-from edge.records import Packet
+from edge.records import Packet, RtpBatch
 from edge.telecom.ipplane.dhcp_dns import dns_query_name, parse_dhcp
 from edge.telecom.ipplane.dialogs import (
     CallEvent,
@@ -69,13 +69,15 @@ class IpPlaneDetector:
     """Stage ``ipplane``: consumes :class:`Packet`, emits ``goip.endpoint`` detections."""
 
     name = "ipplane"
-    consumes: tuple[type, ...] = (Packet,)
+    consumes: tuple[type, ...] = (Packet, RtpBatch)
 
     def __init__(self, settings: DetectorSettings | None = None,
                  signatures: SignatureSet | None = None, model: Any = None) -> None:
         self.s = settings or DetectorSettings()
         self.sigs = signatures or load_signatures()
         self.model = model  # a models.loader.LoadedModel, or None (signatures only)
+        # training and evaluation tap: called with (now, addr, features) per judged endpoint
+        self.feature_sink: Callable[[float, str, list[float]], None] | None = None
         self.dialogs = DialogTable(self.s.max_dialogs)
         self.endpoints: dict[str, EndpointState] = {}
         self.tcp: dict[tuple[str, int, str, int], SipStream] = {}
@@ -93,20 +95,23 @@ class IpPlaneDetector:
         self._next_sweep: float | None = None
         self.now = 0.0
         self.c: dict[str, int] = dict.fromkeys((
-            "packets", "sip_messages", "sip_errors", "sip_tcp_gaps", "rtp_packets",
+            "packets", "rtp_batches", "sip_messages", "sip_errors", "sip_tcp_gaps", "rtp_packets",
             "rtp_unannounced", "goip_sms", "dhcp", "dns", "signature_hits", "evaluations",
             "model_batches", "detections", "endpoints_evicted_idle", "endpoints_evicted_full",
             "flows_evicted_idle", "flows_evicted_full", "media_evicted_full",
             "tcp_streams_evicted", "internal_errors"), 0)
 
     # ------------------------------------------------------------------ packets
-    def feed(self, pkt: Packet) -> Sequence[Detection]:
-        self.c["packets"] += 1
+    def feed(self, pkt: Packet | RtpBatch) -> Sequence[Detection]:
         ts = pkt.ts
         if ts > self.now:
             self.now = ts
         try:
-            self._packet(pkt, ts)
+            if type(pkt) is RtpBatch:
+                self._rtp_batch(pkt)
+            else:
+                self.c["packets"] += 1
+                self._packet(pkt, ts)  # type: ignore[arg-type]
         except Exception:  # a parser bug must cost one packet, never the agent
             self.c["internal_errors"] += 1
             if self.c["internal_errors"] <= 3:
@@ -305,8 +310,8 @@ class IpPlaneDetector:
                 callee.call_answer(d.call_id, ev.ts)
             else:
                 t_end = d.t_end if d.t_end is not None else ev.ts
-                caller.call_end(d.call_id, t_end)
-                callee.call_end(d.call_id, t_end)
+                caller.call_end(d.call_id, t_end, not ev.timeout)
+                callee.call_end(d.call_id, t_end, not ev.timeout)
                 for key in self._media_of_call.pop(d.call_id, ()):
                     self._media_dying.append((ev.ts, key))
         elif isinstance(ev, MediaEvent):
@@ -336,10 +341,27 @@ class IpPlaneDetector:
             if len(self.rtp) >= self.s.max_flows:
                 self._finish_flow(next(iter(self.rtp)), full=True)
             f = self.rtp[key] = RtpFlow(ts, ts, call_id)
+        elif call_id and not f.call_id:
+            f.call_id = call_id
         self.c["rtp_packets"] += 1
         if not call_id:
             self.c["rtp_unannounced"] += 1
         f.add(ts, hdr[0], hdr[1], hdr[2], hdr[3], len(p))
+
+    def _rtp_batch(self, b: RtpBatch) -> None:
+        key = (b.src, b.sport, b.dst, b.dport)
+        f = self.rtp.get(key)
+        if f is None:
+            if len(self.rtp) >= self.s.max_flows:
+                self._finish_flow(next(iter(self.rtp)), full=True)
+            call_id = self.media.get((b.dst, b.dport), "")
+            f = self.rtp[key] = RtpFlow(b.first_ts, b.ts, call_id)
+            if not call_id:
+                self.c["rtp_unannounced"] += b.packets
+        self.c["rtp_packets"] += b.packets
+        self.c["rtp_batches"] += 1
+        f.add_batch(b.first_ts, b.ts, b.payload_type, b.ssrc, b.packets, b.bytes, b.lost,
+                    b.jitter_s)
 
     def _finish_flow(self, key: tuple[str, int, str, int], full: bool = False) -> None:
         f = self.rtp.pop(key)
@@ -395,8 +417,7 @@ class IpPlaneDetector:
             del self.tcp[k]
             self.c["tcp_streams_evicted"] += 1
         limit = now - max(self.s.idle_evict_s, self.s.window_s)
-        gone = [a for a, ep in self.endpoints.items() if ep.last_ts < limit and not ep.active
-                and not ep.dirty]
+        gone = [a for a, ep in self.endpoints.items() if ep.last_ts < limit and not ep.active]
         for a in gone:
             del self.endpoints[a]
         self.c["endpoints_evicted_idle"] += len(gone)
@@ -418,15 +439,23 @@ class IpPlaneDetector:
             weight = sum(self.sigs.by_id[i].weight for i in ep.sig_hits if i in self.sigs.by_id)
             if weight >= rw:
                 sig_ok[ep.addr] = weight
-            if self.model is not None and ep.activity(now, s.window_s) >= s.min_activity:
+            if (self.model is not None or self.feature_sink is not None) and \
+                    ep.activity(now, s.window_s) >= s.min_activity:
                 behave.append(ep)
         probs: dict[str, tuple[float, list[float]]] = {}
-        if behave:
+        if behave and self.model is None:
+            sink = self.feature_sink
+            assert sink is not None
+            for ep in behave:
+                sink(now, ep.addr, ep.features(now, s.window_s))
+        elif behave:
             x = np.array([ep.features(now, s.window_s) for ep in behave], dtype=np.float32)
             self.c["model_batches"] += 1
             pr = self.model.predict_proba(x)
             for ep, pv, row in zip(behave, pr, x, strict=True):
                 probs[ep.addr] = (float(pv), [float(v) for v in row])
+                if self.feature_sink is not None:
+                    self.feature_sink(now, ep.addr, probs[ep.addr][1])
         out: list[Detection] = []
         for addr in list(sig_ok) + [a for a in probs if a not in sig_ok]:
             ep = self.endpoints[addr]

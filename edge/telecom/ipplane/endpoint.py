@@ -48,6 +48,7 @@ class CallRec:
     caller: str
     answered: bool
     duration: float
+    complete: bool = True  # False when the end was a timeout: duration unknown
 
 
 @dataclass(slots=True)
@@ -155,11 +156,12 @@ class EndpointState:
             c.answered = True
             c.duration = ts  # answer time until the end arrives
 
-    def call_end(self, call_id: str, ts: float) -> None:
+    def call_end(self, call_id: str, ts: float, complete: bool = True) -> None:
         c = self.active.pop(call_id, None)
         if c is None:
             return
         c.end = ts
+        c.complete = complete
         c.duration = max(0.0, ts - c.duration) if c.answered else 0.0
         self.calls.append(c)
         self.dirty = True
@@ -190,7 +192,7 @@ class EndpointState:
         n = len(all_calls)
         started = [c.start for c in all_calls if c.start >= lo]
         answered = [c for c in calls if c.answered]
-        durs = [c.duration for c in answered]
+        durs = [c.duration for c in answered if c.complete]
         started.sort()
         gaps = [b - a for a, b in zip(started, started[1:], strict=False)]
         rtp = [(j, loss) for t, j, loss in self.rtp if t >= lo]

@@ -33,8 +33,8 @@ REPLIES = frozenset({b"PASSWORD", b"SEND", b"OK", b"WAIT", b"ERROR", b"DONE", b"
                      b"CFERROR", b"USSDERROR"})
 # First three bytes of every form above: the hot path's pre-check.
 PREFIXES = frozenset(
-    [b"req", b"reg"] + [r[:3] for r in REPORTS] + [c[:3] for c in COMMANDS]
-    + [r[:3] for r in REPLIES]
+    [b"req", b"reg"] + [r[:3] for r in REPORTS] + [(c + b" ")[:3] for c in COMMANDS]
+    + [(r + b" ")[:3] for r in REPLIES]
 )
 MAX_LEN = 4096
 

@@ -61,6 +61,9 @@ class RtpFlow:
     gap_sum: float = 0.0
     gap_sq: float = 0.0
     ssrc_changes: int = 0
+    batch_lost: int = 0  # from decoder-side aggregates (RtpBatch), when used
+    batch_jitter_w: float = 0.0  # sum of jitter_s x pairs over batches
+    batch_pairs: int = 0
 
     def add(self, ts: float, pt: int, seq: int, rtp_ts: int, ssrc: int, size: int) -> None:
         if self.packets == 0 or ssrc != self.ssrc:
@@ -91,8 +94,28 @@ class RtpFlow:
                     self.jitter += (d - self.jitter) / 16.0
             self.transit = transit
 
+    def add_batch(self, first_ts: float, ts: float, pt: int, ssrc: int, packets: int,
+                  size: int, lost: int, jitter_s: float) -> None:
+        """Fold in a decoder-side aggregate of ``packets`` packets (see edge.records.RtpBatch)."""
+        if self.packets and ssrc != self.ssrc:
+            self.ssrc_changes += 1
+        if self.packets:
+            gap = first_ts - self.last_ts
+            self.gap_sum += gap
+        self.gap_sum += max(0.0, ts - first_ts)
+        self.ssrc, self.pt = ssrc, pt
+        self.packets += packets
+        self.bytes += size
+        self.batch_lost += max(0, lost)
+        if packets > 1:
+            self.batch_jitter_w += jitter_s * (packets - 1)
+            self.batch_pairs += packets - 1
+        self.last_ts = ts
+
     @property
     def expected(self) -> int:
+        if self.batch_pairs or self.batch_lost:
+            return self.packets + self.batch_lost
         return self.cycles + self.max_seq - self.base_seq + 1 if self.packets else 0
 
     @property
@@ -106,6 +129,8 @@ class RtpFlow:
 
     @property
     def jitter_ms(self) -> float:
+        if self.batch_pairs:
+            return 1000.0 * self.batch_jitter_w / self.batch_pairs
         return 1000.0 * self.jitter / CLOCK.get(self.pt, 8000)
 
     @property

@@ -1,0 +1,1 @@
+"""IP-plane GoIP behaviour model: training code, ONNX file, contract and card."""

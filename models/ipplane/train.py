@@ -1,0 +1,147 @@
+"""Train the IP-plane GoIP behaviour model on simulated endpoints; export ONNX + contract.
+
+    python -m models.ipplane.train              # the packaged model (about a minute)
+    python -m models.ipplane.train --quick --out /tmp/m   # small, for tests
+
+Deterministic given ``--seed``:
+1. generates training scenarios (simulators/telecom/ipplane_behaviour.py, ``train``
+   parameter ranges, seeds ``seed .. seed+n-1``): plain, masked and low-and-slow GoIPs,
+   SIM-bank clients, softphones, IP phones, PBX trunks and the servers they talk to;
+2. replays each through the real detector (no model) and records the feature vector
+   of every endpoint each time the detector judges it, so the model sees exactly the
+   vectors it sees live, early in the window and late;
+3. fits gradient-boosted trees (scikit-learn), weighting each endpoint equally so
+   chatty endpoints do not dominate;
+4. picks the threshold on separate validation scenarios: just above the highest
+   score any negative endpoint reached there, kept within [0.5, 0.95];
+5. writes ``model.onnx`` (skl2onnx) and ``model.json`` (features, threshold, sha256,
+   the benign per-feature mean/std that alerts use to name their top features).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.eval.ipplane import run_packets
+from edge.telecom.ipplane.detector import DetectorSettings, IpPlaneDetector
+from edge.telecom.ipplane.endpoint import FEATURES
+from models.loader import sha256_file
+from simulators.telecom.ipplane_behaviour import generate
+
+HERE = Path(__file__).resolve().parent
+NAME = "ipplane"
+VERSION = "1.0.0"
+
+
+def collect(seeds: list[int], profile: str, duration_s: float
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(X, y, sample weight, endpoint ids) over the scenarios of ``seeds``."""
+    xs: list[list[float]] = []
+    ys: list[int] = []
+    keys: list[str] = []
+    for seed in seeds:
+        sc = generate(seed, profile=profile, duration_s=duration_s)
+        pos = {e["ip"]: bool(e["positive"]) for e in sc.truth["endpoints"]}
+        det = IpPlaneDetector(DetectorSettings())
+        rows: list[tuple[str, list[float]]] = []
+        det.feature_sink = lambda now, addr, f, rows=rows: rows.append((addr, f))
+        run_packets(det, sc.packets)
+        for addr, f in rows:
+            if addr in pos:
+                xs.append(f)
+                ys.append(int(pos[addr]))
+                keys.append(f"{seed}/{addr}")
+    count: dict[str, int] = defaultdict(int)
+    for k in keys:
+        count[k] += 1
+    w = np.array([1.0 / count[k] for k in keys], dtype=np.float64)
+    y = np.array(ys, dtype=np.int64)
+    total = w.sum()
+    for cls in (0, 1):  # then give both classes the same total weight
+        m = y == cls
+        if m.any():
+            w[m] *= (total / 2.0) / w[m].sum()
+    return np.array(xs, dtype=np.float32), y, w, keys
+
+
+def train(out: Path, seed: int = 1, n_train: int = 30, n_val: int = 6,
+          duration_s: float = 1200.0, n_estimators: int = 150) -> dict[str, Any]:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    t0 = time.perf_counter()
+    tr_seeds = list(range(seed, seed + n_train))
+    va_seeds = list(range(seed + 500, seed + 500 + n_val))
+    x, y, w, keys = collect(tr_seeds, "train", duration_s)
+    clf = GradientBoostingClassifier(n_estimators=n_estimators, max_depth=3,
+                                     learning_rate=0.1, subsample=0.8, min_samples_leaf=20,
+                                     random_state=seed)
+    clf.fit(x, y, sample_weight=w)
+    xv, yv, _, kv = collect(va_seeds, "train", duration_s)
+    pv = clf.predict_proba(xv)[:, 1] if len(xv) else np.zeros(0)
+    per_ep: dict[str, tuple[int, float]] = {}
+    for k, lab, p in zip(kv, yv, pv, strict=True):
+        per_ep[k] = (int(lab), max(per_ep.get(k, (0, 0.0))[1], float(p)))
+    neg_max = max((p for lab, p in per_ep.values() if lab == 0), default=0.0)
+    threshold = float(min(0.95, max(0.5, neg_max + 0.02)))
+    pos_eps = [p for lab, p in per_ep.values() if lab == 1]
+    val_recall = sum(1 for p in pos_eps if p >= threshold) / len(pos_eps) if pos_eps else 0.0
+
+    out.mkdir(parents=True, exist_ok=True)
+    onx = convert_sklearn(clf, initial_types=[("features", FloatTensorType([None, len(FEATURES)]))],
+                          options={id(clf): {"zipmap": False}}, target_opset=17)
+    onnx_path = out / "model.onnx"
+    onnx_path.write_bytes(onx.SerializeToString())
+    benign = x[y == 0]
+    contract = {
+        "name": NAME, "version": VERSION, "sha256": sha256_file(onnx_path),
+        "features": list(FEATURES),
+        "outputs": {"label": "0 ordinary VoIP / 1 GoIP-like", "probabilities": "[p0, p1]"},
+        "threshold": round(threshold, 4),
+        "benign_mean": [round(float(v), 5) for v in benign.mean(axis=0)],
+        "benign_std": [round(float(v), 5) for v in benign.std(axis=0)],
+        "training": {
+            "generator": "simulators.telecom.ipplane_behaviour (profile train)",
+            "train_seeds": [tr_seeds[0], tr_seeds[-1]], "validation_seeds": va_seeds,
+            "duration_s": duration_s, "rows": int(len(x)), "positive_rows": int(y.sum()),
+            "endpoints": len(set(keys)), "estimator": "GradientBoostingClassifier",
+            "n_estimators": n_estimators, "max_depth": 3, "min_samples_leaf": 20,
+            "random_state": seed,
+        },
+        "validation": {"negative_max_score": round(neg_max, 4),
+                       "positive_endpoint_recall": round(val_recall, 4),
+                       "endpoints": len(per_ep)},
+        "feature_importance": {f: round(float(v), 4) for f, v in
+                               sorted(zip(FEATURES, clf.feature_importances_, strict=True),
+                                      key=lambda kv: -kv[1])},
+    }
+    (out / "model.json").write_text(json.dumps(contract, indent=1) + "\n")
+    contract["seconds"] = round(time.perf_counter() - t0, 1)
+    return contract
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=HERE)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="tiny run for tests")
+    a = ap.parse_args(argv)
+    if a.quick:
+        c = train(a.out, a.seed, n_train=2, n_val=1, duration_s=600.0, n_estimators=30)
+    else:
+        c = train(a.out, a.seed)
+    print(json.dumps({k: c[k] for k in ("threshold", "training", "validation", "seconds")},
+                     indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
