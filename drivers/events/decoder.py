@@ -19,6 +19,7 @@ KNOWN_FIELDS = frozenset(
     ("ts", "type", "imsi", "duration_s", "auth_ms", "bytes") + _STR_FIELDS
 )
 _DIRS = frozenset(("mo", "mt"))
+_NUM = (int, float)
 
 
 class EventDecoder:
@@ -69,29 +70,38 @@ class EventDecoder:
             return None
         if len(obj) > 3 and not KNOWN_FIELDS.issuperset(obj):
             self.unknown_fields += 1
-        ev = BaseStationEvent(float(ts), etype, imsi)
         get = obj.get
-        for name in _STR_FIELDS:
-            v = get(name)
-            if v is not None:
-                if type(v) is not str:
-                    return self._bad(lineno, f"{name} is not a string", float(ts))
-                setattr(ev, name, v)
-        imei = ev.imei
+        imei = get("imei")
+        msisdn = get("msisdn")
+        cell = get("cell")
+        dir_ = get("dir")
+        peer = get("peer")
+        call_id = get("call_id")
+        cause = get("cause")
+        target_cell = get("target_cell")
+        # One pass over the optional strings (the hot path: most are present or None).
+        for name, v in zip(_STR_FIELDS, (imei, msisdn, cell, dir_, peer, call_id, cause,
+                                         target_cell), strict=True):
+            if v is not None and type(v) is not str:
+                return self._bad(lineno, f"{name} is not a string", float(ts))
         if imei is not None and not (14 <= len(imei) <= 16 and imei.isdigit()):
             return self._bad(lineno, "imei is not 14-16 digits", float(ts))
-        if ev.dir is not None and ev.dir not in _DIRS:
+        if dir_ is not None and dir_ not in _DIRS:
             return self._bad(lineno, "dir is not mo or mt", float(ts))
-        for name in ("duration_s", "auth_ms"):
-            v = get(name)
-            if v is not None:
-                if type(v) not in (int, float) or not math.isfinite(v) or v < 0:
-                    return self._bad(lineno, f"{name} is not a non-negative number", float(ts))
-                setattr(ev, name, float(v))
+        duration_s = get("duration_s")
+        if duration_s is not None:
+            if type(duration_s) not in _NUM or not math.isfinite(duration_s) or duration_s < 0:
+                return self._bad(lineno, "duration_s is not a non-negative number", float(ts))
+            duration_s = float(duration_s)
+        auth_ms = get("auth_ms")
+        if auth_ms is not None:
+            if type(auth_ms) not in _NUM or not math.isfinite(auth_ms) or auth_ms < 0:
+                return self._bad(lineno, "auth_ms is not a non-negative number", float(ts))
+            auth_ms = float(auth_ms)
         b = get("bytes")
-        if b is not None:
-            if type(b) is not int or b < 0:
-                return self._bad(lineno, "bytes is not a non-negative integer", float(ts))
-            ev.bytes = b
+        if b is not None and (type(b) is not int or b < 0):
+            return self._bad(lineno, "bytes is not a non-negative integer", float(ts))
+        ev = BaseStationEvent(float(ts), etype, imsi, imei, msisdn, cell, dir_, peer, call_id,
+                              duration_s, cause, auth_ms, b, target_cell)
         self.decoded += 1
         return ev

@@ -1,0 +1,123 @@
+"""The base-station event simulator: seeded, ordered, valid events and a truth file."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from drivers.events.decoder import EventDecoder
+from edge.records import BaseStationEvent
+from simulators.telecom.events import (
+    EVASION_LEVELS,
+    EVIDENCE_CALLS,
+    EventSimConfig,
+    EventSimulator,
+    write_events,
+)
+
+
+def _gen(**kw: object) -> tuple[list[dict], dict]:
+    sim = EventSimulator(EventSimConfig(**kw))  # type: ignore[arg-type]
+    return list(sim.events()), sim.truth()
+
+
+@pytest.fixture(scope="module")
+def day() -> tuple[list[dict], dict]:
+    return _gen(seed=3, subscribers=1200, simbox_devices=8, ports_per_device=6, hours=8)
+
+
+def test_same_seed_same_bytes(tmp_path: Path) -> None:
+    cfg = EventSimConfig(seed=11, subscribers=300, simbox_devices=4, hours=3)
+    a, b = io.BytesIO(), io.BytesIO()
+    write_events(cfg, a)
+    write_events(cfg, b)
+    assert a.getvalue() == b.getvalue() and len(a.getvalue()) > 1000
+    c = io.BytesIO()
+    write_events(EventSimConfig(seed=12, subscribers=300, simbox_devices=4, hours=3), c)
+    assert c.getvalue() != a.getvalue()
+
+
+def test_events_ordered_and_decodable(day: tuple[list[dict], dict]) -> None:
+    events, _ = day
+    ts = [e["ts"] for e in events]
+    assert ts == sorted(ts)
+    dec = EventDecoder("sim")
+    for i, e in enumerate(events, 1):
+        assert isinstance(dec.decode_line(orjson.dumps(e), i), BaseStationEvent)
+    assert dec.malformed == 0
+
+
+def test_truth_covers_personas_levels_and_evidence(day: tuple[list[dict], dict]) -> None:
+    events, truth = day
+    personas = Counter(t["persona"] for t in truth["sims"].values())
+    for p in ("ordinary", "call_centre", "sales_rep", "taxi", "elderly", "iot", "dual_sim",
+              "roamer"):
+        assert personas[p] > 0, p
+    levels = {t["evasion"] for t in truth["sims"].values() if t["label"] == "simbox"}
+    assert levels == set(EVASION_LEVELS)
+    assert {d["evasion"] for d in truth["devices"].values()} == set(EVASION_LEVELS)
+    # Evidence time = start of the EVIDENCE_CALLS-th outgoing call of that SIM.
+    mo: dict[str, list[float]] = {}
+    for e in events:
+        if e["type"] == "call_start" and e["dir"] == "mo":
+            mo.setdefault(e["imsi"], []).append(e["ts"])
+    checked = 0
+    for imsi, t in truth["sims"].items():
+        if t["label"] != "simbox":
+            assert t["evidence_ts"] is None
+            continue
+        calls = sorted(mo.get(imsi, []))
+        if len(calls) >= EVIDENCE_CALLS:
+            assert t["evidence_ts"] == pytest.approx(calls[EVIDENCE_CALLS - 1], abs=1e-3)
+            checked += 1
+        else:
+            assert t["evidence_ts"] is None
+    assert checked >= 10
+
+
+def test_evasion_shapes(day: tuple[list[dict], dict]) -> None:
+    events, truth = day
+    sims = truth["sims"]
+    imsis_per_imei: dict[str, set[str]] = {}
+    mt_by_level: Counter[str] = Counter()
+    for e in events:
+        t = sims[e["imsi"]]
+        if t["label"] != "simbox":
+            continue
+        imsis_per_imei.setdefault(e["imei"], set()).add(e["imsi"])
+        if e["type"] == "call_start" and e["dir"] == "mt":
+            mt_by_level[t["evasion"]] += 1
+    rot = [i for i, s in imsis_per_imei.items()
+           if any(sims[x]["evasion"] in ("rotation", "low_slow") for x in s)]
+    assert max(len(imsis_per_imei[i]) for i in rot) >= 2  # SIM-bank rotation
+    assert mt_by_level["human"] > 0 and mt_by_level["naive"] == 0
+    # naive boxes: consecutive module IMEIs
+    naive = sorted({e["imei"] for e in events if sims[e["imsi"]]["evasion"] == "naive"})
+    assert naive and all(i[:8] == naive[0][:8] for i in naive[:2])
+
+
+def test_dual_sim_consecutive_imeis(day: tuple[list[dict], dict]) -> None:
+    _, truth = day
+    imeis = sorted(t["imeis"][0] for t in truth["sims"].values() if t["persona"] == "dual_sim")
+    serials = {i[:14] for i in imeis}
+    pairs = sum(1 for i in serials if f"{int(i) + 1:014d}" in serials)
+    assert pairs >= len(imeis) // 2 - 1
+
+
+def test_heldout_profile_differs() -> None:
+    a, _ = _gen(seed=5, subscribers=300, simbox_devices=2, hours=2, profile="train")
+    b, _ = _gen(seed=5, subscribers=300, simbox_devices=2, hours=2, profile="heldout")
+    assert a != b
+    with pytest.raises(ValueError):
+        EventSimulator(EventSimConfig(profile="nope"))
+
+
+def test_no_constant_box_durations(day: tuple[list[dict], dict]) -> None:
+    events, truth = day
+    durs = [e["duration_s"] for e in events if e["type"] == "call_end"
+            and truth["sims"][e["imsi"]]["label"] == "simbox" and e["duration_s"] > 0]
+    assert len(set(durs)) > len(durs) // 3
