@@ -12,6 +12,9 @@ EPILOG = """examples:
   edge-sim events --seed 1 --subscribers 10000 --hours 24 --out day.jsonl --truth day.truth.json
   edge-sim events --seed 2 --max-events 1000000 --out 1m.jsonl
   edge-sim score --reports reports.jsonl --truth day.truth.json --config site.toml
+  edge-sim pcap --seed 3 --duration 600 --out voip.pcap      # + voip.truth.json
+  edge-sim pcap --seed 4 --packets 1000000 --out 1m.pcap
+  edge-sim play --pcap voip.pcap --iface lo --speed 10
 """
 
 
@@ -46,6 +49,36 @@ def _parser() -> argparse.ArgumentParser:
                     help="the agent's config (its privacy key pseudonymised the reports)")
     sc.add_argument("--key", help="the privacy key itself, instead of --config")
     sc.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    pc = sub.add_parser("pcap", help="labelled SIP/RTP/GoIP capture (pcap) with a truth file",
+                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    pc.add_argument("--seed", type=int, default=1)
+    pc.add_argument("--duration", type=float,
+                    help="seconds of traffic (default 600, or 3600 cut at --packets)")
+    pc.add_argument("--start", type=float, default=1_767_225_600.0, help="start, epoch s")
+    pc.add_argument("--softphones", type=int, default=12)
+    pc.add_argument("--ipphones", type=int, default=6)
+    pc.add_argument("--pbx-trunks", type=int, default=2)
+    pc.add_argument("--goip-plain", type=int, default=2)
+    pc.add_argument("--goip-masked", type=int, default=2)
+    pc.add_argument("--simbank-clients", type=int, default=1)
+    pc.add_argument("--lines", type=int, default=8, help="lines (SIM ports) per GoIP")
+    pc.add_argument("--gtp-share", type=float, default=0.3,
+                    help="share of softphones/GoIPs carried inside GTP-U")
+    pc.add_argument("--tcp-share", type=float, default=0.25,
+                    help="share of benign endpoints using SIP over TCP")
+    pc.add_argument("--no-rtp", action="store_true", help="signalling only")
+    pc.add_argument("--packets", type=int,
+                    help="stop after this many frames")
+    pc.add_argument("--out", type=Path, required=True, help="pcap file to write")
+    pc.add_argument("--truth", type=Path,
+                    help="truth JSON (default: OUT with .truth.json instead of .pcap)")
+    pl = sub.add_parser("play", help="play a pcap live onto an interface (default lo)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    pl.add_argument("--pcap", type=Path, required=True)
+    pl.add_argument("--iface", default="lo")
+    pl.add_argument("--speed", type=float, default=1.0,
+                    help="time acceleration (0: as fast as possible)")
+    pl.add_argument("--max-packets", type=int)
     return p
 
 
@@ -67,6 +100,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "score":
         return _score(args)
+    if args.command == "pcap":
+        return _pcap(args)
+    if args.command == "play":
+        from simulators.telecom.playback import play_pcap
+
+        if not args.pcap.exists():
+            return fail(f"file not found: {args.pcap}")
+        st = play_pcap(args.pcap, iface=args.iface, speed=args.speed,
+                       max_packets=args.max_packets)
+        print(f"sent {st.sent:,} frames on {args.iface} in {st.elapsed_s:.1f} s "
+              f"({st.errors} errors)", file=sys.stderr)
+        return 0
     return 2
 
 
@@ -97,6 +142,26 @@ def _score(args: argparse.Namespace) -> int:
         print(orjson.dumps(res.as_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
         print(markdown(res), end="")
+    return 0
+
+
+def _pcap(args: argparse.Namespace) -> int:
+    from simulators.telecom.pcap import PcapSimConfig, simulate_pcap
+
+    duration = args.duration or (3600.0 if args.packets else 600.0)
+    if duration <= 0 or min(args.softphones, args.ipphones, args.pbx_trunks,
+                                 args.goip_plain, args.goip_masked, args.simbank_clients,
+                                 args.lines) < 0:
+        return fail("--duration must be > 0 and persona counts >= 0")
+    cfg = PcapSimConfig(seed=args.seed, duration_s=duration, start_ts=args.start,
+                        softphones=args.softphones, ipphones=args.ipphones,
+                        pbx_trunks=args.pbx_trunks, goip_plain=args.goip_plain,
+                        goip_masked=args.goip_masked, simbank_clients=args.simbank_clients,
+                        lines=args.lines, gtp_share=args.gtp_share, tcp_share=args.tcp_share,
+                        rtp=not args.no_rtp, max_packets=args.packets)
+    truth = args.truth or args.out.with_name(args.out.stem + ".truth.json")
+    res = simulate_pcap(cfg, args.out, truth)
+    print(f"wrote {res.packets:,} frames to {args.out}, truth in {truth}", file=sys.stderr)
     return 0
 
 

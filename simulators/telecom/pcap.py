@@ -147,6 +147,7 @@ class _Sim:
         self.tcp_conns: dict[tuple[str, int, str, int], list[int]] = {}
         self.tcp_pending: list[tuple[float, int, str, int, str, int, bytes, bool]] = []
         self.gtp_seq = 0
+        self.last_ts = cfg.start_ts
         self.ident = 1
         self.n = 0
         self.counts: Counter[str] = Counter()
@@ -607,6 +608,8 @@ class _Sim:
                 items = items[: limit - total]
             w.write_many(items)
             total += len(items)
+            if items:
+                self.last_ts = items[-1][0]
             t = w_end
         self.counts["rtp_packets_generated"] = rtp
         return total
@@ -622,12 +625,13 @@ def simulate_pcap(cfg: PcapSimConfig, out: Path | BinaryIO,
             n = sim.write(fh)
     else:
         n = sim.write(out)
+    truncated = cfg.max_packets is not None and n >= cfg.max_packets
     truth_doc: dict[str, object] = {
         "seed": cfg.seed, "params": asdict(cfg), "start": cfg.start_ts,
-        "end": cfg.start_ts + cfg.duration_s,
+        "end": sim.last_ts if truncated else cfg.start_ts + cfg.duration_s,
         "endpoints": [asdict(e) for e in sim.endpoints],
         "counts": {"packets": n, **dict(sorted(sim.counts.items()))},
-        "truncated": cfg.max_packets is not None and n >= cfg.max_packets,
+        "truncated": truncated,
     }
     if truth is not None:
         truth.write_text(json.dumps(truth_doc, indent=1))
