@@ -152,7 +152,9 @@ class FrameDecoder:
             if n < 1:
                 return self._bad(ts, index, "empty frame", out)
             v = data[0] >> 4
-            et = ETH_IPV4 if v == 4 else ETH_IPV6 if v == 6 else 0
+            if v != 4 and v != 6:
+                return self._bad(ts, index, f"IP version {v}", out)
+            et = ETH_IPV4 if v == 4 else ETH_IPV6
             off = 0
         elif linktype == LINKTYPE_NULL or linktype == LINKTYPE_LOOP:
             if n < 4:
@@ -248,10 +250,9 @@ class FrameDecoder:
                 return self._bad(ts, index, "short UDP header", out)
             sport, dport, ulen = _udp(buf, start)
             pend = start + ulen
-            if ulen < 8 or pend > end:
-                if ulen < 8:
-                    return self._bad(ts, index, "bad UDP length", out)
-                self.truncated += 1
+            if ulen < 8:
+                return self._bad(ts, index, "bad UDP length", out)
+            if pend > end:  # snaplen cut it (counted at the IP layer): keep what is there
                 pend = end
             payload = buf[start + 8:pend]
             if (dport == GTPU_PORT or sport == GTPU_PORT) and teid is None:
