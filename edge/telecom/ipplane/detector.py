@@ -87,6 +87,7 @@ class IpPlaneDetector:
         self._media_of_call: dict[str, list[tuple[str, int]]] = {}
         self._dhcp_pending: dict[bytes, list[tuple[Signature, float, str]]] = {}
         self._sms_servers: dict[str, float] = {}
+        self._clients: dict[tuple[str, str], str] = {}
         self._plen = self.sigs.prefix_len
         self._prefixes = self.sigs.prefixes
         self._ouis = self.sigs.ouis
@@ -96,7 +97,8 @@ class IpPlaneDetector:
         self.now = 0.0
         self.c: dict[str, int] = dict.fromkeys((
             "packets", "rtp_batches", "sip_messages", "sip_errors", "sip_tcp_gaps", "rtp_packets",
-            "rtp_unannounced", "goip_sms", "dhcp", "dns", "signature_hits", "evaluations",
+            "rtp_unannounced", "goip_sms", "dhcp", "dns", "signature_hits",
+            "signature_unattributed", "evaluations",
             "model_batches", "detections", "endpoints_evicted_idle", "endpoints_evicted_full",
             "flows_evicted_idle", "flows_evicted_full", "media_evicted_full",
             "tcp_streams_evicted", "internal_errors"), 0)
@@ -222,8 +224,45 @@ class IpPlaneDetector:
             if (sig.sport is None or sig.sport == pkt.sport) and \
                     (sig.dport is None or sig.dport == pkt.dport) and \
                     (sig.proto is None or sig.proto == pkt.proto):
-                addr = pkt.src if sig.side == "src" else pkt.dst
+                if sig.side == "client":
+                    addr = self._exchange_client(pkt)
+                else:
+                    addr = pkt.src if sig.side == "src" else pkt.dst
                 self._hit(addr, sig, ts, f"udp {pkt.sport}->{pkt.dport}")
+
+    def _exchange_client(self, pkt: Packet) -> str:
+        """Which end of a request/reply exchange is the client: the one on an ephemeral
+        port when only one is, else the one seen sending first."""
+        if pkt.sport >= 49152 > pkt.dport:
+            return pkt.src
+        if pkt.dport >= 49152 > pkt.sport:
+            return pkt.dst
+        key = (pkt.src, pkt.dst) if pkt.src < pkt.dst else (pkt.dst, pkt.src)
+        client = self._clients.get(key)
+        if client is None:
+            if len(self._clients) >= 65536:
+                self._clients.clear()
+            client = self._clients[key] = pkt.src
+        return client
+
+    def _sip_client(self, src: str, dst: str, msg: SipMessage) -> str | None:
+        """The registering side of a SIP exchange (the gateway, not its server), if known."""
+        if msg.is_request and msg.method == "REGISTER":
+            return src
+        a, b = self.endpoints.get(src), self.endpoints.get(dst)
+        a_srv = a is not None and bool(a.regs_in)
+        b_srv = b is not None and bool(b.regs_in)
+        if b_srv and not a_srv:
+            return src
+        if a_srv and not b_srv:
+            return dst
+        a_cli = a is not None and bool(a.reg_last)
+        b_cli = b is not None and bool(b.reg_last)
+        if a_cli and not b_cli:
+            return src
+        if b_cli and not a_cli:
+            return dst
+        return None
 
     def _goip_sms(self, kind: str, verb: str, pkt: Packet, ts: float) -> None:
         self.c["goip_sms"] += 1
@@ -279,7 +318,14 @@ class IpPlaneDetector:
         for name, pat, sig in self.sigs.sip_headers:
             v = h.get(name)
             if v is not None and pat in v.lower():
-                self._hit(src if sig.side != "dst" else dst, sig, ts, f"{name}: {v}")
+                if sig.side == "client":
+                    who = self._sip_client(src, dst, msg)
+                    if who is None:
+                        self.c["signature_unattributed"] += 1
+                        continue
+                else:
+                    who = src if sig.side != "dst" else dst
+                self._hit(who, sig, ts, f"{name}: {v}")
         if msg.body and (self.sigs.sdp_lines or self.sigs.sdp_regexes):
             self._sdp_sigs(msg.body, src, dst, ts)
         for ev in self.dialogs.on_message(msg, src, dst, ts):

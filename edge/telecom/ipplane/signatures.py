@@ -18,7 +18,7 @@ from edge.errors import ConfigError
 DEFAULT_PATH = Path(__file__).resolve().parent / "signatures.toml"
 KINDS = frozenset({"sip_header", "sdp_line", "sdp_regex", "payload_prefix", "goip_sms",
                    "mac_oui", "dhcp_vendor", "dns_name", "tcp_port", "smtp_text"})
-SIDES = frozenset({"src", "dst", "server"})
+SIDES = frozenset({"src", "dst", "server", "client"})
 
 
 @dataclass(slots=True, frozen=True)
@@ -127,7 +127,7 @@ def load_signatures(path: Path | str | None = None) -> SignatureSet:
         weight = e.get("weight", 1.0)
         if not isinstance(pattern, str) or side not in SIDES or \
                 not isinstance(weight, (int, float)):
-            raise ConfigError("pattern must be a string, side one of src/dst/server, "
+            raise ConfigError("pattern must be a string, side one of src/dst/server/client, "
                               "weight a number", key=key, source=str(p))
         try:
             if kind in ("payload_prefix", "mac_oui"):

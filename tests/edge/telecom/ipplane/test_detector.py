@@ -97,13 +97,19 @@ def test_each_signature_kind_from_byte_literals() -> None:
     ok = (b"SIP/2.0 200 OK\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: y\r\n"
           b"CSeq: 1 INVITE\r\nX-ACrypt: ET263\r\nContent-Type: application/sdp\r\n"
           b"Content-Length: %d\r\n\r\n" % len(sdp) + sdp)
+    reg2 = ua.replace(b"User-Agent: dble", b"User-Agent: Linphone").replace(b"x1", b"x2")
     pk = [
         _udp(1.0, "10.64.1.1", "203.0.113.5", 5060, 5060, ua),
+        # X-ACrypt is attributed to the registering side (a server sends it too)
+        _udp(1.5, "10.64.1.2", "203.0.113.5", 5062, 5060, reg2),
         _udp(2.0, "10.64.1.2", "203.0.113.5", 5062, 5060, ok),
         _udp(3.0, "10.64.1.3", "203.0.113.9", 44444, 44444,
              b"req:1;id:g1;pass:p;num:1;signal:20;gsm_status:LOGIN;voip_status:LOGIN;"),
         _udp(4.0, "203.0.113.9", "10.64.1.4", 44444, 44444, b"USSD 7 pw *100#"),
         _udp(5.0, "10.64.1.5", "203.0.113.7", 56011, 56011, b"\x78\x56\x21\x43" + b"\1" * 20),
+        # the bank's reply carries the magic too: still the client's hit
+        _udp(5.1, "203.0.113.7", "10.64.1.5", 56011, 56011, b"\x78\x56\x21\x43" + b"\2" * 20),
+        _udp(5.2, "203.0.113.8", "10.64.1.8", 5000, 62000, b"\x78\x56\x21\x43" + b"\2" * 20),
         _udp(6.0, "10.64.1.6", "202.104.186.90", 56000, 39800, b"\x86\x70\x14\x13\x01"),
         Packet(7.0, "10.64.1.7", "198.51.100.1", 40000, 1920, 6, b"", tcp_flags=2),
         Packet(7.5, "10.64.1.7", "198.51.100.1", 40001, 1920, 6, b"", tcp_flags=2),
@@ -116,7 +122,8 @@ def test_each_signature_kind_from_byte_literals() -> None:
         <= sigs["10.64.1.2"]
     assert sigs["10.64.1.3"] == {"goip_sms_protocol"}
     assert sigs["10.64.1.4"] == {"goip_sms_command"}
-    assert sigs["10.64.1.5"] == {"simbank_magic"}
+    assert sigs["10.64.1.5"] == {"simbank_magic"} and sigs["10.64.1.8"] == {"simbank_magic"}
+    assert "203.0.113.7" not in rep and "203.0.113.8" not in rep
     assert "goip_ddns" in sigs["10.64.1.6"]
     # the admin port alone is weak evidence (weight < report weight): about the server side
     assert "198.51.100.1" not in rep and "10.64.1.7" not in rep
