@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from drivers.capture.decode import (
+    GTPU_PORT,
     LINKTYPE_ETHERNET,
     LINKTYPE_LINUX_SLL,
     LINKTYPE_LINUX_SLL2,
@@ -41,6 +42,8 @@ class RtpFields:
     rtp_ts: np.ndarray
     pt: np.ndarray
     plen: np.ndarray
+    teid: np.ndarray
+    gtp: np.ndarray  # bool: carried in GTP-U (teid valid)
 
 
 def find_rtp(raw: np.ndarray, off: np.ndarray, caplen: np.ndarray, linktype: int
@@ -69,23 +72,46 @@ def find_rtp(raw: np.ndarray, off: np.ndarray, caplen: np.ndarray, linktype: int
     else:
         l3 = off
         et = np.where(g8(off) >> 4 == 4, 0x0800, 0)
-    hl = l3 - off
-    ok = (et == 0x0800) & (caplen >= hl + 40) & (g8(l3) == 0x45)
-    tot = (g8(l3 + 2) << 8) | g8(l3 + 3)
-    ok &= (tot >= 40) & (tot <= caplen - hl)
-    ok &= ((g8(l3 + 6) & 0x3F) | g8(l3 + 7)) == 0
-    ok &= g8(l3 + 9) == 17
+    def udp4(l3: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Plain IPv4 (IHL 5, unfragmented, complete within ``avail``) carrying UDP."""
+        tot = (g8(l3 + 2) << 8) | g8(l3 + 3)
+        ok = (g8(l3) == 0x45) & (tot >= 28) & (tot <= avail) & (g8(l3 + 9) == 17)
+        ok &= ((g8(l3 + 6) & 0x3F) | g8(l3 + 7)) == 0
+        sport = (g8(l3 + 20) << 8) | g8(l3 + 21)
+        dport = (g8(l3 + 22) << 8) | g8(l3 + 23)
+        ulen = (g8(l3 + 24) << 8) | g8(l3 + 25)
+        ok &= (ulen >= 8) & (ulen <= tot - 20)
+        return ok, sport, dport, ulen
+
+    ok, sport, dport, ulen = udp4(l3, np.where(et == 0x0800, caplen - (l3 - off), 0))
+    # GTP-U G-PDU without extension headers, carrying IPv4: look at the inner packet
+    gflags = g8(l3 + 28)
+    gtp = ok & ((sport == GTPU_PORT) | (dport == GTPU_PORT)) & ((gflags & 0xF4) == 0x30)
+    gtp &= (g8(l3 + 29) == 0xFF) & (ulen >= 8 + 12 + 28)
+    teid = np.zeros(len(off), dtype=np.int64)
+    if gtp.any():
+        ghl = np.where(gflags & 0x03, 12, 8)
+        glen = (g8(l3 + 30) << 8) | g8(l3 + 31)
+        inner_avail = np.minimum(ulen - 8, 8 + glen) - ghl
+        il3 = np.where(gtp, l3 + 28 + ghl, l3)
+        iok, isport, idport, iulen = udp4(il3, inner_avail)
+        gtp &= iok
+        ok = np.where(gtp, True, ok)
+        sport = np.where(gtp, isport, sport)
+        dport = np.where(gtp, idport, dport)
+        ulen = np.where(gtp, iulen, ulen)
+        teid = np.where(gtp, (g8(l3 + 32) << 24) | (g8(l3 + 33) << 16) | (g8(l3 + 34) << 8)
+                        | g8(l3 + 35), 0)
+        l3 = np.where(gtp, il3, l3)
     b0 = g8(l3 + 28)
     pt = g8(l3 + 29) & 0x7F
-    ok &= ((b0 & 0xC0) == 0x80) & ~((pt >= 72) & (pt <= 76))
-    sport = (g8(l3 + 20) << 8) | g8(l3 + 21)
-    dport = (g8(l3 + 22) << 8) | g8(l3 + 23)
-    ulen = (g8(l3 + 24) << 8) | g8(l3 + 25)
-    ok &= (ulen >= 20) & (ulen <= tot - 20) & (sport >= 1024) & (dport >= 1024)
+    ok &= (et == 0x0800) & ((b0 & 0xC0) == 0x80) & ~((pt >= 72) & (pt <= 76))
+    ok &= (ulen >= 20) & (sport >= 1024) & (dport >= 1024)
     ok &= ~np.isin(sport, _NOT_MEDIA) & ~np.isin(dport, _NOT_MEDIA)
     sel = np.flatnonzero(ok)
     if not len(sel):
-        return RtpFields(sel, *(np.zeros(0, dtype=np.int64) for _ in range(9)))
+        z = np.zeros(0, dtype=np.int64)
+        return RtpFields(sel, z, z, z, z, z, z, z, z, z, z, np.zeros(0, dtype=bool))
     b = l3[sel]
 
     def be32(p: np.ndarray) -> np.ndarray:
@@ -95,7 +121,7 @@ def find_rtp(raw: np.ndarray, off: np.ndarray, caplen: np.ndarray, linktype: int
 
     return RtpFields(sel, be32(b + 12), be32(b + 16), sport[sel], dport[sel], be32(b + 36),
                      (raw[b + 30].astype(np.int64) << 8) | raw[b + 31], be32(b + 32), pt[sel],
-                     ulen[sel] - 8)
+                     ulen[sel] - 8, teid[sel], gtp[sel])
 
 
 @dataclass(slots=True)
@@ -120,16 +146,19 @@ class RtpGroups:
     first_rtp_ts: list[int]
     last_rtp_ts: list[int]
     last_pos: list[int]
+    teid: list[int | None]
 
 
 def rtp_groups(f: RtpFields, ts: np.ndarray) -> RtpGroups:
     """Reduce RTP frames (``ts`` aligned with ``f.sel``) per (addresses, ports, SSRC)."""
     k0 = (f.src << 32) | f.dst
     k1 = (f.sport << 48) | (f.dport << 32) | f.ssrc
-    order = np.lexsort((k1, k0))  # stable: file order within a flow
-    k0s, k1s = k0[order], k1[order]
+    k2 = np.where(f.gtp, f.teid | (1 << 32), 0)
+    order = np.lexsort((k2, k1, k0))  # stable: file order within a flow
+    k0s, k1s, k2s = k0[order], k1[order], k2[order]
     m = len(order)
-    change = np.flatnonzero((k0s[1:] != k0s[:-1]) | (k1s[1:] != k1s[:-1])) + 1
+    change = np.flatnonzero((k0s[1:] != k0s[:-1]) | (k1s[1:] != k1s[:-1])
+                            | (k2s[1:] != k2s[:-1])) + 1
     starts = np.concatenate(([0], change))
     ends = np.concatenate((change, [m]))
     tss = ts[order]
@@ -161,4 +190,6 @@ def rtp_groups(f: RtpFields, ts: np.ndarray) -> RtpGroups:
         f.ssrc[fs].tolist(), ts[fs].tolist(), ts[ls].tolist(), f.pt[fs].tolist(),
         (ends - starts).tolist(), n_bytes[go].tolist(), f.seq[fs].tolist(), f.seq[ls].tolist(),
         n_lost[go].tolist(), n_jit[go].tolist(), n_gap[go].tolist(),
-        f.rtp_ts[fs].tolist(), f.rtp_ts[ls].tolist(), ls.tolist())
+        f.rtp_ts[fs].tolist(), f.rtp_ts[ls].tolist(), ls.tolist(),
+        [t if g else None for t, g in zip(f.teid[fs].tolist(), f.gtp[fs].tolist(),
+                                          strict=True)])

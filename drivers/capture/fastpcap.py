@@ -113,12 +113,13 @@ class FastPcapSource:
             return None
         self.fast_rtp += m
         dec.frames += m
+        dec.gtp += int(f.gtp.sum())
         g = rtp_groups(f, ts[f.sel])
         addr = self._addr_text
         merge = dec.rtp.merge
         sel = f.sel
         for k in range(len(g.src)):
-            key = (addr(g.src[k]), addr(g.dst[k]), g.sport[k], g.dport[k], g.ssrc[k], None)
+            key = (addr(g.src[k]), addr(g.dst[k]), g.sport[k], g.dport[k], g.ssrc[k], g.teid[k])
             merge(key, int(g.first_ts[k]), g.first_ts[k], g.last_ts[k], g.pt[k], g.packets[k],
                   g.bytes[k], g.seq_first[k], g.seq_last[k], g.lost[k], g.jit_sum[k],
                   g.packets[k] - 1, g.max_gap[k], g.first_rtp_ts[k], g.last_rtp_ts[k],
