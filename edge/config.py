@@ -194,6 +194,10 @@ class MqttSection:
     """Heartbeat period (QoS 0 on <prefix>/<site>/<agent>/heartbeat)."""
     drain_timeout_s: Annotated[float, Range(0.0, 3600.0)] = 10.0
     """On close, wait this long for the outbox to drain; what is left stays on disk."""
+    ack_hold_s: Annotated[float, Range(0.0, 60.0)] = 0.1
+    """Keep acknowledged reports this long before deleting them; if the connection
+    breaks abnormally meanwhile (broker crash between its PUBACK and delivering or
+    saving the message) they are sent again (duplicates share ids). 0 = delete at once."""
 
 
 @dataclass

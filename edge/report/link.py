@@ -168,7 +168,7 @@ class MqttLink:
         self.c: dict[str, int] = {
             "published": 0, "acked": 0, "denied": 0, "no_conn": 0, "connects": 0,
             "connect_failures": 0, "disconnects": 0, "downlink": 0, "heartbeats": 0,
-            "tls_reloads": 0}
+            "tls_reloads": 0, "resent_after_loss": 0}
         self._reconnect_now = False
         self._heartbeat_now = False
         self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
@@ -310,7 +310,7 @@ class MqttLink:
         self.c["connect_failures"] += 1
         if self.last_error != self._last_logged_error:
             self._last_logged_error = self.last_error
-            log.error("MQTT %s (%s:%d): %s; retrying with backoff (up to %.0f s)",
+            log.error("MQTT %s (%s:%d): %s; retrying with backoff (up to %.1f s)",
                       kind, self.cfg.host, self.cfg.port, msg, self.cfg.backoff_cap_s)
         else:
             log.debug("MQTT %s again: %s", kind, msg)
@@ -325,7 +325,6 @@ class MqttLink:
                                  protocol=mqtt.MQTTv311,
                                  clean_session=cfg.session_expiry_s == 0)
         client.connect_timeout = cfg.connect_timeout_s
-        client.enable_logger(_paho_log)
         client.max_inflight_messages_set(0)  # our window bounds what is in flight
         client.max_queued_messages_set(0)
         if cfg.username is not None:
@@ -350,11 +349,12 @@ class MqttLink:
             self._fail("TLS setup failure", str(exc).removeprefix("TLS: "))
             return
         sess = _Session()
+        # paho's log lines go to our logger; errors are also kept to explain a failure
+        client.enable_logger(sess)  # type: ignore[arg-type]
         client.on_connect = sess.on_connect
         client.on_disconnect = sess.on_disconnect
         client.on_publish = sess.on_publish
         client.on_message = sess.on_message
-        client.on_log = sess.on_log
         props = None
         if self._v5:
             props = Properties(PacketTypes.CONNECT)
@@ -395,9 +395,6 @@ class MqttLink:
             self._fail(kind, f"CONNACK {rc} (0x{code:02x})")
             self._drop(client)
             return
-        # on_log formats every packet's log line; keep it for the connect phase only
-        # (paho's own errors still reach the 'edge.report.paho' logger).
-        client.on_log = None
         self._connected(client, sess)
 
     def _connected(self, client: mqtt.Client, sess: _Session) -> None:
@@ -424,6 +421,11 @@ class MqttLink:
         window = cfg.inflight
         acks: list[int] = []
         acks_since = 0.0
+        # Acknowledged reports are held back from deletion for ack_hold_s: if the
+        # connection breaks abnormally within that time (a broker crash right after
+        # its PUBACK, before it delivered or saved the message), they are sent again.
+        hold = cfg.ack_hold_s
+        held: deque[tuple[float, list[int]]] = deque()
         next_hb = time.monotonic() + cfg.heartbeat_s
         next_tls = time.monotonic() + cfg.tls.reload_check_s
         exhausted = False
@@ -433,12 +435,22 @@ class MqttLink:
         while True:
             # 1. acknowledgements that arrived -> outbox deletes (batched)
             if sess.acked:
-                if not acks:
-                    acks_since = time.monotonic()
-                acks.extend(sess.acked)
                 self.c["acked"] += len(sess.acked)
                 self.last_ack = time.time()
-                sess.acked.clear()
+                if hold > 0:
+                    held.append((time.monotonic(), sess.acked))
+                    sess.acked = []
+                else:
+                    if not acks:
+                        acks_since = time.monotonic()
+                    acks.extend(sess.acked)
+                    sess.acked.clear()
+            if held and not sess.lost:
+                limit = time.monotonic() - hold
+                while held and held[0][0] <= limit:
+                    if not acks:
+                        acks_since = time.monotonic()
+                    acks.extend(held.popleft()[1])
             if sess.denied:
                 for seq, topic, reason in sess.denied:
                     self._deny(seq, topic, reason)
@@ -491,9 +503,11 @@ class MqttLink:
             now = time.monotonic()
             if self._closing:
                 if self.outbox.depth() == 0 or now >= self._drain_deadline:
+                    self._say_goodbye(client, sess)
+                    for _, seqs in held:
+                        acks.extend(seqs)
                     if acks:
                         self.outbox.ack(acks)
-                    self._say_goodbye(client, sess)
                     return
             # 5. periodic work
             if now >= next_hb or self._heartbeat_now:
@@ -507,6 +521,8 @@ class MqttLink:
                     self.c["tls_reloads"] += 1
                     self._reconnect_now = True
             if self._reconnect_now:
+                for _, seqs in held:
+                    acks.extend(seqs)
                 if acks:
                     self.outbox.ack(acks)
                 client.disconnect()
@@ -517,12 +533,13 @@ class MqttLink:
             # 6. wait for the socket, a wake-up or the next deadline
             busy = bool(queue) and len(inflight) < window
             timeout = 0.0 if busy else min(
-                0.005 if acks else 0.5, max(0.0, next_hb - now))
+                0.005 if acks or held else 0.5, max(0.0, next_hb - now))
             self._io(client, sess, timeout)
         # connection lost
+        self.c["resent_after_loss"] += sum(len(seqs) for _, seqs in held)
         self.c["disconnects"] += 1
         self.connected.clear()
-        why = sess.disconnect_reason or sess.last_log_error or "connection lost"
+        why = sess.last_log_error or sess.disconnect_reason or "connection lost"
         self._fail("connection lost", why)
         self.c["connect_failures"] -= 1  # a lost connection is not a failed attempt
         self._drop(client)
@@ -684,8 +701,10 @@ class _Session:
     def on_disconnect(self, client: Any, userdata: Any, flags: Any, rc: Any,
                       props: Any = None) -> None:
         self.lost = True
-        if rc is not None and getattr(rc, "value", 0):
-            self.disconnect_reason = f"{rc} (0x{rc.value:02x})"
+        # 0x80 "Unspecified error" is what paho reports for a dropped socket; the
+        # socket error itself comes through the paho logger
+        if rc is not None and getattr(rc, "value", 0) not in (0, 0x80):
+            self.disconnect_reason = f"broker sent DISCONNECT {rc} (0x{rc.value:02x})"
 
     def on_publish(self, client: Any, userdata: Any, mid: int, rc: Any,
                    props: Any = None) -> None:
@@ -702,9 +721,15 @@ class _Session:
     def on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.messages.append(msg)
 
-    def on_log(self, client: Any, userdata: Any, level: int, buf: str) -> None:
-        if level == mqtt.MQTT_LOG_ERR:
-            self.last_log_error = buf
+    def log(self, level: int, fmt: str, *args: Any) -> None:
+        """Stands in for paho's logger: formats only what will be kept or shown (paho
+        logs every packet at debug level, which would cost more than the publish)."""
+        if level >= logging.ERROR:
+            # reported once, in the link's own line that says what happens next
+            self.last_log_error = fmt % args
+            _paho_log.debug(fmt, *args)
+        elif _paho_log.isEnabledFor(level):
+            _paho_log.log(level, fmt, *args)
 
 
 def open_outbox(ocfg: OutboxSection, data_dir: Path) -> Outbox:
