@@ -415,6 +415,35 @@ def _cross_checks(cfg: Config, ctx: _Ctx) -> None:
         raise ctx.error("cert_file and key_file go together (mTLS)", "mqtt.tls.cert_file")
 
 
+def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """A copy of ``cfg`` with dotted keys (``"detectors.callplane.threshold"``) set,
+    each value checked exactly as the TOML file's would be. Raises ConfigError naming
+    the key; ``cfg`` itself is never modified (for runtime updates over the downlink)."""
+    import copy
+
+    new = copy.deepcopy(cfg)
+    ctx = _Ctx(text="", source="<update>", base_dir=Path.cwd())
+    for dotted, value in overrides.items():
+        obj: Any = new
+        parts = dotted.split(".")
+        for i, part in enumerate(parts):
+            names = {f.name for f in dataclasses.fields(obj) if not f.metadata.get("internal")}
+            if part not in names:
+                raise ConfigError("unknown key", key=dotted)
+            if i == len(parts) - 1:
+                tp = get_type_hints(type(obj), include_extras=True)[part]
+                base = get_args(tp)[0] if get_origin(tp) is Annotated else tp
+                if dataclasses.is_dataclass(base):
+                    raise ConfigError("is a section, not a value", key=dotted)
+                setattr(obj, part, _coerce(value, tp, dotted, ctx))
+            else:
+                obj = getattr(obj, part)
+                if not dataclasses.is_dataclass(obj):
+                    raise ConfigError("unknown key", key=dotted)
+    _cross_checks(new, ctx)
+    return new
+
+
 def _tname(value: Any) -> str:
     return {dict: "a table", list: "a list", str: "a string", bool: "a boolean",
             int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
