@@ -1,0 +1,102 @@
+"""Benchmark: the offline capture path against tshark on the same SIP+RTP captures.
+
+Generates seeded SIP+RTP+GoIP captures of several sizes with the pcap simulator,
+then for each size measures, in this one run:
+- ``edge-agent replay --pcap F`` (the whole pipeline: fast reader, decoding, SIP/RTP
+  parsing, per-endpoint state and detection, reports to JSONL): packets per second
+  and the peak RSS of the process;
+- ``tshark -r F -T fields -e sip.Method -e sip.Call-ID -e sip.User-Agent``: packets
+  per second extracting the same SIP fields;
+- the fast source alone in this process (``FastPcapSource``), for reference;
+- and the simulator's own generation rate.
+
+Run by hand:  python bench/bench_pcap.py [--sizes 250000,500000,1000000] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run_measured(cmd: list[str], err_file: Path) -> tuple[float, int, int]:
+    """(wall seconds, peak RSS in MiB, exit code) of a child process; stderr to a file."""
+    t0 = time.perf_counter()
+    with open(err_file, "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+    dt = time.perf_counter() - t0
+    rc = os.waitstatus_to_exitcode(status)
+    if rc != 0:
+        print(f"command failed ({rc}): {' '.join(cmd)}\n"
+              f"{err_file.read_text(errors='replace')[-2000:]}", file=sys.stderr)
+    return dt, usage.ru_maxrss // 1024, rc
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="250000,500000,1000000")
+    ap.add_argument("--seed", type=int, default=4)
+    ap.add_argument("--workdir", type=Path)
+    ap.add_argument("--no-tshark", action="store_true")
+    args = ap.parse_args()
+
+    from drivers.capture.fastpcap import FastPcapSource
+    from simulators.telecom.pcap import PcapSimConfig, simulate_pcap
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-pcap-"))
+    work.mkdir(parents=True, exist_ok=True)
+    agent = shutil.which("edge-agent") or "edge-agent"
+    tshark = shutil.which("tshark")
+    rows = []
+    for n in [int(x) for x in args.sizes.split(",")]:
+        pcap = work / f"sip-rtp-{n}.pcap"
+        t0 = time.perf_counter()
+        res = simulate_pcap(PcapSimConfig(seed=args.seed, duration_s=3600.0, max_packets=n),
+                            pcap, work / f"sip-rtp-{n}.truth.json")
+        gen_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        src = FastPcapSource(pcap)
+        recs = sum(1 for _ in src)
+        src_s = time.perf_counter() - t0
+        out = work / f"reports-{n}.jsonl"
+        log = work / f"replay-{n}.log"
+        rep_s, rss, rc = run_measured([agent, "replay", "--pcap", str(pcap), "--out", str(out),
+                                       "--quiet"], log)
+        m = re.search(r"replayed [\d,]+ records in ([\d.]+) s", log.read_text(errors="replace"))
+        pipe_s = float(m.group(1)) if m else float("nan")  # without interpreter start-up
+        ts_s = float("nan")
+        if tshark and not args.no_tshark:
+            ts_s, _, _ = run_measured([tshark, "-r", str(pcap), "-T", "fields",
+                                       "-e", "sip.Method", "-e", "sip.Call-ID",
+                                       "-e", "sip.User-Agent"], work / "tshark.log")
+        reports = sum(1 for _ in open(out)) if out.exists() else 0
+        rows.append((n, pcap.stat().st_size >> 20, res.packets / gen_s, n / src_s, recs,
+                     n / rep_s, n / pipe_s, rss, reports, rc,
+                     n / ts_s if ts_s == ts_s else float("nan")))
+        print(f"{n:>9,} pkts: sim {res.packets / gen_s:>9,.0f}/s | source {n / src_s:>9,.0f}/s "
+              f"({recs:,} records) | replay {n / rep_s:>9,.0f}/s (pipeline {n / pipe_s:,.0f}/s)"
+              f", RSS {rss} MiB, {reports} reports, rc {rc} | tshark {rows[-1][-1]:>8,.0f}/s",
+              flush=True)
+    print()
+    print("| packets | file MiB | sim gen pkt/s | FastPcapSource pkt/s | records out | "
+          "edge-agent replay pkt/s (whole process) | (pipeline only) | replay peak RSS MiB | "
+          "tshark fields pkt/s | replay / tshark |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n, mib, gen, src_r, recs, rep, pipe, rss, _reports, _rc, tsr in rows:
+        print(f"| {n:,} | {mib} | {gen:,.0f} | {src_r:,.0f} | {recs:,} | {rep:,.0f} | "
+              f"{pipe:,.0f} | {rss} | {tsr:,.0f} | {rep / tsr:.1f}x |")
+    print(f"\n(files in {work}; python {sys.version.split()[0]}, {os.cpu_count()} cpus)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
