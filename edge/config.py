@@ -85,8 +85,11 @@ class PcapInput:
 class CaptureInput:
     interface: str | None = None
     """Interface for live capture with scapy (``run`` only), e.g. "eth1" or "lo"."""
-    bpf: str = "udp or tcp"
+    bpf: str = "udp or tcp or (vlan and (udp or tcp))"
+    """Kernel BPF filter (tcpdump syntax). Tagged frames need the ``vlan`` clause."""
     queue_size: Annotated[int, Range(100, 10_000_000)] = 100_000
+    """Frames held between the capture thread and the pipeline; beyond it frames are
+    dropped and counted (``queue_drops``)."""
     snaplen: Annotated[int, Range(64, 262_144)] = 65_535
 
 

@@ -78,7 +78,7 @@ class LiveCaptureSource:
         scapy_log.setLevel(logging.ERROR)  # "unable to guess type" on lo: we decode ourselves
         try:
             self._sock = L2ListenSocket(iface=iface, filter=bpf or None)
-        except (OSError, Scapy_Exception) as exc:
+        except (OSError, ValueError, Scapy_Exception) as exc:
             raise ConfigError(f"cannot capture on {iface!r} with filter {bpf!r}: {exc}",
                               key="inputs.capture.interface") from None
         finally:
