@@ -41,9 +41,9 @@ def make_sinks(cfg: Config, *, out: Path | None = None, mqtt: bool | None = None
     if cfg.outputs.stdout if stdout is None else stdout:
         sinks.append(StdoutSink())
     if cfg.mqtt.enabled if mqtt is None else mqtt:
-        from edge.report.mqtt_sink import MqttSink
+        from edge.report.link import build_link  # durable: outbox + MQTT link + downlink
 
-        sinks.append(MqttSink(cfg.mqtt, site=cfg.agent.site, agent=cfg.agent.id))
+        sinks.append(build_link(cfg))
     return sinks
 
 
@@ -82,4 +82,7 @@ def build_agent(cfg: Config, sinks: Sequence[Sink], *, replay: bool,
                         pseudonymiser=Pseudonymiser(key), ids=IdFactory(ns), sinks=sinks)
     stages = build_stages(cfg) + list(extra_stages)
     pipeline = Pipeline(stages, reporter, status_interval_s=cfg.agent.status_interval_s)
+    for sink in sinks:  # per-detector counters in the MQTT heartbeat
+        if hasattr(sink, "set_counters_provider"):
+            sink.set_counters_provider(pipeline.counters)
     return Agent(cfg, pipeline, reporter)

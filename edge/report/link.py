@@ -45,13 +45,16 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.config import MqttSection, OutboxSection, TlsSection
+from edge.config import Config, MqttSection, OutboxSection, TlsSection
 from edge.errors import LinkError
 from edge.report.backoff import Backoff
 from edge.report.outbox import CLASS_NAMES, Outbox, classify
 from edge.report.presence import (
     Identity,
     birth_payload,
+    config_hash,
+    default_versions,
+    file_sha256,
     heartbeat_payload,
     offline_payload,
     process_stats,
@@ -171,6 +174,10 @@ class MqttLink:
             "tls_reloads": 0, "resent_after_loss": 0}
         self._reconnect_now = False
         self._heartbeat_now = False
+        if downlink is not None and hasattr(downlink, "register"):
+            downlink.register("heartbeat", self._cmd_heartbeat)
+            downlink.register("reconnect", self._cmd_reconnect)
+            downlink.register("outbox_stats", self._cmd_outbox_stats)
         self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
         if start:
             self._thread.start()
@@ -242,6 +249,21 @@ class MqttLink:
     def request_heartbeat(self) -> None:
         self._heartbeat_now = True
         self._poke(force=True)
+
+    def _cmd_heartbeat(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._heartbeat_now = True
+        return {"heartbeat": "queued"}
+
+    def _cmd_reconnect(self, args: dict[str, Any]) -> dict[str, Any]:
+        # after the ack is out: the flag is read at the end of this loop iteration
+        self._reconnect_now = True
+        return {"reconnect": "queued"}
+
+    def _cmd_outbox_stats(self, args: dict[str, Any]) -> dict[str, Any]:
+        st = self.outbox.stats()
+        return {"depth": st.depth, "bytes": st.bytes, "max_bytes": st.max_bytes,
+                "by_class": st.by_class, "drops": st.drops, "disk_full": st.disk_full,
+                "oldest_created": st.oldest_created}
 
     # ------------------------------------------------------------------ thread
     def _poke(self, force: bool = False) -> None:
@@ -598,6 +620,8 @@ class MqttLink:
         now = time.time()
         try:
             counters = self._counters_fn() if self._counters_fn is not None else {}
+        except RuntimeError:  # the pipeline thread changed a dict meanwhile: next time
+            counters = {}
         except Exception:  # a counter provider must not take the link down
             log.exception("heartbeat: counters provider failed")
             counters = {}
@@ -732,6 +756,34 @@ class _Session:
             _paho_log.log(level, fmt, *args)
 
 
+def build_link(cfg: Config) -> MqttLink:
+    """The durable link as configured: outbox, presence identity (versions, config
+    hash, model hashes), downlink handler with watchlist and runtime-config stores."""
+    data_dir = cfg.agent.data_dir
+    outbox = open_outbox(cfg.outbox, data_dir)
+    models: dict[str, str] = {}
+    for name in dir(cfg.detectors):
+        section = getattr(cfg.detectors, name)
+        path = getattr(section, "model", None)
+        if isinstance(path, Path) and path.is_file():
+            models[f"{name}:{path.name}"] = file_sha256(path)
+    ident = Identity(site=cfg.agent.site, agent=cfg.agent.id, versions=default_versions(),
+                     config_hash=config_hash(cfg.source_path, cfg), models=models)
+    handler = None
+    if cfg.downlink.enabled:
+        from edge.downlink.handler import DownlinkHandler
+        from edge.downlink.runtime import RuntimeConfig
+        from edge.downlink.watchlist import WatchlistStore
+
+        handler = DownlinkHandler(cfg.downlink, prefix=cfg.mqtt.topic_prefix,
+                                  site=cfg.agent.site, agent=cfg.agent.id,
+                                  watchlists=WatchlistStore(data_dir),
+                                  runtime=RuntimeConfig(cfg, data_dir))
+    return MqttLink(cfg.mqtt, outbox, site=cfg.agent.site, agent=cfg.agent.id,
+                    identity=ident, alert_min_severity=cfg.outbox.alert_min_severity,
+                    downlink=handler, data_dir=data_dir)
+
+
 def open_outbox(ocfg: OutboxSection, data_dir: Path) -> Outbox:
     """The outbox configured by [outbox] (default path under agent.data_dir)."""
     path = ocfg.path or (data_dir / "outbox.sqlite")
@@ -740,4 +792,4 @@ def open_outbox(ocfg: OutboxSection, data_dir: Path) -> Outbox:
                   sync=ocfg.sync)
 
 
-__all__ = ["MqttLink", "TlsFiles", "open_outbox", "CLASS_NAMES"]
+__all__ = ["MqttLink", "TlsFiles", "build_link", "open_outbox", "CLASS_NAMES"]

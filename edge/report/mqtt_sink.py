@@ -1,7 +1,10 @@
 """Publishing reports to an MQTT broker with paho-mqtt 2.x at QoS 1.
 
-This is the plain publisher: it connects, publishes every report at QoS 1 on its
-per-site, per-kind topic and, on close, waits until the broker acknowledged them.
+This is the plain, non-durable publisher: it connects, publishes every report at
+QoS 1 on its per-site, per-kind topic and, on close, waits until the broker
+acknowledged them. What paho holds in memory is lost if the process dies; the agent
+uses the durable :class:`edge.report.link.MqttLink` instead. Kept for embedding
+where a durable store is not wanted.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge.config import MqttSection
 from edge.errors import LinkError
@@ -60,6 +63,7 @@ class MqttSink:
         self._early_acks: set[int] = set()
         self._acked = 0
         self._published = 0
+        self._queued_offline = 0
         self._connect_rc: Any = None
         self._client.on_connect = self._on_connect
         self._client.on_publish = self._on_publish
@@ -99,8 +103,14 @@ class MqttSink:
         # Never hold our lock across paho calls: paho invokes on_publish from its network
         # thread while holding its own mutex.
         info = self._client.publish(topic, payload, qos=1, properties=props)
+        # rc=4 (MQTT_ERR_NO_CONN) is not a failure at QoS 1: paho keeps the message and
+        # sends it when the connection is back, so it is pending like any other.
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            log.warning("MQTT publish failed: %s", mqtt.error_string(info.rc))
         with self._lock:
             self._published += 1
+            if info.rc == mqtt.MQTT_ERR_NO_CONN:
+                self._queued_offline += 1
             if info.mid in self._early_acks:
                 self._early_acks.discard(info.mid)
                 self._acked += 1
@@ -124,4 +134,4 @@ class MqttSink:
     def counters(self) -> dict[str, int]:
         with self._lock:
             return {"published": self._published, "acked": self._acked,
-                    "pending": len(self._pending)}
+                    "pending": len(self._pending), "queued_offline": self._queued_offline}
