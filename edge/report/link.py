@@ -142,7 +142,9 @@ class MqttLink:
         self.cfg = cfg
         self.outbox = outbox
         self.site, self.agent = site, agent
-        self.identity = identity or Identity(site=site, agent=agent)
+        self.identity = identity or Identity(
+            site=site, agent=agent, versions=default_versions(),
+            config_hash=config_hash(None, (cfg, alert_min_severity)))
         if not self.identity.boot_seq:
             self.identity.boot_seq = outbox.bump("boot_seq")
         if not self.identity.boot_ts:
