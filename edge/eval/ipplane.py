@@ -8,7 +8,8 @@ per-label recall, the false alarms on negatives and the detection delay.
 (``tick`` once per second of event time, ``flush`` at the end).
 
 ``python -m edge.eval.ipplane --seeds 9001-9005 --profile heldout`` prints the figures
-for held-out scenarios of the behaviour generator; ``--pcap F --truth T`` scores a
+for held-out scenarios of the behaviour generator (``--stress`` adds personas training
+never saw); ``--pcap F --truth T`` scores a
 labelled capture from the pcap simulator.
 """
 
@@ -137,16 +138,18 @@ def run_packets(stage: Any, records: Iterable[Any], tick_s: float = 1.0) -> list
 
 
 def evaluate_generated(seeds: Iterable[int], profile: str = "heldout",
-                       duration_s: float = 1200.0, stage_factory: Any = None
-                       ) -> tuple[IpPlaneScore, dict[str, Any]]:
-    """Score the packaged detector on behaviour-generator scenarios (one per seed)."""
-    from simulators.telecom.ipplane_behaviour import generate
+                       duration_s: float = 1200.0, stage_factory: Any = None,
+                       stress: bool = False) -> tuple[IpPlaneScore, dict[str, Any]]:
+    """Score the packaged detector on behaviour-generator scenarios (one per seed);
+    ``stress`` adds the personas training never saw (human-like boxes, call centres)."""
+    from simulators.telecom.ipplane_behaviour import STRESS_COUNTS, generate
 
     total = IpPlaneScore()
     packets = 0
     t0 = time.perf_counter()
     for seed in seeds:
-        sc = generate(seed, profile=profile, duration_s=duration_s)
+        sc = generate(seed, profile=profile, duration_s=duration_s,
+                      counts=dict(STRESS_COUNTS) if stress else None)
         stage = stage_factory() if stage_factory else _default_stage()
         total = total + score(run_packets(stage, sc.packets), sc.truth)
         packets += len(sc.packets)
@@ -188,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=1200.0)
     ap.add_argument("--pcap", type=Path)
     ap.add_argument("--truth", type=Path)
+    ap.add_argument("--stress", action="store_true",
+                    help="add personas never used in training (human-like boxes, call centres)")
     a = ap.parse_args(argv)
     if a.pcap:
         if not a.truth:
@@ -195,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         s = evaluate_pcap(a.pcap, a.truth)
         info: dict[str, Any] = {"pcap": str(a.pcap)}
     else:
-        s, info = evaluate_generated(_seeds(a.seeds), a.profile, a.duration)
+        s, info = evaluate_generated(_seeds(a.seeds), a.profile, a.duration, stress=a.stress)
     json.dump({**info, **s.summary(), "missed": s.missed,
                "false_alarm_endpoints": s.false_alarm_ips}, sys.stdout, indent=1)
     print()

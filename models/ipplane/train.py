@@ -7,6 +7,8 @@ Deterministic given ``--seed``:
 1. generates training scenarios (simulators/telecom/ipplane_behaviour.py, ``train``
    parameter ranges, seeds ``seed .. seed+n-1``): plain, masked and low-and-slow GoIPs,
    SIM-bank clients, softphones, IP phones, PBX trunks and the servers they talk to;
+   plus a few labelled captures of the pcap simulator (simulators/telecom/pcap.py,
+   seeds ``seed+100 ..``) decoded by the fast pcap reader, as live traffic would be;
 2. replays each through the real detector (no model) and records the feature vector
    of every endpoint each time the detector judges it, so the model sees exactly the
    vectors it sees live, early in the window and late;
@@ -58,21 +60,66 @@ def collect(seeds: list[int], profile: str, duration_s: float
                 xs.append(f)
                 ys.append(int(pos[addr]))
                 keys.append(f"{seed}/{addr}")
+    y = np.array(ys, dtype=np.int64)
+    return np.array(xs, dtype=np.float32), y, _weights(y, keys), keys
+
+
+def collect_pcap(seeds: list[int], duration_s: float
+                 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Feature rows from the pcap simulator (simulators/telecom/pcap.py) decoded by the
+    fast reader: the same path live captures take, and personas written by another hand."""
+    import tempfile
+
+    from drivers.capture.fastpcap import FastPcapSource
+    from simulators.telecom.pcap import PcapSimConfig, simulate_pcap
+
+    xs: list[list[float]] = []
+    ys: list[int] = []
+    keys: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in seeds:
+            rng = np.random.default_rng(seed)
+            cfg = PcapSimConfig(seed=seed, duration_s=duration_s,
+                                lines=int(rng.choice([4, 6, 8, 12])),
+                                goip_masked=3, goip_plain=1, pbx_trunks=3)
+            pcap = Path(tmp) / f"sim{seed}.pcap"
+            res = simulate_pcap(cfg, pcap)
+            pos = {e["ip"]: bool(e["positive"]) for e in res.truth["endpoints"]}  # type: ignore[union-attr]
+            det = IpPlaneDetector(DetectorSettings())
+            rows: list[tuple[str, list[float]]] = []
+            det.feature_sink = lambda now, addr, f, rows=rows: rows.append((addr, f))
+            src = FastPcapSource(pcap)
+            try:
+                run_packets(det, iter(src))
+            finally:
+                src.close()
+            pcap.unlink()
+            for addr, f in rows:
+                if addr in pos:
+                    xs.append(f)
+                    ys.append(int(pos[addr]))
+                    keys.append(f"pcap{seed}/{addr}")
+    return np.array(xs, dtype=np.float32).reshape(-1, len(FEATURES)), \
+        np.array(ys, dtype=np.int64), keys
+
+
+def _weights(y: np.ndarray, keys: list[str]) -> np.ndarray:
+    """Each endpoint weighs the same however often it was judged; classes weigh the same."""
     count: dict[str, int] = defaultdict(int)
     for k in keys:
         count[k] += 1
     w = np.array([1.0 / count[k] for k in keys], dtype=np.float64)
-    y = np.array(ys, dtype=np.int64)
     total = w.sum()
-    for cls in (0, 1):  # then give both classes the same total weight
+    for cls in (0, 1):
         m = y == cls
         if m.any():
             w[m] *= (total / 2.0) / w[m].sum()
-    return np.array(xs, dtype=np.float32), y, w, keys
+    return w
 
 
 def train(out: Path, seed: int = 1, n_train: int = 30, n_val: int = 6,
-          duration_s: float = 1200.0, n_estimators: int = 150) -> dict[str, Any]:
+          duration_s: float = 1200.0, n_estimators: int = 150, n_pcap: int = 3,
+          pcap_duration_s: float = 600.0) -> dict[str, Any]:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
     from sklearn.ensemble import GradientBoostingClassifier
@@ -80,7 +127,12 @@ def train(out: Path, seed: int = 1, n_train: int = 30, n_val: int = 6,
     t0 = time.perf_counter()
     tr_seeds = list(range(seed, seed + n_train))
     va_seeds = list(range(seed + 500, seed + 500 + n_val))
-    x, y, w, keys = collect(tr_seeds, "train", duration_s)
+    x, y, _, keys = collect(tr_seeds, "train", duration_s)
+    pcap_seeds = list(range(seed + 100, seed + 100 + n_pcap))
+    if pcap_seeds:
+        xp, yp, kp = collect_pcap(pcap_seeds, pcap_duration_s)
+        x, y, keys = np.concatenate([x, xp]), np.concatenate([y, yp]), keys + kp
+    w = _weights(y, keys)
     clf = GradientBoostingClassifier(n_estimators=n_estimators, max_depth=3,
                                      learning_rate=0.1, subsample=0.8, min_samples_leaf=20,
                                      random_state=seed)
@@ -99,6 +151,7 @@ def train(out: Path, seed: int = 1, n_train: int = 30, n_val: int = 6,
     onx = convert_sklearn(clf, initial_types=[("features", FloatTensorType([None, len(FEATURES)]))],
                           options={id(clf): {"zipmap": False}}, target_opset=17)
     onnx_path = out / "model.onnx"
+    onx.graph.name = NAME  # skl2onnx names the graph with a random uuid: keep builds identical
     onnx_path.write_bytes(onx.SerializeToString())
     benign = x[y == 0]
     contract = {
@@ -109,8 +162,10 @@ def train(out: Path, seed: int = 1, n_train: int = 30, n_val: int = 6,
         "benign_mean": [round(float(v), 5) for v in benign.mean(axis=0)],
         "benign_std": [round(float(v), 5) for v in benign.std(axis=0)],
         "training": {
-            "generator": "simulators.telecom.ipplane_behaviour (profile train)",
+            "generator": "simulators.telecom.ipplane_behaviour (profile train) + "
+                         "simulators.telecom.pcap via drivers.capture.fastpcap",
             "train_seeds": [tr_seeds[0], tr_seeds[-1]], "validation_seeds": va_seeds,
+            "pcap_seeds": pcap_seeds, "pcap_duration_s": pcap_duration_s,
             "duration_s": duration_s, "rows": int(len(x)), "positive_rows": int(y.sum()),
             "endpoints": len(set(keys)), "estimator": "GradientBoostingClassifier",
             "n_estimators": n_estimators, "max_depth": 3, "min_samples_leaf": 20,
@@ -135,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny run for tests")
     a = ap.parse_args(argv)
     if a.quick:
-        c = train(a.out, a.seed, n_train=2, n_val=1, duration_s=600.0, n_estimators=30)
+        c = train(a.out, a.seed, n_train=2, n_val=1, duration_s=600.0, n_estimators=30,
+                  n_pcap=0)
     else:
         c = train(a.out, a.seed)
     print(json.dumps({k: c[k] for k in ("threshold", "training", "validation", "seconds")},

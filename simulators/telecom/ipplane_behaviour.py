@@ -16,6 +16,9 @@ Personas (``positive`` in the truth file):
 - ``softphone``, ``ipphone``, ``pbx_trunk`` (-): ordinary VoIP. A PBX trunk has many
   lines and concurrent calls too, but calls both ways, with long, varied durations
   and Poisson arrivals;
+- stress only (never in training): ``goip_human`` (+, label goip_masked) registers
+  every 1-10 min with jitter, sends no keepalives and takes long calls both ways;
+  ``callcentre_trunk`` (-, label pbx_trunk) dials out short calls over many lines;
 - infrastructure (-): ``voip_server`` (the fraud side's softswitch), ``sip_registrar``,
   ``goip_sms_server``, ``simbank_server``.
 
@@ -273,12 +276,17 @@ def _phone(rng: random.Random) -> str:
 
 
 def _gateway(g: _Gen, prof: str, ua: Ua, srv: Ua, lines: int, masked: bool, low_slow: bool,
-             start: float, sms_srv: Ua | None) -> None:
-    """A GoIP's lines: regular re-registration, keepalives, relay calls per channel."""
+             start: float, sms_srv: Ua | None, human: bool = False) -> None:
+    """A GoIP's lines: regular re-registration, keepalives, relay calls per channel.
+
+    ``human`` (stress only, never in training): registrations every 1-10 min with
+    seconds of jitter, no keepalives, long answered calls, half of them incoming."""
     rng = g.rng
     reg_iv = rng.choice((60.0, 60.0, 60.0, 120.0)) if prof == "train" else \
         rng.choice((55.0, 60.0, 60.0, 90.0, 180.0))
     reg_sd = _p(prof, (0.05, 0.4), (0.05, 1.5), rng)
+    if human:
+        reg_iv, reg_sd = rng.choice((60.0, 120.0, 300.0, 600.0)), rng.uniform(5.0, 20.0)
     users = [f"{rng.randint(100, 999)}{i:02d}" for i in range(lines)]
     cids = [g.uid() for _ in range(lines)]
     for i in range(lines):
@@ -288,7 +296,7 @@ def _gateway(g: _Gen, prof: str, ua: Ua, srv: Ua, lines: int, masked: bool, low_
             g.register(t, ua, srv, users[i], cids[i], cseq, int(reg_iv * 2))
             cseq += 1
             t += max(1.0, rng.gauss(reg_iv, reg_sd))
-    if rng.random() < 0.7:  # SIP keepalive towards the softswitch every 30 s
+    if not human and rng.random() < 0.7:  # SIP keepalive towards the softswitch every 30 s
         t = start + rng.uniform(0, 30)
         crlf = rng.random() < 0.5
         while t < g.end:
@@ -311,7 +319,12 @@ def _gateway(g: _Gen, prof: str, ua: Ua, srv: Ua, lines: int, masked: bool, low_
                       f"reg:{k};status:200;".encode())
                 k += 1
                 t += 30.0
-    if low_slow:
+    if human:
+        gap = rng.uniform(30, 180)
+        ans_p = rng.uniform(0.55, 0.8)
+        med, sig = rng.uniform(90, 200), rng.uniform(0.8, 1.1)
+        p_in = rng.uniform(0.3, 0.6)
+    elif low_slow:
         gap = (_p(prof, (60, 240), (45, 400), rng))
         ans_p = _p(prof, (0.4, 0.7), (0.3, 0.8), rng)
         med, sig = _p(prof, (45, 120), (40, 150), rng), _p(prof, (0.5, 0.8), (0.4, 1.0), rng)
@@ -339,7 +352,17 @@ def _gateway(g: _Gen, prof: str, ua: Ua, srv: Ua, lines: int, masked: bool, low_
 def _ordinary(g: _Gen, prof: str, persona: str, ua: Ua, srv: Ua, start: float) -> int:
     """Softphone / IP phone / PBX trunk behaviour; returns the number of lines."""
     rng = g.rng
-    if persona == "pbx_trunk":
+    if persona == "callcentre_trunk":  # stress only: outbound dialling, short calls
+        lines = rng.randint(2, 16)
+        reg_iv = rng.choice((60.0, 120.0))
+        reg_sd = rng.uniform(0.05, 0.5)
+        rate_h = rng.uniform(200, 900)
+        p_in = rng.uniform(0.05, 0.25)
+        med, sig = rng.uniform(40, 120), rng.uniform(0.6, 1.0)
+        ans_p = rng.uniform(0.3, 0.6)
+        book = 0
+        qualify = True
+    elif persona == "pbx_trunk":
         lines = rng.randint(1, 8) if prof == "train" else rng.randint(0, 12)
         reg_iv = rng.choice((60.0, 120.0, 300.0, 600.0))
         reg_sd = rng.uniform(0.05, 1.0)
@@ -398,7 +421,7 @@ def _ordinary(g: _Gen, prof: str, persona: str, ua: Ua, srv: Ua, start: float) -
             t_end = g.call(t, srv, ua, other, me, answered, ring, dur)
         else:
             t_end = g.call(t, ua, srv, me, callee, answered, ring, dur)
-        if persona != "pbx_trunk":  # one person: the next call waits for this one
+        if persona in ("softphone", "ipphone"):  # one person: the next call waits
             t = max(t, t_end)
         t += rng.expovariate(rate_h / 3600.0)
     return lines
@@ -406,6 +429,9 @@ def _ordinary(g: _Gen, prof: str, persona: str, ua: Ua, srv: Ua, start: float) -
 
 DEFAULT_COUNTS = {"goip_plain": 2, "goip_masked": 4, "low_slow": 2, "simbank_client": 1,
                   "softphone": 10, "ipphone": 6, "pbx_trunk": 3}
+# Personas never used in training: evasive boxes that act human, and the hard negative
+# the training data lacks (a call centre's trunk dialling out).
+STRESS_COUNTS = {"goip_human": 3, "callcentre_trunk": 3}
 
 
 def generate(seed: int, *, profile: str = "train", duration_s: float = 1200.0,
@@ -444,11 +470,14 @@ def generate(seed: int, *, profile: str = "train", duration_s: float = 1200.0,
             a = addr("10.64" if gtp else "172.20")
             teid = rng.getrandbits(32) if gtp else None
             t_start = start + rng.uniform(0, 60)
-            if persona in ("goip_plain", "goip_masked", "low_slow", "simbank_client"):
+            if persona in ("goip_plain", "goip_masked", "low_slow", "simbank_client",
+                           "goip_human"):
                 plain = persona == "goip_plain"
                 lines = rng.randint(4, 16) if prof_train(profile) else rng.randint(2, 32)
                 if persona == "low_slow":
                     lines = rng.randint(2, 4)
+                elif persona == "goip_human":
+                    lines = rng.randint(2, 8)
                 port = 5060 if plain and rng.random() < 0.5 else rng.randint(5060, 6060)
                 ua = Ua(a, port, rng.choice(PLAIN_UAS) if plain else rng.choice(ORDINARY_UAS),
                         "goip" if plain else "plain", compact=False, tcp=False,
@@ -460,7 +489,7 @@ def generate(seed: int, *, profile: str = "train", duration_s: float = 1200.0,
                 srv = Ua(softswitch.addr, softswitch.port, softswitch.ua, tcp=tcp)
                 sms = sms_srv if plain and rng.random() < 0.6 else None
                 _gateway(g, profile, ua, srv, lines, not plain, persona == "low_slow", t_start,
-                         sms)
+                         sms, human=persona == "goip_human")
                 if plain and rng.random() < 0.5:
                     g.udp(t_start, a, 56000, "202.104.186.90", 39800,
                           b"\x86\x70\x14\x13\x01\x38MCDRM" + str(rng.randint(10**7, 10**8))
@@ -471,7 +500,7 @@ def generate(seed: int, *, profile: str = "train", duration_s: float = 1200.0,
                         g.udp(t, a, 56011, bank_srv.addr, 56011,
                               b"\x78\x56\x21\x43" + rng.randbytes(rng.randint(8, 40)), teid)
                         t += rng.uniform(4.0, 12.0)
-                label = "goip_masked" if persona == "low_slow" else persona
+                label = "goip_masked" if persona in ("low_slow", "goip_human") else persona
                 truth.append({"ip": a, "label": label, "persona": persona, "positive": True,
                               "lines": lines, "gtp": gtp, "notes": ""})
             else:
@@ -481,7 +510,8 @@ def generate(seed: int, *, profile: str = "train", duration_s: float = 1200.0,
                 srv = Ua(registrar.addr, registrar.port, registrar.ua, tcp=ua.tcp,
                          compact=registrar.compact)
                 lines = _ordinary(g, profile, persona, ua, srv, t_start)
-                truth.append({"ip": a, "label": persona, "persona": persona, "positive": False,
+                label = "pbx_trunk" if persona == "callcentre_trunk" else persona
+                truth.append({"ip": a, "label": label, "persona": persona, "positive": False,
                               "lines": lines, "gtp": gtp, "notes": ""})
     pk = g.out
     pk.sort(key=lambda p: p.ts)

@@ -231,12 +231,8 @@ class IpPlaneDetector:
                 self._hit(addr, sig, ts, f"udp {pkt.sport}->{pkt.dport}")
 
     def _exchange_client(self, pkt: Packet) -> str:
-        """Which end of a request/reply exchange is the client: the one on an ephemeral
-        port when only one is, else the one seen sending first."""
-        if pkt.sport >= 49152 > pkt.dport:
-            return pkt.src
-        if pkt.dport >= 49152 > pkt.sport:
-            return pkt.dst
+        """Which end of a request/reply exchange is the client: the one seen sending first
+        (ports say nothing here: SIM-bank servers listen on high ports)."""
         key = (pkt.src, pkt.dst) if pkt.src < pkt.dst else (pkt.dst, pkt.src)
         client = self._clients.get(key)
         if client is None:
