@@ -50,7 +50,8 @@ class PcapFileSource:
                 if hasattr(meta, "sec"):
                     ts = meta.sec + meta.usec / div
                 else:  # pcapng: tshigh/tslow in tsresol units
-                    ts = ((meta.tshigh << 32) | meta.tslow) / float(meta.tsresol)
+                    hi, lo = getattr(meta, "tshigh", 0), getattr(meta, "tslow", 0)
+                    ts = ((hi << 32) | lo) / float(getattr(meta, "tsresol", 1_000_000))
                 self.frames += 1
                 yield Frame(ts, lt, bytes(data), idx, self.name)
 

@@ -67,7 +67,7 @@ def play_pcap(path: Path, *, iface: str = "lo", speed: float = 1.0,
                         if delay > 0:
                             time.sleep(delay)
                     try:
-                        sock.send(frame)
+                        sock.outs.send(frame)  # scapy's PF_PACKET socket, raw bytes
                         st.sent += 1
                     except OSError:
                         st.errors += 1
