@@ -43,6 +43,8 @@ from edge.telecom.ipplane.sip import SipError, SipMessage, SipStream, parse_mess
 log = logging.getLogger(__name__)
 
 KIND = "goip.endpoint"
+_REGS_IN = FEATURES.index("registrars_role")
+_LINES = FEATURES.index("lines")
 ROUTE = ["telecom", "police"]
 CRLF_PINGS = frozenset({b"\r\n", b"\r\n\r\n", b"\x00\x00\x00\x00"})
 SMTP_PORTS = frozenset({25, 587, 2525})
@@ -98,7 +100,7 @@ class IpPlaneDetector:
         self.c: dict[str, int] = dict.fromkeys((
             "packets", "rtp_batches", "sip_messages", "sip_errors", "sip_tcp_gaps", "rtp_packets",
             "rtp_unannounced", "goip_sms", "dhcp", "dns", "signature_hits",
-            "signature_unattributed", "evaluations",
+            "signature_unattributed", "evaluations", "server_role_skipped",
             "model_batches", "detections", "endpoints_evicted_idle", "endpoints_evicted_full",
             "flows_evicted_idle", "flows_evicted_full", "media_evicted_full",
             "tcp_streams_evicted", "internal_errors"), 0)
@@ -126,7 +128,7 @@ class IpPlaneDetector:
         if eth is not None and self._ouis:
             sig = self._ouis.get(eth[:3])
             if sig is not None and pkt.src != "0.0.0.0":
-                self._hit(pkt.src, sig, ts, eth[:6].hex(":"))
+                self._hit(pkt.src, sig, ts, _oui_only(eth))
         if pkt.proto == 17:
             if not p:
                 return
@@ -296,7 +298,7 @@ class IpPlaneDetector:
                        else None):
             if len(self._dhcp_pending) < 4096:
                 self._dhcp_pending.setdefault(d.chaddr, []).append(
-                    (eth_sig, ts, d.chaddr.hex(":")))
+                    (eth_sig, ts, _oui_only(d.chaddr)))
         if d.op == 2 and d.yiaddr != "0.0.0.0":
             for sig, t0, detail in self._dhcp_pending.pop(d.chaddr, ()):
                 self._hit(d.yiaddr, sig, t0, detail)
@@ -321,7 +323,8 @@ class IpPlaneDetector:
                         continue
                 else:
                     who = src if sig.side != "dst" else dst
-                self._hit(who, sig, ts, f"{name}: {v}")
+                # the value may carry keys or addresses: evidence keeps the matched part
+                self._hit(who, sig, ts, f"{name}: {pat}" if pat else name)
         if msg.body and (self.sigs.sdp_lines or self.sigs.sdp_regexes):
             self._sdp_sigs(msg.body, src, dst, ts)
         for ev in self.dialogs.on_message(msg, src, dst, ts):
@@ -336,7 +339,8 @@ class IpPlaneDetector:
         for rx, sig in self.sigs.sdp_regexes:
             for ln in lines:
                 if rx.search(ln):
-                    self._hit(src if sig.side != "dst" else dst, sig, ts, ln[:80])
+                    # not the line itself: an o= line carries the endpoint's address
+                    self._hit(src if sig.side != "dst" else dst, sig, ts, sig.pattern)
                     break
 
     def _dialog_event(self, ev: object) -> None:
@@ -505,6 +509,11 @@ class IpPlaneDetector:
             by_sig = addr in sig_ok
             if not by_sig and prob < s.threshold:
                 continue
+            if not by_sig and row[_REGS_IN] > 0 and row[_LINES] == 0:
+                # it takes registrations and makes none: a registrar or softswitch, which
+                # is the gateway's peer (named in ``related``), not a gateway
+                self.c["server_role_skipped"] += 1
+                continue
             new_sigs = set(ep.sig_hits) - ep.reported_sigs
             if ep.last_report is not None and not new_sigs and \
                     now - ep.last_report < s.realert_s:
@@ -562,6 +571,11 @@ class IpPlaneDetector:
         out["dialogs_timed_out"] = self.dialogs.evicted_timeout
         out["sip_retransmissions"] = self.dialogs.retransmissions
         return out
+
+
+def _oui_only(mac: bytes) -> str:
+    """The vendor part of a MAC address; the device part stays out of reports."""
+    return mac[:3].hex(":") + ":xx:xx:xx"
 
 
 def load_default_model(path: Path | None = None) -> Any:

@@ -48,6 +48,9 @@ def test_real_goip_captures_are_recognised(captures_dir: Path, name: str, addr: 
     sigs = {e.features.get("signature") for e in d.evidence}
     assert must <= sigs
     assert d.severity == "high" and d.score == 1.0
+    for e in d.evidence:  # the MAC's device part stays out of the report
+        if e.features.get("signature") == "dbl_mac_oui":
+            assert e.features["detail"] == "38:3f:10:xx:xx:xx"
     for e in d.evidence:
         if "signature" in e.features:
             assert e.features["signatures_version"] and e.features["count"] >= 1
@@ -116,6 +119,8 @@ def test_each_signature_kind_from_byte_literals() -> None:
     st = _packaged()
     rep = _goip_reports(run_packets(st, pk))
     sigs = {a: {e.features.get("signature") for e in d.evidence} for a, d in rep.items()}
+    for a, d in rep.items():  # evidence never repeats the address it is about
+        assert all(a not in str(v) for e in d.evidence for v in e.features.values())
     assert sigs["10.64.1.1"] == {"sip_ua_dble"}
     assert {"sip_x_acrypt", "sdp_dbl_session", "sdp_goip_origin", "sdp_goip_media"} \
         <= sigs["10.64.1.2"]
