@@ -37,41 +37,50 @@ def _require() -> str:
     return exe
 
 
+BPF = f"udp port {UAS_PORT} or udp port {UAC_PORT}"
+
+
+def run_sipp_calls(sipp: str, workdir: Path) -> set[str]:
+    """SIPp UAS and UAC on 127.0.0.1 make CALLS calls; returns the UAC's Call-IDs."""
+    uas = subprocess.Popen([sipp, "-sn", "uas", "-i", "127.0.0.1", "-p", str(UAS_PORT),
+                            "-nostdin", "-trace_msg", "-message_file",
+                            str(workdir / "uas.log")],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, cwd=workdir)
+    try:
+        time.sleep(0.5)
+        uac = subprocess.run([sipp, "-sn", "uac", "-i", "127.0.0.1", "-p", str(UAC_PORT),
+                              f"127.0.0.1:{UAS_PORT}", "-m", str(CALLS), "-r", "5", "-d", "200",
+                              "-nostdin", "-timeout", "30s", "-trace_msg", "-message_file",
+                              str(workdir / "uac.log")],
+                             stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+                             cwd=workdir)
+        assert uac.returncode == 0, uac.stderr.decode(errors="replace")[-2000:]
+        time.sleep(1.0)
+    finally:
+        uas.terminate()
+        uas.wait(timeout=10)
+    ids = set(re.findall(r"^Call-ID:\s*(\S+)", (workdir / "uac.log").read_text(), re.M | re.I))
+    assert len(ids) == CALLS
+    return ids
+
+
 @pytest.mark.needs_root
 @pytest.mark.slow
 def test_sipp_calls_are_captured_on_loopback(tmp_path: Path) -> None:
     from edge.telecom.ipplane.sip import SipMessage, parse_message
 
     sipp = _require()
-    src = open_live_source(CaptureInput(
-        interface="lo", bpf=f"udp port {UAS_PORT} or udp port {UAC_PORT}", queue_size=10_000))
+    src = open_live_source(CaptureInput(interface="lo", bpf=BPF, queue_size=10_000))
     records: list[Any] = []
     reader = threading.Thread(target=lambda: records.extend(src), daemon=True)
     reader.start()
-    uas = subprocess.Popen([sipp, "-sn", "uas", "-i", "127.0.0.1", "-p", str(UAS_PORT),
-                            "-nostdin", "-trace_msg", "-message_file",
-                            str(tmp_path / "uas.log")],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, cwd=tmp_path)
     try:
-        time.sleep(0.5)
-        uac = subprocess.run([sipp, "-sn", "uac", "-i", "127.0.0.1", "-p", str(UAC_PORT),
-                              f"127.0.0.1:{UAS_PORT}", "-m", str(CALLS), "-r", "5", "-d", "200",
-                              "-nostdin", "-timeout", "30s", "-trace_msg", "-message_file",
-                              str(tmp_path / "uac.log")],
-                             stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
-                             cwd=tmp_path)
-        assert uac.returncode == 0, uac.stderr.decode(errors="replace")[-2000:]
-        time.sleep(1.0)
+        sent_ids = run_sipp_calls(sipp, tmp_path)
     finally:
-        uas.terminate()
-        uas.wait(timeout=10)
         src.close()
         reader.join(timeout=10)
     assert not reader.is_alive()
-    sent_ids = set(re.findall(r"^Call-ID:\s*(\S+)", (tmp_path / "uac.log").read_text(),
-                              re.M | re.I))
-    assert len(sent_ids) == CALLS
     invites: list[str] = []
     seen_ids: set[str] = set()
     methods: dict[str, int] = {}
@@ -94,3 +103,49 @@ def test_sipp_calls_are_captured_on_loopback(tmp_path: Path) -> None:
     assert methods.get("200", 0) == 2 * CALLS
     c = src.counters()
     assert c["queue_drops"] == 0 and c["malformed"] == 0
+
+
+@pytest.mark.needs_root
+@pytest.mark.slow
+def test_agent_run_counts_sipp_calls(tmp_path: Path) -> None:
+    """``edge-agent run`` with [inputs.capture] on lo: its counters see every SIP message."""
+    import orjson
+
+    from edge.config import load_config
+    from edge.live import run_live
+
+    sipp = _require()
+    out = tmp_path / "reports.jsonl"
+    cfg_path = tmp_path / "agent.toml"
+    cfg_path.write_text(f"""
+[agent]
+site = "sipp"
+id = "a1"
+data_dir = "{tmp_path}/data"
+status_interval_s = 1
+[inputs.capture]
+interface = "lo"
+bpf = "{BPF}"
+[outputs.jsonl]
+path = "{out}"
+""")
+    stop = threading.Event()
+    agent = threading.Thread(target=run_live, args=(load_config(cfg_path),),
+                             kwargs={"stop": stop})
+    agent.start()
+    try:
+        time.sleep(0.5)
+        run_sipp_calls(sipp, tmp_path)
+    finally:
+        stop.set()
+        agent.join(timeout=15)
+    assert not agent.is_alive(), "agent did not stop"
+    reports = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    final = [r for r in reports if r["kind"] == "agent.status"][-1]
+    feats = final["evidence"][0]["features"]
+    assert feats["final"] is True
+    # SIPp's uac/uas: INVITE, 180, 200, ACK, BYE, 200 per call
+    assert feats["source.capture:lo.packets"] >= 6 * CALLS
+    assert feats["source.capture:lo.queue_drops"] == 0
+    sip = [v for k, v in feats.items() if k.endswith(".sip_messages")]
+    assert sip and sip[0] >= 6 * CALLS
