@@ -186,6 +186,8 @@ class FrameDecoder:
                 return self._bad(ts, index, "short IPv4 header", out)
             ihl = (data[off] & 15) * 4
             total = (data[off + 2] << 8) | data[off + 3]
+            if total == 0:  # segmentation offload: the capture holds the real length
+                total = n - off
             if ihl < 20 or total < ihl or off + ihl > n:
                 return self._bad(ts, index, "bad IPv4 header length", out)
             end = off + total

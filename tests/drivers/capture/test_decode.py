@@ -204,3 +204,11 @@ def test_udp_payload_raw_layer_roundtrip() -> None:
     f = Ether() / IP(src="9.9.9.9", dst="8.8.8.8") / UDP(sport=53000, dport=53) / Raw(b"\x12\x34")
     p = only_packet(run([(1, bytes(f))]))
     assert p.payload == b"\x12\x34" and p.dport == 53
+
+
+def test_ipv4_total_length_zero_from_segmentation_offload() -> None:
+    f = bytearray(bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2")
+                        / TCP(sport=5060, dport=40000, flags="PA") / SIP))
+    f[16:18] = b"\x00\x00"  # what an outgoing TSO packet looks like in a local capture
+    p = only_packet(run([(1, bytes(f))]))
+    assert p.payload == SIP and p.proto == 6
