@@ -41,6 +41,7 @@ from simulators.telecom.events import EventSimConfig, EventSimulator
 HERE = Path(__file__).resolve().parent
 NAME = "callplane"
 VERSION = "1.0.0"
+THIN_S = 600.0
 FP_BUDGET = 0.0002  # validation false alarms per active SIM per day (half the target)
 
 
@@ -105,8 +106,14 @@ def label_rows(snaps: Snapshots, truth: dict[str, Any]) -> tuple[np.ndarray, np.
     sims = truth["sims"]
     keep: list[int] = []
     y: list[int] = []
+    last: dict[str, float] = {}
     for i, imsi in enumerate(snaps.imsi):
         t = sims.get(imsi, {"label": "normal"})
+        # Thin: neighbouring snapshots of one SIM are near-duplicates.
+        thin = THIN_S if t["label"] == "simbox" else 3 * THIN_S
+        if snaps.ts[i] - last.get(imsi, -1e18) < thin:
+            continue
+        last[imsi] = snaps.ts[i]
         if t["label"] == "simbox":
             ev = t.get("evidence_ts")
             if ev is None or snaps.ts[i] < ev:
@@ -133,8 +140,8 @@ def fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int, quick: bool) -> 
     if pos > 0:
         w[y == 1] *= neg / pos  # balance the classes
     clf = GradientBoostingClassifier(
-        n_estimators=40 if quick else 250, max_depth=3, learning_rate=0.1,
-        subsample=0.8, min_samples_leaf=20, random_state=seed)
+        n_estimators=40 if quick else 150, max_depth=3, learning_rate=0.1,
+        subsample=0.5, min_samples_leaf=20, random_state=seed)
     clf.fit(X, y, sample_weight=w)
     return clf
 

@@ -64,7 +64,7 @@ _R: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
         "elderly": {"mo": (0.1, 0.8), "mt": (0.0, 0.0), "sms": (0, 0), "data": (0, 0),
                     "ans": (0.55, 0.9), "dur": (60, 300), "dsig": (0.6, 1.1)},
         "naive": {"mo": (8, 26), "ans": (0.25, 0.6), "dur": (18, 60), "dsig": (0.3, 0.8),
-                  "auth": (60, 160)},
+                  "auth": (40, 220)},
         "rotation": {"mo": (4, 14), "ans": (0.25, 0.6), "dur": (18, 70), "dsig": (0.3, 0.9),
                      "auth": (300, 1800)},
         "human": {"mo": (2.5, 8), "ans": (0.35, 0.7), "dur": (25, 100), "dsig": (0.5, 1.0),
@@ -84,7 +84,7 @@ _R: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
         "elderly": {"mo": (0.1, 1.0), "mt": (0.0, 0.0), "sms": (0, 0), "data": (0, 0),
                     "ans": (0.5, 0.9), "dur": (50, 350), "dsig": (0.5, 1.2)},
         "naive": {"mo": (6, 32), "ans": (0.2, 0.65), "dur": (15, 75), "dsig": (0.25, 0.9),
-                  "auth": (50, 200)},
+                  "auth": (35, 260)},
         "rotation": {"mo": (3, 16), "ans": (0.2, 0.65), "dur": (15, 85), "dsig": (0.3, 1.0),
                      "auth": (250, 2200)},
         "human": {"mo": (2, 9), "ans": (0.3, 0.75), "dur": (20, 120), "dsig": (0.4, 1.1),
@@ -197,6 +197,7 @@ class EventSimulator:
         self.ranges = _R[cfg.profile]
         self.rng = random.Random(cfg.seed)
         r = self.rng
+        self.auth_missing = r.uniform(0.0, 0.5)  # share of attaches without auth_ms
         self.cell_ids = [f"{cfg.mcc_mnc}-{r.randint(1000, 9999)}-{r.randint(1000, 65000)}"
                          for _ in range(cfg.cells)]
         # A world of phone TACs (shared by people and by boxes that rewrite IMEIs).
@@ -241,8 +242,8 @@ class EventSimulator:
                 setattr(b, k, self._u(key, k))
             b.dur_mu = math.log(self._u(key, "dur"))
             b.dur_sig = self._u(key, "dsig")
-        b.auth_mu = r.uniform(18, 65)
-        b.auth_sd = b.auth_mu * r.uniform(0.1, 0.35)
+        b.auth_mu = r.uniform(18, 130)
+        b.auth_sd = b.auth_mu * r.uniform(0.1, 0.5)
         b.reattach = r.uniform(0.02, 0.2)
         n_cells = r.randint(1, 4)
         if persona == "call_centre":
@@ -408,11 +409,17 @@ class EventSimulator:
 
     def _attach(self, heap: list[Any], sub: _Sub, ts: float) -> None:
         b = sub.b
-        auth = max(5.0, self.rng.gauss(b.auth_mu, b.auth_sd))
+        r = self.rng
+        auth = max(5.0, r.gauss(b.auth_mu, b.auth_sd))
+        if r.random() < 0.04:  # congestion, a slow HSS: anyone's attach can be slow
+            auth *= r.uniform(3, 12)
         if sub.first_ts is None or ts < sub.first_ts:
             sub.first_ts = round(ts, 3)
-        self._push(heap, ts, {"type": "attach", "imsi": sub.imsi, "imei": sub.imei,
-                              "cell": sub.cells[0], "auth_ms": round(auth, 1)})
+        ev = {"type": "attach", "imsi": sub.imsi, "imei": sub.imei, "cell": sub.cells[0]}
+        # Not every base station reports the authentication round trip.
+        if r.random() >= self.auth_missing:
+            ev["auth_ms"] = round(auth, 1)
+        self._push(heap, ts, ev)
 
     def _box_hour(self, heap: list[Any], box: _Box, h: int, t0: float, hod: int) -> None:
         r = self.rng

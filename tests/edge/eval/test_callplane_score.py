@@ -1,0 +1,95 @@
+"""The call-plane scorer: pseudonymised reports against a truth file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from edge.cli.sim import main as sim_main
+from edge.detection import Detection, Evidence, Subject
+from edge.eval.callplane import load_reports, markdown, parse_rfc3339, score
+from edge.report.ids import IdFactory
+from edge.report.pseudonym import Pseudonymiser
+from edge.report.reporter import Reporter
+from edge.report.sinks import JsonlSink
+
+KEY = b"test-key-0123456789"
+T0 = 1_767_225_600.0
+
+
+def _truth() -> dict:
+    def sim(label: str, persona: str, ev: float | None, evasion: str | None = None,
+            device: str | None = None) -> dict:
+        return {"label": label, "persona": persona, "evasion": evasion, "device": device,
+                "imeis": [], "first_ts": T0, "evidence_ts": ev}
+
+    sims = {f"46000000000000{i}": sim("normal", "ordinary", None) for i in range(8)}
+    sims["460009000000001"] = sim("simbox", "simbox_naive", T0 + 1000, "naive", "box-0")
+    sims["460009000000002"] = sim("simbox", "simbox_naive", T0 + 2000, "naive", "box-0")
+    sims["460009000000003"] = sim("simbox", "simbox_low_slow", T0 + 3000, "low_slow", "box-1")
+    sims["460009000000004"] = sim("simbox", "simbox_low_slow", None, "low_slow", "box-1")
+    devices = {"box-0": {"evasion": "naive", "imsis": ["460009000000001", "460009000000002"],
+                         "imeis": ["86220004000010"], "evidence_ts": T0 + 1000},
+               "box-1": {"evasion": "low_slow", "imsis": ["460009000000003",
+                                                           "460009000000004"],
+                         "imeis": ["35000000000011"], "evidence_ts": T0 + 3000}}
+    return {"config": {"hours": 24.0}, "sims": sims, "devices": devices}
+
+
+def _write(tmp_path: Path, dets: list[Detection]) -> Path:
+    out = tmp_path / "r.jsonl"
+    rep = Reporter(site="s", agent="a", pseudonymiser=Pseudonymiser(KEY),
+                   ids=IdFactory("s/a/test"), sinks=[JsonlSink(out)])
+    for d in dets:
+        rep.report(d)
+    rep.close()
+    return out
+
+
+def _sim(imsi: str, ts: float) -> Detection:
+    return Detection(ts, "simbox.sim", "high", 0.9, Subject("imsi", imsi),
+                     [Evidence("x", {"mo_24h": 10})], ["telecom"])
+
+
+def test_score_counts_tp_fp_fn_delay_and_devices(tmp_path: Path) -> None:
+    dets = [_sim("460009000000001", T0 + 1120), _sim("460009000000001", T0 + 5000),
+            _sim("460009000000002", T0 + 1500),  # before its evidence: early, delay 0
+            _sim("460000000000003", T0 + 10),  # an ordinary SIM: false positive
+            _sim("460009000000004", T0 + 50),  # box SIM without evidence: TP, not counted
+            Detection(T0 + 1200, "simbox.device", "critical", 0.9,
+                      Subject("imei", "86220004000010"), [],
+                      ["police"], related=[Subject("imsi", "460009000000001")])]
+    res = score(load_reports(_write(tmp_path, dets)), _truth(), KEY)
+    assert (res.tp, res.fp, res.fn, res.positives) == (3, 1, 1, 3)
+    assert res.recall == pytest.approx(2 / 3) and res.precision == pytest.approx(0.75)
+    assert res.early == 1 and res.flagged_no_evidence == 1
+    assert sorted(res.delays) == [0.0, 120.0]
+    assert res.active_normal == 8 and res.fp_rate_per_sim_day == pytest.approx(1 / 8)
+    assert res.levels["naive"].detected == 2 and res.levels["low_slow"].detected == 0
+    assert res.devices_detected == 1 and res.devices == 2
+    md = markdown(res)
+    assert "| naive | 2 | 2 | 1.0000 |" in md and "per-SIM F1" in md
+
+
+def test_wrong_key_matches_nothing(tmp_path: Path) -> None:
+    res = score(load_reports(_write(tmp_path, [_sim("460009000000001", T0 + 1100)])),
+                _truth(), b"another-key-99999999")
+    assert res.tp == 0 and res.fp == 0
+
+
+def test_cli_score(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reports = _write(tmp_path, [_sim("460009000000003", T0 + 3100)])
+    truth = tmp_path / "t.json"
+    truth.write_bytes(orjson.dumps(_truth()))
+    assert sim_main(["score", "--reports", str(reports), "--truth", str(truth), "--key",
+                     KEY.decode(), "--json"]) == 0
+    out = orjson.loads(capsys.readouterr().out)
+    assert out["levels"]["low_slow"]["detected"] == 1 and out["fp"] == 0
+    assert sim_main(["score", "--reports", str(tmp_path / "nope"), "--truth", str(truth),
+                     "--key", "k" * 16]) == 2
+
+
+def test_parse_rfc3339() -> None:
+    assert parse_rfc3339("2026-01-01T00:00:01.250Z") == pytest.approx(T0 + 1.25)
