@@ -169,12 +169,16 @@ class MqttLink:
         self.state = "starting"
         self.last_error: str | None = None
         self._last_logged_error: str | None = None
+        self._last_logged_at = 0.0
         self.last_ack: float | None = None
         self.c: dict[str, int] = {
             "published": 0, "acked": 0, "denied": 0, "no_conn": 0, "connects": 0,
             "connect_failures": 0, "disconnects": 0, "downlink": 0, "heartbeats": 0,
             "tls_reloads": 0, "resent_after_loss": 0}
         self._reconnect_now = False
+        self._careful = False
+        self._resent_once: set[int] = set()
+        self._suspects: dict[int, int] = {}
         self._heartbeat_now = False
         if downlink is not None and hasattr(downlink, "register"):
             downlink.register("heartbeat", self._cmd_heartbeat)
@@ -329,13 +333,17 @@ class MqttLink:
             pass
 
     def _fail(self, kind: str, msg: str) -> None:
-        """One clear log line per distinct failure; repeats go to debug."""
+        """One clear log line per kind of failure (broker unreachable, TLS failure, auth
+        failure, ...); repeats go to debug, with a reminder every 5 minutes."""
         self.last_error = f"{kind}: {msg}"
         self.c["connect_failures"] += 1
-        if self.last_error != self._last_logged_error:
-            self._last_logged_error = self.last_error
-            log.error("MQTT %s (%s:%d): %s; retrying with backoff (up to %.1f s)",
-                      kind, self.cfg.host, self.cfg.port, msg, self.cfg.backoff_cap_s)
+        now = time.monotonic()
+        if kind != self._last_logged_error or now - self._last_logged_at >= 300.0:
+            again = kind == self._last_logged_error
+            self._last_logged_error, self._last_logged_at = kind, now
+            log.error("MQTT %s%s (%s:%d): %s; retrying with backoff (up to %.1f s)",
+                      kind, " still" if again else "", self.cfg.host, self.cfg.port, msg,
+                      self.cfg.backoff_cap_s)
         else:
             log.debug("MQTT %s again: %s", kind, msg)
 
@@ -405,9 +413,16 @@ class MqttLink:
             why = sess.last_log_error or "connection closed before CONNACK"
             if self._tls is not None and ("ssl" in why.lower() or "tls" in why.lower()
                                           or "certificate" in why.lower() or sess.lost):
+                if "CERTIFICATE_REQUIRED" in why.upper():
+                    hint = ("the broker requires a client certificate (set "
+                            "mqtt.tls.cert_file and key_file)")
+                elif "UNKNOWN_CA" in why.upper() or "BAD_CERTIFICATE" in why.upper():
+                    hint = "the broker rejected the client certificate"
+                else:
+                    hint = ("is the client certificate missing or not trusted by the "
+                            "broker?")
                 self._fail("TLS failure", f"broker closed the TLS session before CONNACK "
-                           f"({why}); is the client certificate missing or not trusted by "
-                           f"the broker?")
+                           f"({why}); {hint}")
             else:
                 self._fail("broker unreachable", why)
             self._drop(client)
@@ -442,7 +457,14 @@ class MqttLink:
         sess.inflight = inflight
         queue: deque[Any] = deque()
         cursor = 0  # highest outbox seq fetched on this connection
-        window = cfg.inflight
+        # After a connection broke with reports in flight, start with one in flight:
+        # some brokers (mosquitto 2.0.11 on an ACL denial) send the PUBACK with the
+        # failure reason and then close the connection; with more in flight the next
+        # write fails before that PUBACK is read, and the refused report would be sent
+        # again forever. Back to the full window after 2 x inflight clean acks.
+        window = 1 if self._careful else cfg.inflight
+        careful_left = max(20, 2 * cfg.inflight)
+        denied_here = False
         acks: list[int] = []
         acks_since = 0.0
         # Acknowledged reports are held back from deletion for ack_hold_s: if the
@@ -460,6 +482,11 @@ class MqttLink:
             # 1. acknowledgements that arrived -> outbox deletes (batched)
             if sess.acked:
                 self.c["acked"] += len(sess.acked)
+                if window < cfg.inflight:
+                    careful_left -= len(sess.acked)
+                    if careful_left <= 0:
+                        window = cfg.inflight
+                        self._careful = False
                 self.last_ack = time.time()
                 if hold > 0:
                     held.append((time.monotonic(), sess.acked))
@@ -476,6 +503,7 @@ class MqttLink:
                         acks_since = time.monotonic()
                     acks.extend(held.popleft()[1])
             if sess.denied:
+                denied_here = True
                 for seq, topic, reason in sess.denied:
                     self._deny(seq, topic, reason)
                 sess.denied.clear()
@@ -560,10 +588,29 @@ class MqttLink:
                 0.005 if acks or held else 0.5, max(0.0, next_hb - now))
             self._io(client, sess, timeout)
         # connection lost
-        self.c["resent_after_loss"] += sum(len(seqs) for _, seqs in held)
+        if inflight:
+            self._careful = True
+        # Held acks are sent again once; a report whose delivery keeps breaking the
+        # connection (a broker that closes instead of refusing, as mosquitto does on an
+        # ACL denial over MQTT 3.1.1) must not be re-sent forever.
+        again = [q for _, seqs in held for q in seqs]
+        once = self._resent_once
+        acks.extend(q for q in again if q in once)
+        fresh = [q for q in again if q not in once]
+        if len(once) > 100_000:
+            once.clear()
+        once.update(fresh)
+        self.c["resent_after_loss"] += len(fresh)
+        if window == 1 and len(inflight) == 1:
+            self._suspect(next(iter(inflight.values())))
+        if acks:
+            self.outbox.ack(acks)
         self.c["disconnects"] += 1
         self.connected.clear()
-        why = sess.last_log_error or sess.disconnect_reason or "connection lost"
+        why = sess.last_log_error or sess.disconnect_reason or (
+            "the broker closed the connection right after refusing a report (mosquitto "
+            "does this on an ACL denial)" if denied_here else "the broker closed the "
+            "connection")
         self._fail("connection lost", why)
         self.c["connect_failures"] -= 1  # a lost connection is not a failed attempt
         self._drop(client)
@@ -609,6 +656,20 @@ class MqttLink:
                 sock.close()
         except OSError:
             pass
+
+    def _suspect(self, hit: tuple[int, str]) -> None:
+        """The connection broke while this report was the only one in flight, with no
+        PUBACK: after three times it is treated as refused (dead letter)."""
+        seq, topic = hit
+        n = self._suspects.get(seq, 0) + 1
+        self._suspects[seq] = n
+        if n >= 3:
+            del self._suspects[seq]
+            self._deny(seq, topic, "the broker closed the connection each of 3 times this "
+                       "report was sent (probably not authorized; MQTT 3.1.1 has no "
+                       "reason codes)")
+        elif len(self._suspects) > 1000:
+            self._suspects.clear()
 
     def _deny(self, seq: int, topic: str, reason: str) -> None:
         self.c["denied"] += 1
