@@ -107,13 +107,18 @@ def label_rows(snaps: Snapshots, truth: dict[str, Any]) -> tuple[np.ndarray, np.
     keep: list[int] = []
     y: list[int] = []
     last: dict[str, float] = {}
+    kept: dict[str, int] = {}
     for i, imsi in enumerate(snaps.imsi):
         t = sims.get(imsi, {"label": "normal"})
         # Thin: neighbouring snapshots of one SIM are near-duplicates.
-        thin = THIN_S if t["label"] == "simbox" else 3 * THIN_S
+        # Early snapshots (a SIM's first few judgements, on little evidence) are where
+        # busy people look most like boxes: keep those dense, thin the rest more.
+        early = kept.get(imsi, 0) < 6
+        thin = THIN_S if t["label"] == "simbox" or early else 3 * THIN_S
         if snaps.ts[i] - last.get(imsi, -1e18) < thin:
             continue
         last[imsi] = snaps.ts[i]
+        kept[imsi] = kept.get(imsi, 0) + 1
         if t["label"] == "simbox":
             ev = t.get("evidence_ts")
             if ev is None or snaps.ts[i] < ev:

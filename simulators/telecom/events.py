@@ -462,6 +462,9 @@ class EventSimulator:
         if span <= 0:
             return
         cell = sub.cells[0] if len(sub.cells) == 1 or r.random() < 0.6 else r.choice(sub.cells)
+        # People on the move (sales reps, taxis) change cells within the hour.
+        mobile = len(sub.cells) > 2 and b.handover >= 0.3
+        cells = sub.cells
         if sub.label == "normal" and r.random() < b.reattach * f:
             self._attach(heap, sub, t_from + r.uniform(0, span))
         mo_times = sorted(t_from + r.uniform(0, span) for _ in range(_poisson(r, b.mo * f)))
@@ -476,7 +479,7 @@ class EventSimulator:
             sub.mo_count += 1
             if box and sub.mo_count == EVIDENCE_CALLS:
                 sub.evidence_ts = round(ts, 3)
-            self._call(heap, sub, ts, "mo", peer, cell)
+            self._call(heap, sub, ts, "mo", peer, r.choice(cells) if mobile else cell)
             sibling = self._by_msisdn.get(peer) if box else None
             if sibling is not None:  # box-to-box call: the sibling receives it
                 self._call(heap, sibling, ts + r.uniform(0.5, 2.0), "mt", sub.msisdn,
@@ -484,24 +487,28 @@ class EventSimulator:
         if not box or sub.evasion != "human":  # human boxes' mt come from siblings
             for _ in range(_poisson(r, b.mt * f)):
                 src = r.choice(sub.contacts) if sub.contacts else self._number()
-                self._call(heap, sub, t_from + r.uniform(0, span), "mt", src, cell)
+                self._call(heap, sub, t_from + r.uniform(0, span), "mt", src,
+                           r.choice(cells) if mobile else cell)
         for _ in range(_poisson(r, b.sms * f)):
             peer = r.choice(sub.contacts) if sub.contacts else self._number()
-            ev = {"type": "sms", "imsi": sub.imsi, "imei": sub.imei, "cell": cell,
+            ev = {"type": "sms", "imsi": sub.imsi, "imei": sub.imei,
+                  "cell": r.choice(cells) if mobile else cell,
                   "dir": r.choice(("mo", "mt")), "peer": peer}
             if r.random() < 0.9:
                 ev["msisdn"] = sub.msisdn
             self._push(heap, t_from + r.uniform(0, span), ev)
         for _ in range(_poisson(r, b.data * f)):
             self._push(heap, t_from + r.uniform(0, span),
-                       {"type": "data", "imsi": sub.imsi, "imei": sub.imei, "cell": cell,
+                       {"type": "data", "imsi": sub.imsi, "imei": sub.imei,
+                        "cell": r.choice(cells) if mobile else cell,
                         "bytes": int(r.lognormvariate(12, 1.5))})
-        if len(sub.cells) > 1 and r.random() < min(1.0, b.handover * f):
-            tgt = r.choice(sub.cells)
-            if tgt != cell:
-                self._push(heap, t_from + r.uniform(0, span),
-                           {"type": "handover", "imsi": sub.imsi, "imei": sub.imei,
-                            "cell": cell, "target_cell": tgt})
+        n_ho = _poisson(r, b.handover * f) if mobile else int(
+            len(cells) > 1 and r.random() < min(1.0, b.handover * f))
+        for _ in range(n_ho):
+            src, tgt = r.sample(cells, 2)
+            self._push(heap, t_from + r.uniform(0, span),
+                       {"type": "handover", "imsi": sub.imsi, "imei": sub.imei,
+                        "cell": src, "target_cell": tgt})
 
     def _call(self, heap: list[Any], sub: _Sub, ts: float, direction: str, peer: str,
               cell: str) -> None:

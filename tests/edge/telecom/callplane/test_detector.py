@@ -84,7 +84,7 @@ def test_garbage_duplicates_and_late_events_change_little(
     path, truth, lines = day
     rng = random.Random(7)
     dirty: list[bytes] = []
-    for i, ln in enumerate(lines):
+    for ln in lines:
         r = rng.random()
         if r < 0.01:
             dirty.append(b"\x00garbage{")
