@@ -43,6 +43,7 @@ class IpPlaneScore:
     delays_s: list[float] = field(default_factory=list)
     missed: list[str] = field(default_factory=list)
     false_alarm_ips: list[str] = field(default_factory=list)
+    behaviour_only: dict[str, int] = field(default_factory=dict)  # found with no signature
 
     def __add__(self, o: IpPlaneScore) -> IpPlaneScore:
         def add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
@@ -53,7 +54,8 @@ class IpPlaneScore:
                             add(self.false_alarms, o.false_alarms),
                             self.unknown_subjects + o.unknown_subjects,
                             self.delays_s + o.delays_s, self.missed + o.missed,
-                            self.false_alarm_ips + o.false_alarm_ips)
+                            self.false_alarm_ips + o.false_alarm_ips,
+                            add(self.behaviour_only, o.behaviour_only))
 
     def recall(self, labels: Iterable[str] | None = None) -> float:
         labs = list(labels) if labels is not None else list(self.positives)
@@ -82,6 +84,8 @@ class IpPlaneScore:
             if self.n_negatives else 0.0,
             "false_alarms_by_label": {k: f"{self.false_alarms.get(k, 0)}/{v}"
                                       for k, v in sorted(self.negatives.items())},
+            "found_by_behaviour_only": {k: f"{self.behaviour_only.get(k, 0)}/{v}"
+                                        for k, v in sorted(self.positives.items())},
             "unknown_subjects": self.unknown_subjects,
             "median_delay_s": round(d[len(d) // 2], 1) if d else None,
         }
@@ -92,6 +96,7 @@ def score(detections: Iterable[Detection], truth: dict[str, Any]) -> IpPlaneScor
     eps = {e["ip"]: e for e in truth.get("endpoints", [])}
     start = float(truth.get("start", 0.0))
     first: dict[str, float] = {}
+    signed: set[str] = set()
     unknown = 0
     for d in detections:
         if d.kind != KIND or d.subject.type != "ip":
@@ -100,6 +105,8 @@ def score(detections: Iterable[Detection], truth: dict[str, Any]) -> IpPlaneScor
             unknown += 1
             continue
         first.setdefault(d.subject.id, d.ts)
+        if any("signature" in e.features for e in d.evidence):
+            signed.add(d.subject.id)
     s = IpPlaneScore(unknown_subjects=unknown)
     for ip, e in eps.items():
         lab = str(e.get("label", "?"))
@@ -108,6 +115,8 @@ def score(detections: Iterable[Detection], truth: dict[str, Any]) -> IpPlaneScor
             if ip in first:
                 s.found[lab] = s.found.get(lab, 0) + 1
                 s.delays_s.append(first[ip] - start)
+                if ip not in signed:
+                    s.behaviour_only[lab] = s.behaviour_only.get(lab, 0) + 1
             else:
                 s.missed.append(f"{ip} {lab}/{e.get('persona', '')}")
         else:
