@@ -174,7 +174,7 @@ class MqttLink:
         self.c: dict[str, int] = {
             "published": 0, "acked": 0, "denied": 0, "no_conn": 0, "connects": 0,
             "connect_failures": 0, "disconnects": 0, "downlink": 0, "heartbeats": 0,
-            "tls_reloads": 0, "resent_after_loss": 0}
+            "tls_reloads": 0, "resent_after_loss": 0, "store_errors": 0}
         self._reconnect_now = False
         self._careful = False
         self._resent_once: set[int] = set()
@@ -193,7 +193,16 @@ class MqttLink:
         """Commit the report to the outbox (durable on return) and wake the sender."""
         cls = classify(report["kind"], report["severity"], self._alert_min)
         topic = report_topic(self.cfg.topic_prefix, self.site, self.agent, report["kind"])
-        self.outbox.submit(report["id"], cls, topic, payload)
+        try:
+            self.outbox.submit(report["id"], cls, topic, payload)
+        except LinkError as exc:
+            # An I/O error of the store (disk full is handled inside, as a state): the
+            # report is lost and counted; the detectors go on.
+            self.c["store_errors"] += 1
+            if self.c["store_errors"] in (1, 10, 100, 1000) or \
+                    self.c["store_errors"] % 10_000 == 0:
+                log.error("%s (%d reports lost so far)", exc, self.c["store_errors"])
+            return
         self._poke()
 
     def publish_many(self, items: list[tuple[dict[str, Any], bytes]]) -> int:
