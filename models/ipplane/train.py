@@ -84,7 +84,8 @@ def collect_pcap(seeds: list[int], duration_s: float
                                 goip_masked=3, goip_plain=1, pbx_trunks=3)
             pcap = Path(tmp) / f"sim{seed}.pcap"
             res = simulate_pcap(cfg, pcap)
-            pos = {e["ip"]: bool(e["positive"]) for e in res.truth["endpoints"]}  # type: ignore[union-attr]
+            eps: list[dict[str, Any]] = res.truth["endpoints"]  # type: ignore[assignment]
+            pos = {e["ip"]: bool(e["positive"]) for e in eps}
             det = IpPlaneDetector(DetectorSettings())
             rows: list[tuple[str, list[float]]] = []
             det.feature_sink = lambda now, addr, f, rows=rows: rows.append((addr, f))

@@ -35,7 +35,7 @@ from edge.telecom.ipplane.dialogs import (
 from edge.telecom.ipplane.endpoint import FEATURES, EndpointState
 from edge.telecom.ipplane.goip_sms import PREFIXES as GOIP_PREFIXES
 from edge.telecom.ipplane.goip_sms import parse_goip_sms
-from edge.telecom.ipplane.rtp import RtpFlow, rtp_header
+from edge.telecom.ipplane.rtp import RtpFlow, is_rtcp, rtp_header
 from edge.telecom.ipplane.signatures import Signature, SignatureSet, load_signatures
 from edge.telecom.ipplane.sip import PREFIXES as SIP_PREFIXES
 from edge.telecom.ipplane.sip import SipError, SipMessage, SipStream, parse_message
@@ -98,7 +98,7 @@ class IpPlaneDetector:
         self._next_sweep: float | None = None
         self.now = 0.0
         self.c: dict[str, int] = dict.fromkeys((
-            "packets", "rtp_batches", "sip_messages", "sip_errors", "sip_tcp_gaps", "rtp_packets",
+            "packets", "rtp_batches", "rtcp_packets", "sip_messages", "sip_errors", "sip_tcp_gaps", "rtp_packets",
             "rtp_unannounced", "goip_sms", "dhcp", "dns", "signature_hits",
             "signature_unattributed", "evaluations", "server_role_skipped",
             "model_batches", "detections", "endpoints_evicted_idle", "endpoints_evicted_full",
@@ -380,7 +380,9 @@ class IpPlaneDetector:
     def _rtp(self, pkt: Packet, p: bytes, ts: float, call_id: str) -> None:
         hdr = rtp_header(p)
         if hdr is None:
-            return  # RTCP or not RTP: nothing to time
+            if call_id and is_rtcp(p):
+                self.c["rtcp_packets"] += 1  # reports on the call's stream: counted
+            return
         key = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
         f = self.rtp.get(key)
         if f is None:
@@ -459,16 +461,16 @@ class IpPlaneDetector:
                     keep.append((t, key))
             self._media_dying = keep
         old_tcp = [k for k, st in self.tcp.items() if now - st.last_ts > self.s.idle_evict_s]
-        for k in old_tcp:
-            del self.tcp[k]
+        for tk in old_tcp:
+            del self.tcp[tk]
             self.c["tcp_streams_evicted"] += 1
         limit = now - max(self.s.idle_evict_s, self.s.window_s)
         gone = [a for a, ep in self.endpoints.items() if ep.last_ts < limit and not ep.active]
         for a in gone:
             del self.endpoints[a]
         self.c["endpoints_evicted_idle"] += len(gone)
-        for k in [k for k, t in self._sms_servers.items() if now - t > self.s.idle_evict_s]:
-            del self._sms_servers[k]
+        for a in [a for a, t in self._sms_servers.items() if now - t > self.s.idle_evict_s]:
+            del self._sms_servers[a]
 
     # ------------------------------------------------------------------ judging
     def _evaluate(self, now: float, final: bool = False) -> list[Detection]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 FEATURES: tuple[str, ...] = (
     "lines",                  # distinct AoRs REGISTERed from this address
@@ -234,13 +235,21 @@ class EndpointState:
                 dq.popleft()
         while self.calls and self.calls[0].end < lo:
             self.calls.popleft()
-        for d in (self.reg_last, self.ping_last, self.peers):
-            old = [k for k, t in d.items() if t < lo]
-            for k in old:
-                del d[k]
-        for dd in (self.reg_intervals, self.ping_intervals):
-            for k in [k for k, dq in dd.items() if not dq or dq[-1][0] < lo]:
-                del dd[k]
+        _drop_older(self.reg_last, lo)
+        _drop_older(self.ping_last, lo)
+        _drop_older(self.peers, lo)
+        _drop_stale(self.reg_intervals, lo)
+        _drop_stale(self.ping_intervals, lo)
+
+
+def _drop_older(d: dict[Any, float], lo: float) -> None:
+    for k in [k for k, t in d.items() if t < lo]:
+        del d[k]
+
+
+def _drop_stale(d: dict[Any, deque[tuple[float, float]]], lo: float) -> None:
+    for k in [k for k, dq in d.items() if not dq or dq[-1][0] < lo]:
+        del d[k]
 
 
 def _max_concurrent(calls: list[CallRec], lo: float, now: float) -> int:

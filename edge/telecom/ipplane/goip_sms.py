@@ -84,15 +84,16 @@ def parse_goip_sms(payload: bytes) -> GoipSms | None:
     tokens = payload.split(None, 3)
     if len(tokens) < 2 or not tokens[1].isdigit():
         return None
-    verb = tokens[0]
+    word = tokens[0]
+    name = word.decode("ascii", "replace")
     info = {"sendid": tokens[1].decode()}
     for r in REPORT_ACKS:
         if payload.startswith(r) and len(tokens) >= 3:
-            return GoipSms("report_ack", verb.decode(), info)
-    if verb in COMMANDS:
-        if verb == b"MSG" and not (len(tokens) >= 3 and tokens[2].isdigit()):
+            return GoipSms("report_ack", name, info)
+    if word in COMMANDS:
+        if word == b"MSG" and not (len(tokens) >= 3 and tokens[2].isdigit()):
             return None
-        return GoipSms("command", verb.decode(), info)
-    if verb in REPLIES:
-        return GoipSms("reply", verb.decode(), info)
+        return GoipSms("command", name, info)
+    if word in REPLIES:
+        return GoipSms("reply", name, info)
     return None

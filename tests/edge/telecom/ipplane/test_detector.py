@@ -144,6 +144,9 @@ def test_rtp_batches_tie_to_calls_and_feed_endpoint_stats() -> None:
     for i in range(5):
         st.feed(RtpBatch(2.0 + i + 0.98, 2.0 + i, "10.0.0.1", "10.0.0.2", 9000, 7000, 42, 0,
                          50, 8000, i * 50, i * 50 + 49, lost=1, jitter_s=0.002))
+    # RTCP on the announced port + 1 (RFC 3550 6.1) is tied to the call and counted
+    st.feed(_udp(3.0, "10.0.0.1", "10.0.0.2", 9001, 7001, b"\x80\xc8\x00\x06" + bytes(24)))
+    assert st.counters()["rtcp_packets"] == 1
     (f,) = st.rtp.values()
     assert f.call_id == "r1" and f.packets == 250 and f.lost == 5
     assert f.jitter_ms == pytest.approx(2.0)
