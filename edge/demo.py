@@ -25,10 +25,11 @@ from edge.report.topics import report_topic
 
 
 def run_demo(*, broker: str | None, subscribers: int, hours: float, seed: int,
-             workdir: Path, out: Any = None) -> int:
+             workdir: Path, pcap_s: float = 120.0, out: Any = None) -> int:
     from simulators.broker import LocalBroker
     from simulators.subscriber import ReportSubscriber
     from simulators.telecom.events import EventSimConfig, write_events
+    from simulators.telecom.pcap import PcapSimConfig, simulate_pcap
 
     out = out or sys.stdout
     workdir.mkdir(parents=True, exist_ok=True)
@@ -39,6 +40,14 @@ def run_demo(*, broker: str | None, subscribers: int, hours: float, seed: int,
                      events, truth_path)
     print(f"[1/4] simulated {subscribers:,} subscribers for {hours:g} h: {n:,} events "
           f"-> {events} ({time.perf_counter() - t0:.1f} s)", file=out)
+    t0 = time.perf_counter()
+    pcap = workdir / "backhaul.pcap"
+    pcap_truth_path = workdir / "backhaul.truth.json"
+    res = simulate_pcap(PcapSimConfig(seed=seed, duration_s=max(pcap_s, 1.0)), pcap,
+                        pcap_truth_path)
+    print(f"      simulated {pcap_s:g} s of backhaul traffic (softphones, IP phones, PBX "
+          f"trunks, GoIP gateways, a SIM bank; some inside GTP-U): {res.packets:,} packets "
+          f"-> {pcap} ({time.perf_counter() - t0:.1f} s)", file=out)
 
     own = None
     if broker:
@@ -60,9 +69,9 @@ def run_demo(*, broker: str | None, subscribers: int, hours: float, seed: int,
         sub = ReportSubscriber(host, port, topic, client_id=f"demo-authority-{seed}")
         sinks = make_sinks(cfg, out=reports_path, mqtt=True, stdout=False)
         agent = build_agent(cfg, sinks, replay=True)
-        sources = make_sources(cfg, events=[events])
+        sources = make_sources(cfg, events=[events], pcaps=[pcap])
         agent.pipeline.sources = sources
-        print("[3/4] agent replaying the events through its pipeline ...", file=out)
+        print("[3/4] agent replaying the event feed and the capture through its pipeline ...", file=out)
         t1 = time.perf_counter()
         agent.pipeline.run(merge_by_time(sources))
         agent.close()
@@ -71,27 +80,41 @@ def run_demo(*, broker: str | None, subscribers: int, hours: float, seed: int,
         got_all = sub.wait_for(sent, timeout_s=60)
         sub.close()
         alerts = [r for r in sub.reports if not r["kind"].startswith("agent.")]
-        print(f"      {agent.pipeline.records:,} events in {dt:.2f} s "
-              f"({agent.pipeline.records / max(dt, 1e-9):,.0f} events/s); "
+        print(f"      {agent.pipeline.records:,} records in {dt:.2f} s "
+              f"({agent.pipeline.records / max(dt, 1e-9):,.0f} records/s); "
               f"{sent} reports published", file=out)
         print(f"[4/4] subscriber on '{topic}' received {len(sub.reports)} of {sent} reports"
               + ("" if got_all else " (NOT ALL ARRIVED)"), file=out)
-        for r in sorted(alerts, key=lambda r: (r["ts"], r["kind"]))[:15]:
+        shown = _pick(alerts, 15)
+        for r in shown:
             ev = r["evidence"][0]
             feats = ", ".join(f"{k}={v}" for k, v in list(ev["features"].items())[:5])
             print(f"  {r['ts']} {r['severity']:>8} {r['kind']:<14} "
                   f"{r['subject']['type']}={r['subject']['id']}  score={r['score']:.2f}\n"
                   f"      why: {ev['reason']} ({feats})", file=out)
-        if len(alerts) > 15:
-            print(f"  ... and {len(alerts) - 15} more alerts (all in {reports_path})", file=out)
-        _score(alerts, truth_path, cfg, out)
+        if len(alerts) > len(shown):
+            print(f"  ... and {len(alerts) - len(shown)} more alerts (all in {reports_path})",
+                  file=out)
+        _score(alerts, truth_path, pcap_truth_path, cfg, out)
         return 0 if got_all else 1
     finally:
         if own is not None:
             own.stop()
 
 
-def _score(alerts: list[dict[str, Any]], truth_path: Path, cfg: Config, out: Any) -> None:
+def _pick(alerts: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """The first alerts in time, with every kind represented."""
+    ordered = sorted(alerts, key=lambda r: (r["ts"], r["kind"]))
+    firsts = {}
+    for r in ordered:
+        firsts.setdefault(r["kind"], r)
+    picked = list(firsts.values())
+    picked += [r for r in ordered if r not in picked][: max(0, n - len(picked))]
+    return sorted(picked, key=lambda r: (r["ts"], r["kind"]))
+
+
+def _score(alerts: list[dict[str, Any]], truth_path: Path, pcap_truth_path: Path,
+           cfg: Config, out: Any) -> None:
     """Match pseudonymised subjects against the truth, holding the site key."""
     truth = orjson.loads(truth_path.read_bytes())
     pseudo = Pseudonymiser(load_key(cfg.privacy.key, cfg.privacy.key_file, cfg.agent.data_dir))
@@ -99,6 +122,14 @@ def _score(alerts: list[dict[str, Any]], truth_path: Path, cfg: Config, out: Any
     flagged = {r["subject"]["id"] for r in alerts if r["kind"] == "simbox.sim"}
     tp = sum(1 for p in flagged if by_pseudonym.get(p, {}).get("label") == "simbox")
     positives = sum(1 for i in truth["sims"].values() if i["label"] == "simbox")
-    print(f"truth check (authority side, matching pseudonyms with the site key): "
-          f"{tp} of {positives} SIM-box SIMs flagged, {len(flagged) - tp} false alarms "
-          f"among {len(truth['sims']) - positives:,} ordinary SIMs", file=out)
+    print(f"truth check (authority side, matching pseudonyms with the site key):\n"
+          f"  call plane: {tp} of {positives} SIM-box SIMs flagged, {len(flagged) - tp} "
+          f"false alarms among {len(truth['sims']) - positives:,} ordinary SIMs", file=out)
+    ptruth = orjson.loads(pcap_truth_path.read_bytes())
+    eps = {pseudo.pseudonym("ip", e["ip"]): e for e in ptruth["endpoints"]}
+    hit = {r["subject"]["id"] for r in alerts if r["kind"] == "goip.endpoint"}
+    pos = [e for e in ptruth["endpoints"] if e["positive"]]
+    tp_ip = sum(1 for p in hit if eps.get(p, {}).get("positive"))
+    print(f"  IP plane:   {tp_ip} of {len(pos)} GoIP / SIM-bank endpoints flagged, "
+          f"{len(hit) - tp_ip} false alarms among {len(eps) - len(pos)} ordinary VoIP "
+          f"endpoints", file=out)

@@ -82,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--subscribers", type=int, default=3000)
     d.add_argument("--hours", type=float, default=6.0)
     d.add_argument("--seed", type=int, default=2026)
+    d.add_argument("--pcap-seconds", type=float, default=120.0,
+                   help="seconds of simulated backhaul traffic (0: none)")
     d.add_argument("--workdir", type=Path, default=Path("demo-out"))
     return p
 
@@ -104,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
 
             setup_logging("warning")
             return run_demo(broker=args.broker, subscribers=args.subscribers,
-                            hours=args.hours, seed=args.seed, workdir=args.workdir)
+                            hours=args.hours, seed=args.seed, workdir=args.workdir,
+                            pcap_s=args.pcap_seconds)
     except ConfigError as exc:
         return fail(f"invalid config: {exc}")
     except EdgeError as exc:
