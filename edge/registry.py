@@ -14,6 +14,7 @@ from typing import Any
 from edge.config import Config
 
 STAGE_BUILDERS: dict[str, str] = {
+    "capture": "drivers.capture.stage:build_stages",
     "callplane": "edge.telecom.callplane_build:build_stages",
     "ipplane": "edge.telecom.ipplane_build:build_stages",
 }

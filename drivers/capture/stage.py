@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from drivers.capture.decode import FrameDecoder
+from edge.config import Config
 from edge.records import Frame
 
 
@@ -54,3 +55,8 @@ class FrameDecoderStage:
             for k, v in dec.counters().items():
                 total[k] = total.get(k, 0) + v
         return total
+
+
+def build_stages(cfg: Config) -> list[FrameDecoderStage]:
+    """Registry hook: the frame decoder is always there (it only sees ``Frame`` records)."""
+    return [FrameDecoderStage()]
