@@ -86,10 +86,9 @@ def _pcap_blocks(fh: BinaryIO, magic: bytes, name: str, block_bytes: int
             error = "truncated record at end of file"
         if offs:
             pos_arr = np.asarray(offs, dtype=np.int64)
-            raw = np.frombuffer(buf, dtype=np.uint8)
-            h = raw[pos_arr[:, None] + np.arange(16)].copy().view(hdr_dtype).reshape(-1, 4)
-            ts = h[:, 0].astype(np.float64) + h[:, 1].astype(np.float64) * unit
-            yield RecordBlock(buf, pos_arr + 16, h[:, 2].astype(np.int64), ts,
+            sec, frac, incl = _headers(buf, pos_arr, hdr_dtype)
+            ts = sec.astype(np.float64) + frac.astype(np.float64) * unit
+            yield RecordBlock(buf, pos_arr + 16, incl.astype(np.int64), ts,
                               np.full(len(offs), linktype, dtype=np.int64), index, error)
             index += len(offs)
         elif error is not None:
@@ -97,6 +96,25 @@ def _pcap_blocks(fh: BinaryIO, magic: bytes, name: str, block_bytes: int
         if error is not None or not chunk:
             return
         pending = buf[pos:]
+
+
+def _headers(buf: bytes, pos: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, ...]:
+    """(seconds, fraction, captured length) of the record headers at byte offsets ``pos``.
+
+    Reads 32-bit words through four zero-copy views of the block, one per byte
+    alignment, so no per-byte gather is needed."""
+    n = len(pos)
+    out = [np.empty(n, dtype=np.uint32) for _ in range(3)]
+    align = pos & 3
+    for a in range(4):
+        sel = np.flatnonzero(align == a)
+        if not len(sel):
+            continue
+        words = np.frombuffer(buf, dtype=dtype, offset=a, count=(len(buf) - a) // 4)
+        w = pos[sel] >> 2
+        for k in range(3):
+            out[k][sel] = words[w + k]
+    return out[0], out[1], out[2]
 
 
 def _empty(buf: bytes, index: int, error: str | None) -> RecordBlock:
