@@ -40,6 +40,26 @@ def run_measured(cmd: list[str], err_file: Path) -> tuple[float, int, int]:
     return dt, usage.ru_maxrss // 1024, rc
 
 
+def reference(pcap: Path) -> None:
+    """scapy's full dissection and scapy's raw reader on the first frames of ``pcap``."""
+    from itertools import islice
+
+    from scapy.utils import PcapReader
+
+    from drivers.capture.pcapfile import PcapFileSource
+
+    n = 20_000
+    t0 = time.perf_counter()
+    with PcapReader(str(pcap)) as r:
+        k = sum(1 for _ in islice(r, n))
+    print(f"scapy full dissection: {k / (time.perf_counter() - t0):,.0f} pkt/s ({k:,} frames)")
+    n = 200_000
+    t0 = time.perf_counter()
+    k = sum(1 for _ in islice(iter(PcapFileSource(pcap)), n))
+    print(f"scapy RawPcapReader -> Frame (no decoding): "
+          f"{k / (time.perf_counter() - t0):,.0f} pkt/s ({k:,} frames)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -47,6 +67,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=4)
     ap.add_argument("--workdir", type=Path)
     ap.add_argument("--no-tshark", action="store_true")
+    ap.add_argument("--reference", action="store_true",
+                    help="also time scapy's full dissection and its raw reader (first frames)")
     args = ap.parse_args()
 
     from drivers.capture.fastpcap import FastPcapSource
@@ -94,6 +116,8 @@ def main() -> int:
     for n, mib, gen, src_r, recs, rep, pipe, rss, _reports, _rc, tsr in rows:
         print(f"| {n:,} | {mib} | {gen:,.0f} | {src_r:,.0f} | {recs:,} | {rep:,.0f} | "
               f"{pipe:,.0f} | {rss} | {tsr:,.0f} | {rep / tsr:.1f}x |")
+    if args.reference and rows:
+        reference(work / f"sip-rtp-{rows[-1][0]}.pcap")
     print(f"\n(files in {work}; python {sys.version.split()[0]}, {os.cpu_count()} cpus)")
     return 0
 
