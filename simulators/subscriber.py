@@ -41,7 +41,8 @@ class ReportSubscriber:
                                   protocol=mqtt.MQTTv5)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.05, reconnect_max_s)
+        # paho annotates int seconds but sleeps on floats
+        self.client.reconnect_delay_set(0.05, reconnect_max_s)  # type: ignore[arg-type]
         if tls is not None:
             self.client.tls_set_context(tls)
         persistent = session_expiry_s > 0  # ``clean`` is kept for older callers

@@ -83,7 +83,7 @@ class TlsFiles:
         self._ctx: ssl.SSLContext | None = None
 
     def _signature(self) -> tuple[Any, ...]:
-        sig = []
+        sig: list[Any] = []
         for p in (self.tls.ca_file, self.tls.cert_file, self.tls.key_file):
             if p is None:
                 sig.append(None)
@@ -543,8 +543,8 @@ class MqttLink:
                     queue.extend(batch)
                     cursor = batch[-1].seq
                 p = queue[0]
-                info = client.publish(p.topic, p.payload, qos=1,
-                                      properties=_IdProps(p.id) if v5 else None)
+                props: Any = _IdProps(p.id) if v5 else None  # paho only calls .pack()
+                info = client.publish(p.topic, p.payload, qos=1, properties=props)
                 if info.rc == mqtt.MQTT_ERR_NO_CONN:
                     # rc=4: paho queued it on a client that is going away; the report
                     # is still pending in the outbox and is sent on the next connection.
