@@ -157,3 +157,38 @@ def test_dead_letter(tmp_path: Path) -> None:
     assert ob.stats().depth == 0
     assert ob.stats().drops == {"alert.denied": 1}
     assert ob.dead() == [(_rid(1), "t/denied", "Not authorized (0x87)")]
+
+
+@pytest.mark.needs_root
+def test_real_disk_full_on_a_tiny_filesystem(tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    """A 384 KiB tmpfs: the outbox fills the filesystem, reports are dropped and
+    counted with one DISK FULL line, the store stays intact, and writes resume once
+    space is freed."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs")
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        filler = mnt / "filler"
+        filler.write_bytes(b"\0" * 96 * 1024)
+        ob = Outbox(mnt / "ob.sqlite")
+        stored = 0
+        with caplog.at_level(logging.WARNING):
+            for i in range(3000):
+                stored += ob.submit(_rid(i), ALERT, "t/x", os.urandom(300))
+        assert ob.disk_full and 0 < stored < 3000
+        assert ob.stats().drops["alert.disk_full"] == 3000 - stored
+        assert caplog.text.count("DISK FULL") == 1
+        filler.unlink()
+        assert ob.submit(_rid(9999), ALERT, "t/x", b"after")
+        assert not ob.disk_full
+        ob.close()
+        again = Outbox(mnt / "ob.sqlite")  # reopens with the integrity check
+        assert len(list(drain_all(again))) == stored + 1
+        again.close()
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
