@@ -99,12 +99,17 @@ class FrameDecoder:
     # -- time
     def decode(self, ts: float, linktype: int, data: bytes, index: int, out: list[Any]) -> None:
         """Decode one frame; also closes RTP buckets once per event-time second."""
+        if int(ts) > self._second:
+            self.advance(ts, out)
+        self.decode_frame(ts, linktype, data, index, out)
+
+    def advance(self, ts: float, out: list[Any]) -> None:
+        """Event time reached ``ts``: on entering a new second, sweep (closes RTP batches)."""
         sec = int(ts)
         if sec > self._second:
             if self._second >= 0:
                 self.sweep(ts, out)
             self._second = sec
-        self.decode_frame(ts, linktype, data, index, out)
 
     def sweep(self, now: float, out: list[Any]) -> None:
         """Close RTP batches of past seconds, evict idle RTP flows and stale fragments."""

@@ -93,12 +93,7 @@ class FastPcapSource:
         f = find_rtp(raw, off, cap, lt)
         if f is None:
             return self._sparse(blk, a, b, out)
-        # what decode() does on entering a new second, once for the whole run
-        t0 = float(ts[0])
-        if int(t0) > dec._second:
-            if dec._second >= 0:
-                dec.sweep(t0, out)
-            dec._second = int(t0)
+        dec.advance(float(ts[0]), out)  # what decode() does per frame, once for the run
         is_rtp = np.zeros(b - a, dtype=bool)
         is_rtp[f.sel] = True
         slow = np.flatnonzero(~is_rtp)

@@ -107,6 +107,8 @@ class LiveCaptureSource:
                     continue
                 while True:  # drain everything the kernel holds, then select again
                     try:
+                        # scapy's lower-level read: it also returns the sockaddr_ll,
+                        # whose packet type tells lo's outgoing copies apart
                         data, sa_ll, ts = sock._recv_raw(fd, self.snaplen)
                     except BlockingIOError:
                         break

@@ -27,6 +27,7 @@ import json
 import random
 import struct
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -123,7 +124,7 @@ class _Stream:
     seq: int
     rtp_ts: int
     k: int = 0
-    frame_fn: object = None  # IPv6 streams: a callable building the whole frame
+    frame_fn: Callable[[bytes], bytes] | None = None  # IPv6: builds the whole frame
 
 
 @dataclass
@@ -596,7 +597,7 @@ class _Sim:
                         continue
                     hdr = pack(0x80, s.pt | (0x80 if first else 0), seq, rts, s.ssrc)
                     if s.frame_fn is not None:
-                        items.append((ts, s.frame_fn(hdr + s.payload)))  # type: ignore[operator]
+                        items.append((ts, s.frame_fn(hdr + s.payload)))
                     else:
                         items.append((ts, s.prefix + hdr + s.payload))
                     rtp += 1
