@@ -483,6 +483,7 @@ class MqttLink:
         held: deque[tuple[float, list[int]]] = deque()
         next_hb = time.monotonic() + cfg.heartbeat_s
         next_tls = time.monotonic() + cfg.tls.reload_check_s
+        next_expire = time.monotonic() + 10.0
         exhausted = False
         self._new = True
         hb_topic = heartbeat_topic(prefix, self.site, self.agent)
@@ -575,6 +576,9 @@ class MqttLink:
                 self._heartbeat_now = False
                 next_hb = now + cfg.heartbeat_s
                 self._heartbeat(client, hb_topic)
+            if now >= next_expire:
+                next_expire = now + 10.0
+                self.outbox.expire()
             if self._tls is not None and now >= next_tls:
                 next_tls = now + cfg.tls.reload_check_s
                 if self._tls.changed():
