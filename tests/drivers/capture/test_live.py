@@ -97,3 +97,26 @@ def test_bad_interface_is_a_config_error() -> None:
         open_live_source(CaptureInput(interface="no-such-if0"))
     with pytest.raises(ConfigError):
         open_live_source(CaptureInput(interface=None))
+
+
+@pytest.mark.needs_root
+def test_edge_sim_play_cli_paces_by_timestamps(small_pcap: Path) -> None:
+    from drivers.capture.pcapio import open_records
+    from edge.cli.sim import main as sim_main
+
+    _root()
+    with open(small_pcap, "rb") as fh:
+        ts = next(iter(open_records(fh, str(small_pcap)))).ts[:300]
+    span = float(ts[-1] - ts[0])
+    assert span > 1.0
+    src = LiveCaptureSource("lo", bpf=BPF, queue_size=10_000)
+    t0 = time.monotonic()
+    rc = sim_main(["play", "--pcap", str(small_pcap), "--iface", "lo", "--speed", "10",
+                   "--max-packets", "300"])
+    elapsed = time.monotonic() - t0
+    deadline = time.monotonic() + 5
+    while src.counters()["captured"] < 300 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    src.close()
+    assert rc == 0 and src.counters()["captured"] == 300
+    assert elapsed >= 0.9 * span / 10  # paced by the capture's own timestamps
