@@ -23,6 +23,7 @@ ends the state with another line.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import sqlite3
 import threading
@@ -123,6 +124,15 @@ class Outbox:
         self._dead_keep = dead_keep
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One process per outbox: two senders would each re-send the other's pending
+        # reports and hand out the same sequence numbers.
+        self._lockfile = open(self.path.with_name(self.path.name + ".lock"), "a+")  # noqa: SIM115
+        try:
+            fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lockfile.close()
+            raise LinkError(f"outbox {self.path} is in use by another process (one agent "
+                            f"per data_dir / outbox.path)") from None
         try:
             db = sqlite3.connect(str(self.path), isolation_level=None,
                                  check_same_thread=False)
@@ -132,8 +142,10 @@ class Outbox:
             db.executescript(_SCHEMA)
             check = db.execute("PRAGMA quick_check").fetchone()[0]
         except sqlite3.DatabaseError as exc:
+            self._lockfile.close()
             raise LinkError(f"outbox {self.path}: cannot open: {exc}") from None
         if check != "ok":
+            self._lockfile.close()
             raise LinkError(f"outbox {self.path}: integrity check failed: {check}")
         self._db = db
         self._bytes = [0, 0, 0]
@@ -404,6 +416,7 @@ class Outbox:
             except sqlite3.DatabaseError:
                 pass
             self._db.close()
+            self._lockfile.close()  # releases the flock
 
     # ------------------------------------------------------------------ internals
     def _persist_drops(self, drops: dict[str, int]) -> None:

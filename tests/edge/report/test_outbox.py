@@ -192,3 +192,16 @@ def test_real_disk_full_on_a_tiny_filesystem(tmp_path: Path,
         again.close()
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_one_process_per_outbox(tmp_path: Path) -> None:
+    from edge.errors import LinkError
+
+    ob = Outbox(tmp_path / "ob.sqlite")
+    code = (f"from edge.report.outbox import Outbox\n"
+            f"Outbox({str(tmp_path / 'ob.sqlite')!r})\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode != 0 and "in use by another process" in out.stderr
+    ob.close()
+    Outbox(tmp_path / "ob.sqlite").close()  # free again
+    assert issubclass(LinkError, ConnectionError)
