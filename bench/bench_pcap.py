@@ -44,7 +44,7 @@ def reference(pcap: Path) -> None:
     """scapy's full dissection and scapy's raw reader on the first frames of ``pcap``."""
     from itertools import islice
 
-    from scapy.utils import PcapReader
+    from scapy.all import PcapReader  # with every layer registered: full dissection
 
     from drivers.capture.pcapfile import PcapFileSource
 
