@@ -383,7 +383,9 @@ class Outbox:
 
     def stats(self) -> OutboxStats:
         with self._lock:
-            row = self._db.execute("SELECT min(created) FROM pending").fetchone() \
+            # rows are in submit order: the lowest seq is the oldest (no table scan)
+            row = self._db.execute(
+                "SELECT created FROM pending ORDER BY seq LIMIT 1").fetchone() \
                 if sum(self._count) else (None,)
             return OutboxStats(
                 depth=sum(self._count), bytes=sum(self._bytes), max_bytes=self.max_bytes,
