@@ -390,7 +390,7 @@ class Outbox:
             return OutboxStats(
                 depth=sum(self._count), bytes=sum(self._bytes), max_bytes=self.max_bytes,
                 by_class={CLASS_NAMES[i]: self._count[i] for i in range(3)},
-                oldest_created=row[0], drops=dict(self.drops), disk_full=self.disk_full,
+                oldest_created=(row or (None,))[0], drops=dict(self.drops), disk_full=self.disk_full,
                 submitted=self.submitted, acked=self.acked)
 
     def dead(self, limit: int = 100) -> list[tuple[str, str, str]]:
