@@ -450,23 +450,3 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
 def _tname(value: Any) -> str:
     return {dict: "a table", list: "a list", str: "a string", bool: "a boolean",
             int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
-
-
-def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(key, type, default) rows for the README's config reference."""
-    rows: list[tuple[str, str, str]] = []
-    hints = get_type_hints(cls, include_extras=True)
-    for f in dataclasses.fields(cls):
-        if f.metadata.get("internal"):
-            continue
-        tp = hints[f.name]
-        base = get_args(tp)[0] if get_origin(tp) is Annotated else tp
-        dotted = f"{prefix}.{f.name}" if prefix else f.name
-        if dataclasses.is_dataclass(base):
-            rows.extend(describe(base, dotted))  # type: ignore[arg-type]
-            continue
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else "")
-        rows.append((dotted, str(base).replace("typing.", "").replace("pathlib.", ""),
-                     repr(default)))
-    return rows

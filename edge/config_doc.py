@@ -34,14 +34,14 @@ def field_docs() -> dict[tuple[str, str], str]:
 def reference_markdown() -> str:
     docs = field_docs()
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
-    for key, typ, default, owner in describe_with_owner():
+    for key, typ, default, owner in describe():
         text = docs.get((owner, key.rsplit(".", 1)[-1]), "")
         typ = typ.replace("|", "\\|")
         lines.append(f"| `{key}` | {typ} | `{default}` | {text} |")
     return "\n".join(lines) + "\n"
 
 
-def describe_with_owner() -> list[tuple[str, str, str, str]]:
+def describe() -> list[tuple[str, str, str, str]]:
     import dataclasses
     from typing import Annotated, get_args, get_origin, get_type_hints
 

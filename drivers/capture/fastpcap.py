@@ -132,11 +132,6 @@ class FastPcapSource:
     def close(self) -> None:
         self._closed = True
 
-    def size(self) -> int:
-        try:
-            return self.path.stat().st_size
-        except OSError:
-            return 0
 
     def counters(self) -> dict[str, int | float]:
         c: dict[str, int | float] = {"records_read": self.records_read,

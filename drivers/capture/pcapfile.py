@@ -58,11 +58,6 @@ class PcapFileSource:
     def close(self) -> None:
         pass
 
-    def size(self) -> int:
-        try:
-            return self.path.stat().st_size
-        except OSError:
-            return 0
 
     def counters(self) -> dict[str, int | float]:
         return {"frames": self.frames, "errors": self.errors}

@@ -56,11 +56,6 @@ class JsonlEventFile:
     def close(self) -> None:
         self._stopped = True
 
-    def size(self) -> int:
-        try:
-            return self.path.stat().st_size
-        except OSError:
-            return 0
 
     def counters(self) -> dict[str, int | float]:
         return dict(self.decoder.counters())

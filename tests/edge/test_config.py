@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from edge.cli.agent import main as agent_main
-from edge.config import Config, describe, load_config, parse_config
+from edge.config import Config, load_config, parse_config
+from edge.config_doc import describe, reference_markdown
 from edge.errors import ConfigError
 
 
@@ -92,3 +93,5 @@ def test_check_config_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_describe_lists_every_leaf_key() -> None:
     keys = {row[0] for row in describe()}
     assert {"agent.site", "mqtt.tls.ca_file", "inputs.events.files"} <= keys
+    table = reference_markdown()
+    assert all(f"`{k}`" in table for k in keys)
