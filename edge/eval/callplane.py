@@ -43,6 +43,9 @@ class LevelRow:
     sims: int = 0
     detected: int = 0
     delays: list[float] = field(default_factory=list)
+    from_first_call: list[float] = field(default_factory=list)
+    below_bar: int = 0  # box SIMs that never reached the evidence bar
+    below_bar_flagged: int = 0
 
     @property
     def recall(self) -> float:
@@ -104,7 +107,11 @@ class CallPlaneScore:
             "delay": self.delay_stats(), "early_alerts": self.early,
             "flagged_box_sims_without_evidence": self.flagged_no_evidence,
             "levels": {k: {"sims": v.sims, "detected": v.detected,
-                           "recall": round(v.recall, 4), **self.delay_stats(v.delays)}
+                           "recall": round(v.recall, 4), **self.delay_stats(v.delays),
+                           "median_from_first_call_s": round(statistics.median(
+                               v.from_first_call), 1) if v.from_first_call else None,
+                           "below_evidence_bar": v.below_bar,
+                           "below_evidence_bar_flagged": v.below_bar_flagged}
                        for k, v in sorted(self.levels.items())},
             "personas": {k: {"sims": v[0], "false_positives": v[1]}
                          for k, v in sorted(self.personas.items())},
@@ -166,11 +173,16 @@ def score(reports: list[dict[str, Any]], truth: dict[str, Any], key: bytes,
         ev = t.get("evidence_ts")
         if flagged:
             res.tp += 1
+        level = res.levels.setdefault(t.get("evasion") or "?", LevelRow(t.get("evasion") or "?"))
+        if flagged and t.get("first_mo_ts") is not None:
+            level.from_first_call.append(max(0.0, first_alert[imsi] - t["first_mo_ts"]))
         if ev is None:
+            if t.get("first_mo_ts") is not None:
+                level.below_bar += 1
+                level.below_bar_flagged += int(flagged)
             if flagged:
                 res.flagged_no_evidence += 1
             continue
-        level = res.levels.setdefault(t.get("evasion") or "?", LevelRow(t.get("evasion") or "?"))
         level.sims += 1
         res.positives += 1
         if not flagged:
@@ -222,11 +234,14 @@ def markdown(res: CallPlaneScore) -> str:
         f"| alerts within 5 min of evidence | {_pct(dl['within_5min'])} |",
         f"| devices detected | {res.devices_detected} / {res.devices} |",
         "", "| evasion level | box SIMs with evidence | detected | recall | median delay "
-        "| p90 delay | within 5 min |", "|---|---|---|---|---|---|---|",
+        "| p90 delay | within 5 min | median time from first call | below evidence bar "
+        "(flagged) |", "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, v in d["levels"].items():
         lines.append(f"| {name} | {v['sims']} | {v['detected']} | {v['recall']:.4f} | "
-                     f"{_s(v['median_s'])} | {_s(v['p90_s'])} | {_pct(v['within_5min'])} |")
+                     f"{_s(v['median_s'])} | {_s(v['p90_s'])} | {_pct(v['within_5min'])} | "
+                     f"{_s(v['median_from_first_call_s'])} | {v['below_evidence_bar']} "
+                     f"({v['below_evidence_bar_flagged']}) |")
     lines += ["", "| persona (normal) | active SIMs | false positives |", "|---|---|---|"]
     for name, v in d["personas"].items():
         lines.append(f"| {name} | {v['sims']} | {v['false_positives']} |")

@@ -153,6 +153,7 @@ class _Sub:
     mo_count: int = 0
     evidence_ts: float | None = None
     first_ts: float | None = None
+    first_mo_ts: float | None = None
     start_h: int = 0
 
 
@@ -365,7 +366,8 @@ class EventSimulator:
         for s in self.subs:
             sims[s.imsi] = {"label": s.label, "persona": s.persona, "evasion": s.evasion,
                             "device": s.device, "imeis": sorted(s.imeis),
-                            "first_ts": s.first_ts, "evidence_ts": s.evidence_ts}
+                            "first_ts": s.first_ts, "first_mo_ts": s.first_mo_ts,
+                            "evidence_ts": s.evidence_ts}
         devices = {}
         for box in self.boxes:
             ev = [s.evidence_ts for s in box.pool if s.evidence_ts is not None]
@@ -477,6 +479,8 @@ class EventSimulator:
             else:
                 peer = self._number()
             sub.mo_count += 1
+            if sub.mo_count == 1:
+                sub.first_mo_ts = round(ts, 3)
             if box and sub.mo_count == EVIDENCE_CALLS:
                 sub.evidence_ts = round(ts, 3)
             self._call(heap, sub, ts, "mo", peer, r.choice(cells) if mobile else cell)

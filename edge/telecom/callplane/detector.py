@@ -176,7 +176,7 @@ class CallPlaneDetector:
             model=self.model_info if model_decided else None,
             related=[Subject("imei", i) for i in imeis], detector=self.name)
         out = [det]
-        cells = list(st.cells)
+        cells = list(st.cell_set())
         for c in cells:
             cs = self.tables.cells.get(c)
             if cs is not None and len(cs.alerted) < 1024:
@@ -196,17 +196,18 @@ class CallPlaneDetector:
                       cells: list[str]) -> Detection:
         self.alerts_device += 1
         imsis = sorted(flagged)
+        # 14-digit keys (TAC + serial) so IMEI and IMEISV of one device count once.
         imeis: set[str] = set(self.tables.block_imeis(imei))
         max_per_imei = 0
         for s in imsis:
             st = self.tables.sims.get(s)
             if st is not None:
-                imeis.update(st.imei_set())
+                imeis.update(i[:14] for i in st.imei_set())
         for i in imeis:
-            d = self.tables.imeis.get(i)
+            d = self.tables.device(i)
             if d is not None:
                 max_per_imei = max(max_per_imei, len(d.imsis(now - REALERT_S)))
-        imeis.discard(imei)
+        imeis.discard(imei[:14])
         cell_alerted = max((len(self.tables.cells[c].alerted) for c in cells
                             if c in self.tables.cells), default=0)
         feats: dict[str, Scalar] = {

@@ -52,7 +52,7 @@ def sim_features(st: SimState, tables: EntityTables, now: float,
     """The feature vector of one SIM at event time ``now`` (trims its state first)."""
     st.trim(now)
     h1, m15 = now - 3600.0, now - 900.0
-    pt, pc, pp = st.pt, st.pc, st.pp
+    pt, pc, pp = (st.pt, st.pc, st.pp) if st.pt is not None else ((), (), ())
     mo_ts: list[float] = []
     mo_peers: list[str] = []
     in_peers: set[str] = set()
@@ -78,15 +78,16 @@ def sim_features(st: SimState, tables: EntityTables, now: float,
     # repeat calls to the same number also count as "known" (people call people again)
     repeats = mo - n_distinct
 
-    t, c, v = st.t, st.c, st.v
+    e = st.e
     ends = answered = sms = data = ho = att = 0
     durs: list[float] = []
     auths: list[float] = []
-    for i in range(len(t)):
-        code = c[i]
+    for i in range(1, len(e), 2):
+        iv = int(e[i])
+        code = iv & 15
         if code == MO_END:
             ends += 1
-            d = v[i]
+            d = (iv >> 4) / 10.0
             if d > 0:
                 answered += 1
                 durs.append(d)
@@ -98,8 +99,8 @@ def sim_features(st: SimState, tables: EntityTables, now: float,
             ho += 1
         elif code == ATTACH:
             att += 1
-            if v[i] >= 0:
-                auths.append(v[i])
+            if iv >= 0:
+                auths.append((iv >> 4) / 10.0)
 
     off = utc_offset_h * 3600.0
     hours = {int((x + off) // 3600) for x in mo_ts}
@@ -111,12 +112,12 @@ def sim_features(st: SimState, tables: EntityTables, now: float,
     max_imsis = 0
     block: set[str] = set()
     for imei in imeis:
-        dev = tables.imeis.get(imei)
+        dev = tables.device(imei)
         if dev is not None:
             ims = dev.imsis(horizon)
             max_imsis = max(max_imsis, len(ims))
         for sib in tables.block_imeis(imei):
-            d2 = tables.imeis.get(sib)
+            d2 = tables.device(sib)
             if d2 is not None:
                 block.update(d2.imsis(horizon))
     dev_mo = 0.0
@@ -139,7 +140,7 @@ def sim_features(st: SimState, tables: EntityTables, now: float,
         answered / ends if ends else 0.0,
         median(durs) if durs else 0.0,
         _cv(durs),
-        float(sms), float(data), float(len(st.cells)), float(ho),
+        float(sms), float(data), float(len(st.cell_set())), float(ho),
         float(len(hours)),
         night / mo if mo else 0.0,
         median(gaps) if gaps else 0.0,

@@ -33,22 +33,24 @@ MAX_PARTNERS = 64  # IMEIs per IMSI, IMSIs per IMEI, cells per SIM
 class SimState:
     """One SIM's recent events (24 h), its devices and cells, and detector flags."""
 
-    __slots__ = ("first", "last", "t", "c", "v", "pt", "pc", "pp", "imei", "imeis",
-                 "cells", "keys", "dirty", "alerted", "next_score", "mo_n", "score")
+    __slots__ = ("first", "last", "e", "pt", "pc", "pp", "imei", "imeis",
+                 "cell", "cells", "keys", "dirty", "alerted", "next_score", "mo_n", "score")
 
     def __init__(self, ts: float) -> None:
         self.first = ts
         self.last = ts
-        self.t = array("d")
-        self.c = array("b")
-        self.v = array("f")
-        self.pt = array("d")  # peer events: calls and SMS
-        self.pc = array("b")
-        self.pp: list[str] = []
+        # Events as pairs (ts, code + 16 * round(value * 10)) in one array: one array
+        # object per SIM instead of three (value: call duration s or auth ms).
+        self.e = array("d")
+        # Peer events (calls and SMS), created on the first one: many SIMs never call.
+        self.pt: array[float] | None = None
+        self.pc: array[int] | None = None
+        self.pp: list[str] | None = None
         self.imei: str | None = None
         self.imeis: dict[str, float] | None = None  # only when more than one IMEI
-        self.cells: dict[str, float] = {}
-        self.keys: tuple[object, ...] = ()
+        self.cell: str | None = None
+        self.cells: dict[str, float] | None = None  # only when more than one cell
+        self.keys = array("q", (0, -1, -1, -1, -1))  # hash() never returns -1
         self.dirty = False
         self.alerted = 0.0
         self.next_score = 0.0
@@ -58,21 +60,34 @@ class SimState:
     def trim(self, now: float) -> None:
         """Drop entries older than the long window."""
         horizon = now - WINDOW_LONG_S
-        t = self.t
-        if t and t[0] < horizon:
-            cut = bisect_left(t, horizon)
-            del t[:cut], self.c[:cut], self.v[:cut]
-        pt = self.pt
-        if pt and pt[0] < horizon:
+        e = self.e
+        if e and e[0] < horizon:
+            n = len(e)
+            cut = 0
+            while cut < n and e[cut] < horizon:
+                cut += 2
+            del e[:cut]
+        pt, pc, pp = self.pt, self.pc, self.pp
+        if pt and pc is not None and pp is not None and pt[0] < horizon:
             cut = bisect_left(pt, horizon)
-            self.mo_n -= self.pc[:cut].count(MO_START)
-            del pt[:cut], self.pc[:cut], self.pp[:cut]
+            self.mo_n -= pc[:cut].count(MO_START)
+            del pt[:cut], pc[:cut], pp[:cut]
         if self.imeis is not None and len(self.imeis) > 1:
             for k in [k for k, ts in self.imeis.items() if ts < horizon]:
                 del self.imeis[k]
-        if len(self.cells) > 1:
+        if self.cells is not None and len(self.cells) > 1:
             for k in [k for k, ts in self.cells.items() if ts < horizon]:
                 del self.cells[k]
+
+    def cell_set(self) -> dict[str, float]:
+        if self.cells is not None:
+            return self.cells
+        return {self.cell: self.last} if self.cell is not None else {}
+
+    def _peers(self) -> tuple[array[float], array[int], list[str]]:
+        if self.pt is None or self.pc is None or self.pp is None:
+            self.pt, self.pc, self.pp = array("d"), array("b"), []
+        return self.pt, self.pc, self.pp
 
     def imei_set(self) -> dict[str, float]:
         if self.imeis is not None:
@@ -139,9 +154,9 @@ class EntityTables:
 
     def __init__(self, *, idle_evict_s: float = WINDOW_LONG_S, max_sims: int = 2_000_000) -> None:
         self.sims: dict[str, SimState] = {}
-        self.imeis: dict[str, ImeiState] = {}
-        self.blocks: dict[str, set[str] | str] = {}  # imei[:12] -> IMEIs (consecutive ports)
+        self.imeis: dict[str, ImeiState] = {}  # imei[:14] -> device
         self.cells: dict[str, CellState] = {}
+        self._cell_names: dict[str, str] = {}
         self.idle_evict_s = idle_evict_s
         self.max_sims = max_sims
         self.evicted_sims = 0
@@ -159,15 +174,19 @@ class EntityTables:
                 self.evict_oldest(max(1, self.max_sims // 100))
             st = self.sims[imsi] = SimState(ts)
         etype = ev.type
-        if etype == "call_start" or etype == "call_end":
-            key: object = (etype, ev.call_id) if ev.call_id is not None else (etype, ts)
+        # Duplicate check against the SIM's last few events, kept as 64-bit hashes
+        # (a tuple of small tuples would cost more memory than the rest of the SIM).
+        if (etype == "call_start" or etype == "call_end") and ev.call_id is not None:
+            key = hash((etype, ev.call_id))
         else:
-            key = (etype, ts)
-        if key in st.keys:
+            key = hash((etype, ts))
+        keys = st.keys
+        if key in keys:
             self.duplicates += 1
             return None
-        keys = st.keys
-        st.keys = (keys[-5:] + (key,)) if len(keys) >= 6 else keys + (key,)
+        n = keys[0] + 1  # keys[0] counts, keys[1:] is a ring of the last 4 hashes
+        keys[0] = n
+        keys[1 + n % 4] = key
         if ts > st.last:
             st.last = ts
         elif ts < st.first:
@@ -176,9 +195,10 @@ class EntityTables:
         val = 0.0
         if etype == "call_start":
             code = MO_START if mo else MT_START
-            st.pt.append(ts)
-            st.pc.append(code)
-            st.pp.append(ev.peer or "")
+            pt, pc, pp = st._peers()
+            pt.append(ts)
+            pc.append(code)
+            pp.append(ev.peer or "")
             if mo:
                 st.mo_n += 1
                 if ev.cell is not None:
@@ -188,33 +208,45 @@ class EntityTables:
                     cs.add_mo(ts)
         elif etype == "call_end":
             code = MO_END if mo else MT_END
-            val = ev.duration_s or 0.0
+            val = min(ev.duration_s or 0.0, 1e9)
         elif etype == "sms":
             code = SMS_MO if mo else SMS_MT
-            st.pt.append(ts)
-            st.pc.append(code)
-            st.pp.append(ev.peer or "")
+            pt, pc, pp = st._peers()
+            pt.append(ts)
+            pc.append(code)
+            pp.append(ev.peer or "")
         else:
             code = _CODES[etype]
             if code == ATTACH:
-                val = ev.auth_ms if ev.auth_ms is not None else -1.0
-        st.t.append(ts)
-        st.c.append(code)
-        st.v.append(val)
-        if len(st.t) > MAX_EVENTS or len(st.pt) > MAX_EVENTS:
+                val = min(ev.auth_ms, 1e9) if ev.auth_ms is not None else -1.0
+        e = st.e
+        e.append(ts)
+        e.append(code + 16.0 * round(val * 10.0))
+        if len(e) > 2 * MAX_EVENTS or (st.pt is not None and len(st.pt) > MAX_EVENTS):
             st.trim(st.last)
-            if len(st.t) > MAX_EVENTS:  # still over: keep the newest half
-                half = MAX_EVENTS // 2
-                del st.t[:-half], st.c[:-half], st.v[:-half]
-            if len(st.pt) > MAX_EVENTS:
-                half = MAX_EVENTS // 2
-                st.mo_n -= st.pc[:-half].count(MO_START)
-                del st.pt[:-half], st.pc[:-half], st.pp[:-half]
+            half = MAX_EVENTS // 2
+            if len(e) > 2 * MAX_EVENTS:  # still over: keep the newest half
+                del e[:-2 * half]
+            pt, pc, pp = st._peers()
+            if len(pt) > MAX_EVENTS:
+                st.mo_n -= pc[:-half].count(MO_START)
+                del pt[:-half], pc[:-half], pp[:-half]
         cell = ev.cell
         if cell is not None:
-            cells = st.cells
-            if cell in cells or len(cells) < MAX_PARTNERS:
-                cells[cell] = ts
+            # One string object per cell, not one per SIM that saw it.
+            names = self._cell_names
+            if len(names) > 100_000:  # a site has hundreds of cells; garbage must not grow it
+                names.clear()
+            cell = names.setdefault(cell, cell)
+        if cell is not None and cell != st.cell:
+            if st.cell is not None:
+                if st.cells is None:
+                    st.cells = {st.cell: st.last}
+                if cell in st.cells or len(st.cells) < MAX_PARTNERS:
+                    st.cells[cell] = ts
+            st.cell = cell
+        elif cell is not None and st.cells is not None:
+            st.cells[cell] = ts
         imei = ev.imei
         if imei is not None:
             if st.imei != imei:
@@ -226,27 +258,26 @@ class EntityTables:
                 st.imei = imei
             elif st.imeis is not None:
                 st.imeis[imei] = ts
-            dev = self.imeis.get(imei)
+            # Devices are keyed by TAC + serial (14 digits): IMEI and IMEISV match.
+            key14 = imei[:14]
+            dev = self.imeis.get(key14)
             if dev is None:
-                self.imeis[imei] = ImeiState(imsi, ts)
-                blk = imei[:12]
-                b = self.blocks.get(blk)
-                if b is None:
-                    self.blocks[blk] = imei
-                elif isinstance(b, str):
-                    if b != imei:
-                        self.blocks[blk] = {b, imei}
-                elif len(b) < MAX_PARTNERS:
-                    b.add(imei)
+                self.imeis[key14] = ImeiState(imsi, ts)
             else:
                 dev.add(imsi, ts)
         return st
 
+    def device(self, imei: str) -> ImeiState | None:
+        """The device state of an IMEI or IMEISV."""
+        return self.imeis.get(imei[:14])
+
     def block_imeis(self, imei: str) -> list[str]:
-        b = self.blocks.get(imei[:12])
-        if b is None:
-            return [imei]
-        return [b] if isinstance(b, str) else list(b)
+        """Known devices (14-digit keys) in the IMEI's block of 100 consecutive serials:
+        multi-port modules and dual-SIM phones carry consecutive IMEIs. Probing the
+        100 candidates costs ~10 us and saves an index entry per device."""
+        blk = imei[:12]
+        imeis = self.imeis
+        return [k for k in (blk + f"{j:02d}" for j in range(100)) if k in imeis]
 
     # -- eviction
     def sweep(self, now: float) -> None:
@@ -259,25 +290,11 @@ class EntityTables:
         stale = [k for k, d in self.imeis.items() if d.last < horizon]
         for k in stale:
             del self.imeis[k]
-            self._unblock(k)
         self.evicted_imeis += len(stale)
         stale = [k for k, c in self.cells.items() if c.last < horizon]
         for k in stale:
             del self.cells[k]
         self.evicted_cells += len(stale)
-
-    def _unblock(self, imei: str) -> None:
-        blk = imei[:12]
-        b = self.blocks.get(blk)
-        if b is None:
-            return
-        if isinstance(b, str):
-            if b == imei:
-                del self.blocks[blk]
-        else:
-            b.discard(imei)
-            if not b:
-                del self.blocks[blk]
 
     def evict_oldest(self, n: int) -> None:
         """Hard cap: drop the ``n`` SIMs idle the longest."""
