@@ -417,7 +417,8 @@ class EventSimulator:
             auth *= r.uniform(3, 12)
         if sub.first_ts is None or ts < sub.first_ts:
             sub.first_ts = round(ts, 3)
-        ev = {"type": "attach", "imsi": sub.imsi, "imei": sub.imei, "cell": sub.cells[0]}
+        ev: dict[str, Any] = {"type": "attach", "imsi": sub.imsi, "imei": sub.imei,
+                              "cell": sub.cells[0]}
         # Not every base station reports the authentication round trip.
         if r.random() >= self.auth_missing:
             ev["auth_ms"] = round(auth, 1)

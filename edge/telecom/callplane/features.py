@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from collections.abc import Sequence
 from statistics import median
 
 from edge.telecom.callplane.state import (
@@ -52,7 +53,9 @@ def sim_features(st: SimState, tables: EntityTables, now: float,
     """The feature vector of one SIM at event time ``now`` (trims its state first)."""
     st.trim(now)
     h1, m15 = now - 3600.0, now - 900.0
-    pt, pc, pp = (st.pt, st.pc, st.pp) if st.pt is not None else ((), (), ())
+    pt: Sequence[float] = st.pt if st.pt is not None else ()
+    pc: Sequence[int] = st.pc if st.pc is not None else ()
+    pp: Sequence[str] = st.pp if st.pp is not None else ()
     mo_ts: list[float] = []
     mo_peers: list[str] = []
     in_peers: set[str] = set()
