@@ -204,9 +204,7 @@ class CallPlaneDetector:
             if st is not None:
                 imeis.update(i[:14] for i in st.imei_set())
         for i in imeis:
-            d = self.tables.device(i)
-            if d is not None:
-                max_per_imei = max(max_per_imei, len(d.imsis(now - REALERT_S)))
+            max_per_imei = max(max_per_imei, len(self.tables.device_imsis(i, now - REALERT_S)))
         imeis.discard(imei[:14])
         cell_alerted = max((len(self.tables.cells[c].alerted) for c in cells
                             if c in self.tables.cells), default=0)

@@ -115,14 +115,9 @@ def sim_features(st: SimState, tables: EntityTables, now: float,
     max_imsis = 0
     block: set[str] = set()
     for imei in imeis:
-        dev = tables.device(imei)
-        if dev is not None:
-            ims = dev.imsis(horizon)
-            max_imsis = max(max_imsis, len(ims))
+        max_imsis = max(max_imsis, len(tables.device_imsis(imei, horizon)))
         for sib in tables.block_imeis(imei):
-            d2 = tables.device(sib)
-            if d2 is not None:
-                block.update(d2.imsis(horizon))
+            block.update(tables.device_imsis(sib, horizon))
     dev_mo = 0.0
     if len(block) > 1:
         tot = 0

@@ -28,13 +28,14 @@ _CODES = {"attach": ATTACH, "detach": DETACH, "data": DATA, "handover": HANDOVER
 WINDOW_LONG_S = 24 * 3600.0
 MAX_EVENTS = 2048  # per SIM, within the long window (a box makes ~700 calls a day)
 MAX_PARTNERS = 64  # IMEIs per IMSI, IMSIs per IMEI, cells per SIM
+DUP_WINDOW = 8  # events per SIM searched for an exact duplicate
 
 
 class SimState:
     """One SIM's recent events (24 h), its devices and cells, and detector flags."""
 
     __slots__ = ("first", "last", "e", "pt", "pc", "pp", "imei", "imeis",
-                 "cell", "cells", "keys", "dirty", "alerted", "next_score", "mo_n", "score")
+                 "cell", "cells", "dirty", "alerted", "next_score", "mo_n", "score")
 
     def __init__(self, ts: float) -> None:
         self.first = ts
@@ -50,7 +51,6 @@ class SimState:
         self.imeis: dict[str, float] | None = None  # only when more than one IMEI
         self.cell: str | None = None
         self.cells: dict[str, float] | None = None  # only when more than one cell
-        self.keys = array("q", (0, -1, -1, -1, -1))  # hash() never returns -1
         self.dirty = False
         self.alerted = 0.0
         self.next_score = 0.0
@@ -154,7 +154,7 @@ class EntityTables:
 
     def __init__(self, *, idle_evict_s: float = WINDOW_LONG_S, max_sims: int = 2_000_000) -> None:
         self.sims: dict[str, SimState] = {}
-        self.imeis: dict[str, ImeiState] = {}  # imei[:14] -> device
+        self.imeis: dict[str, ImeiState | str] = {}  # imei[:14] -> device (or its one IMSI)
         self.cells: dict[str, CellState] = {}
         self._cell_names: dict[str, str] = {}
         self.idle_evict_s = idle_evict_s
@@ -174,27 +174,34 @@ class EntityTables:
                 self.evict_oldest(max(1, self.max_sims // 100))
             st = self.sims[imsi] = SimState(ts)
         etype = ev.type
-        # Duplicate check against the SIM's last few events, kept as 64-bit hashes
-        # (a tuple of small tuples would cost more memory than the rest of the SIM).
-        if (etype == "call_start" or etype == "call_end") and ev.call_id is not None:
-            key = hash((etype, ev.call_id))
-        else:
-            key = hash((etype, ts))
-        keys = st.keys
-        if key in keys:
-            self.duplicates += 1
-            return None
-        n = keys[0] + 1  # keys[0] counts, keys[1:] is a ring of the last 4 hashes
-        keys[0] = n
-        keys[1 + n % 4] = key
-        if ts > st.last:
-            st.last = ts
-        elif ts < st.first:
-            st.first = ts
         mo = ev.dir != "mt"
         val = 0.0
         if etype == "call_start":
             code = MO_START if mo else MT_START
+        elif etype == "call_end":
+            code = MO_END if mo else MT_END
+            val = min(ev.duration_s or 0.0, 1e9)
+        elif etype == "sms":
+            code = SMS_MO if mo else SMS_MT
+        else:
+            code = _CODES[etype]
+            if code == ATTACH:
+                val = min(ev.auth_ms, 1e9) if ev.auth_ms is not None else -1.0
+        cv = code + 16.0 * round(val * 10.0) if val else float(code)
+        e = st.e
+        if ts <= st.last and e:
+            # Only a replayed or late event can be a duplicate: look for the same
+            # (time, type, value) among the SIM's last DUP_WINDOW events.
+            n = len(e)
+            for j in range(n - 2, max(-1, n - 2 * DUP_WINDOW - 1), -2):
+                if e[j] == ts and e[j + 1] == cv:
+                    self.duplicates += 1
+                    return None
+        if ts > st.last:
+            st.last = ts
+        elif ts < st.first:
+            st.first = ts
+        if code <= MT_START:
             pt, pc, pp = st._peers()
             pt.append(ts)
             pc.append(code)
@@ -206,22 +213,13 @@ class EntityTables:
                     if cs is None:
                         cs = self.cells[ev.cell] = CellState(ts)
                     cs.add_mo(ts)
-        elif etype == "call_end":
-            code = MO_END if mo else MT_END
-            val = min(ev.duration_s or 0.0, 1e9)
-        elif etype == "sms":
-            code = SMS_MO if mo else SMS_MT
+        elif code == SMS_MO or code == SMS_MT:
             pt, pc, pp = st._peers()
             pt.append(ts)
             pc.append(code)
             pp.append(ev.peer or "")
-        else:
-            code = _CODES[etype]
-            if code == ATTACH:
-                val = min(ev.auth_ms, 1e9) if ev.auth_ms is not None else -1.0
-        e = st.e
         e.append(ts)
-        e.append(code + 16.0 * round(val * 10.0))
+        e.append(cv)
         if len(e) > 2 * MAX_EVENTS or (st.pt is not None and len(st.pt) > MAX_EVENTS):
             st.trim(st.last)
             half = MAX_EVENTS // 2
@@ -258,18 +256,39 @@ class EntityTables:
                 st.imei = imei
             elif st.imeis is not None:
                 st.imeis[imei] = ts
-            # Devices are keyed by TAC + serial (14 digits): IMEI and IMEISV match.
+            # Devices are keyed by TAC + serial (14 digits): IMEI and IMEISV match. A
+            # device that only ever carried one SIM is just that IMSI (no object): its
+            # last-seen time is the SIM's.
             key14 = imei[:14]
-            dev = self.imeis.get(key14)
+            imeis = self.imeis
+            dev = imeis.get(key14)
             if dev is None:
-                self.imeis[key14] = ImeiState(imsi, ts)
+                imeis[key14] = imsi
+            elif isinstance(dev, str):
+                if dev != imsi:
+                    first = self.sims.get(dev)
+                    d = ImeiState(dev, first.last if first is not None else ts)
+                    d.add(imsi, ts)
+                    imeis[key14] = d
             else:
                 dev.add(imsi, ts)
         return st
 
-    def device(self, imei: str) -> ImeiState | None:
-        """The device state of an IMEI or IMEISV."""
-        return self.imeis.get(imei[:14])
+    def device_imsis(self, imei: str, since: float) -> list[str]:
+        """The SIMs an IMEI (or IMEISV) carried since ``since``."""
+        dev = self.imeis.get(imei[:14])
+        if dev is None:
+            return []
+        if isinstance(dev, str):
+            st = self.sims.get(dev)
+            return [dev] if st is not None and st.last >= since else []
+        return dev.imsis(since)
+
+    def _device_last(self, dev: ImeiState | str) -> float:
+        if isinstance(dev, str):
+            st = self.sims.get(dev)
+            return st.last if st is not None else float("-inf")
+        return dev.last
 
     def block_imeis(self, imei: str) -> list[str]:
         """Known devices (14-digit keys) in the IMEI's block of 100 consecutive serials:
@@ -287,7 +306,7 @@ class EntityTables:
         for k in stale:
             del self.sims[k]
         self.evicted_sims += len(stale)
-        stale = [k for k, d in self.imeis.items() if d.last < horizon]
+        stale = [k for k, d in self.imeis.items() if self._device_last(d) < horizon]
         for k in stale:
             del self.imeis[k]
         self.evicted_imeis += len(stale)
