@@ -143,7 +143,6 @@ class CallPlaneDetector:
                 continue
             hit = certain(x)
             p = float(probs[i]) if probs is not None else 0.0
-            st.score = p
             if hit is None and p < self.threshold:
                 continue
             out.extend(self._alert(imsi, st, x, p, hit, now))

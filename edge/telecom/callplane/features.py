@@ -34,7 +34,6 @@ FEATURES: tuple[str, ...] = (
     "module_tac", "attaches_24h", "auth_mean_ms", "auth_cv", "device_mo_per_sim",
 )
 INDEX = {name: i for i, name in enumerate(FEATURES)}
-_PEER_CODES_IN = (MT_START, SMS_MT, SMS_MO)
 
 
 def _cv(xs: list[float]) -> float:
@@ -53,49 +52,38 @@ def sim_features(st: SimState, tables: EntityTables, now: float,
     """The feature vector of one SIM at event time ``now`` (trims its state first)."""
     st.trim(now)
     h1, m15 = now - 3600.0, now - 900.0
-    pt: Sequence[float] = st.pt if st.pt is not None else ()
-    pc: Sequence[int] = st.pc if st.pc is not None else ()
-    pp: Sequence[str] = st.pp if st.pp is not None else ()
-    mo_ts: list[float] = []
-    mo_peers: list[str] = []
-    in_peers: set[str] = set()
-    mt = 0
-    for i in range(len(pt)):
-        code = pc[i]
-        if code == MO_START:
-            mo_ts.append(pt[i])
-            mo_peers.append(pp[i])
-        else:
-            if code == MT_START:
-                mt += 1
-            if code in _PEER_CODES_IN:
-                in_peers.add(pp[i])
-    mo = len(mo_ts)
-    mo_ts.sort()
-    mo_1h = mo - bisect_left(mo_ts, h1)
-    mo_15m = mo - bisect_left(mo_ts, m15)
-    distinct = set(mo_peers)
-    n_distinct = len(distinct)
-    prefixes = {p[:7] for p in distinct}
-    known = sum(1 for p in mo_peers if p in in_peers)
-    # repeat calls to the same number also count as "known" (people call people again)
-    repeats = mo - n_distinct
-
     e = st.e
-    ends = answered = sms = data = ho = att = 0
+    pq: Sequence[int] = st.pq if st.pq is not None else ()
+    mo_ts: list[float] = []
+    mo_peers: list[int] = []  # hashes of the B-numbers
+    mo_prefixes: set[int] = set()
+    in_peers: set[int] = set()
+    mt = ends = answered = sms = data = ho = att = 0
     durs: list[float] = []
     auths: list[float] = []
-    for i in range(1, len(e), 2):
-        iv = int(e[i])
+    k = 0  # position in pq: one pair per peer event, in event order
+    for i in range(0, len(e), 2):
+        iv = int(e[i + 1])
         code = iv & 15
-        if code == MO_END:
+        if code == MO_START:
+            mo_ts.append(e[i])
+            mo_peers.append(pq[k])
+            mo_prefixes.add(pq[k + 1])
+            k += 2
+        elif code == MO_END:
             ends += 1
             d = (iv >> 4) / 10.0
             if d > 0:
                 answered += 1
                 durs.append(d)
+        elif code == MT_START:
+            mt += 1
+            in_peers.add(pq[k])
+            k += 2
         elif code == SMS_MO or code == SMS_MT:
             sms += 1
+            in_peers.add(pq[k])
+            k += 2
         elif code == DATA:
             data += 1
         elif code == HANDOVER:
@@ -104,6 +92,14 @@ def sim_features(st: SimState, tables: EntityTables, now: float,
             att += 1
             if iv >= 0:
                 auths.append((iv >> 4) / 10.0)
+    mo = len(mo_ts)
+    mo_ts.sort()
+    mo_1h = mo - bisect_left(mo_ts, h1)
+    mo_15m = mo - bisect_left(mo_ts, m15)
+    n_distinct = len(set(mo_peers))
+    known = sum(1 for p in mo_peers if p in in_peers)
+    # repeat calls to the same number also count as "known" (people call people again)
+    repeats = mo - n_distinct
 
     off = utc_offset_h * 3600.0
     hours = {int((x + off) // 3600) for x in mo_ts}
@@ -133,7 +129,7 @@ def sim_features(st: SimState, tables: EntityTables, now: float,
         float(mo_15m), float(mo_1h), float(mo), float(mt),
         mo / (mo + mt) if mo + mt else 0.0,
         n_distinct / mo if mo else 0.0,
-        len(prefixes) / mo if mo else 0.0,
+        len(mo_prefixes) / mo if mo else 0.0,
         (known + repeats) / mo if mo else 0.0,
         answered / ends if ends else 0.0,
         median(durs) if durs else 0.0,

@@ -18,7 +18,6 @@ sort. Duplicates (same call_id and type, or same type and timestamp) are dropped
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left
 
 from edge.records import BaseStationEvent
 
@@ -29,25 +28,25 @@ WINDOW_LONG_S = 24 * 3600.0
 MAX_EVENTS = 2048  # per SIM, within the long window (a box makes ~700 calls a day)
 MAX_PARTNERS = 64  # IMEIs per IMSI, IMSIs per IMEI, cells per SIM
 DUP_WINDOW = 8  # events per SIM searched for an exact duplicate
+PEER_CODES = frozenset((MO_START, MT_START, SMS_MO, SMS_MT))
 
 
 class SimState:
     """One SIM's recent events (24 h), its devices and cells, and detector flags."""
 
-    __slots__ = ("first", "last", "e", "pt", "pc", "pp", "imei", "imeis",
-                 "cell", "cells", "dirty", "alerted", "next_score", "mo_n", "score")
+    __slots__ = ("last", "e", "pq", "imei", "imeis", "cell", "cells", "dirty", "alerted",
+                 "next_score", "mo_n")
 
     def __init__(self, ts: float) -> None:
-        self.first = ts
         self.last = ts
-        # Events as pairs (ts, code + 16 * round(value * 10)) in one array: one array
-        # object per SIM instead of three (value: call duration s or auth ms).
+        # Events as pairs (ts, code + 16 * round(value * 10)) in one array (value: call
+        # duration in s or auth round trip in ms; -1 when auth_ms was missing).
         self.e = array("d")
-        # Peer events (calls and SMS), created on the first one: many SIMs never call.
-        self.pt: array[float] | None = None
-        self.pc: array[int] | None = None
-        self.pp: list[str] | None = None
-        self.imei: str | None = None
+        # For each call start or SMS in ``e``, in order: (hash of the other number,
+        # hash of its 7-digit prefix). Hashes, not strings: 16 bytes a call. Created
+        # on the first one: many SIMs never call.
+        self.pq: array[int] | None = None
+        self.imei: str | None = None  # TAC + serial (14 digits) of the last device
         self.imeis: dict[str, float] | None = None  # only when more than one IMEI
         self.cell: str | None = None
         self.cells: dict[str, float] | None = None  # only when more than one cell
@@ -55,7 +54,6 @@ class SimState:
         self.alerted = 0.0
         self.next_score = 0.0
         self.mo_n = 0  # MO call starts currently held
-        self.score = 0.0
 
     def trim(self, now: float) -> None:
         """Drop entries older than the long window."""
@@ -66,12 +64,7 @@ class SimState:
             cut = 0
             while cut < n and e[cut] < horizon:
                 cut += 2
-            del e[:cut]
-        pt, pc, pp = self.pt, self.pc, self.pp
-        if pt and pc is not None and pp is not None and pt[0] < horizon:
-            cut = bisect_left(pt, horizon)
-            self.mo_n -= pc[:cut].count(MO_START)
-            del pt[:cut], pc[:cut], pp[:cut]
+            self._drop(cut)
         if self.imeis is not None and len(self.imeis) > 1:
             for k in [k for k, ts in self.imeis.items() if ts < horizon]:
                 del self.imeis[k]
@@ -79,15 +72,25 @@ class SimState:
             for k in [k for k, ts in self.cells.items() if ts < horizon]:
                 del self.cells[k]
 
+    def _drop(self, cut: int) -> None:
+        """Drop the first ``cut // 2`` events and their peer entries."""
+        e = self.e
+        npeer = nmo = 0
+        for i in range(1, cut, 2):
+            code = int(e[i]) & 15
+            if code in PEER_CODES:
+                npeer += 1
+                if code == MO_START:
+                    nmo += 1
+        del e[:cut]
+        if npeer and self.pq is not None:
+            del self.pq[:2 * npeer]
+        self.mo_n -= nmo
+
     def cell_set(self) -> dict[str, float]:
         if self.cells is not None:
             return self.cells
         return {self.cell: self.last} if self.cell is not None else {}
-
-    def _peers(self) -> tuple[array[float], array[int], list[str]]:
-        if self.pt is None or self.pc is None or self.pp is None:
-            self.pt, self.pc, self.pp = array("d"), array("b"), []
-        return self.pt, self.pc, self.pp
 
     def imei_set(self) -> dict[str, float]:
         if self.imeis is not None:
@@ -199,36 +202,26 @@ class EntityTables:
                     return None
         if ts > st.last:
             st.last = ts
-        elif ts < st.first:
-            st.first = ts
-        if code <= MT_START:
-            pt, pc, pp = st._peers()
-            pt.append(ts)
-            pc.append(code)
-            pp.append(ev.peer or "")
-            if mo:
+        if code in PEER_CODES:
+            pq = st.pq
+            if pq is None:
+                pq = st.pq = array("q")
+            peer = ev.peer or ""
+            pq.append(hash(peer))
+            pq.append(hash(peer[:7]))
+            if code == MO_START:
                 st.mo_n += 1
                 if ev.cell is not None:
                     cs = self.cells.get(ev.cell)
                     if cs is None:
                         cs = self.cells[ev.cell] = CellState(ts)
                     cs.add_mo(ts)
-        elif code == SMS_MO or code == SMS_MT:
-            pt, pc, pp = st._peers()
-            pt.append(ts)
-            pc.append(code)
-            pp.append(ev.peer or "")
         e.append(ts)
         e.append(cv)
-        if len(e) > 2 * MAX_EVENTS or (st.pt is not None and len(st.pt) > MAX_EVENTS):
+        if len(e) > 2 * MAX_EVENTS:
             st.trim(st.last)
-            half = MAX_EVENTS // 2
             if len(e) > 2 * MAX_EVENTS:  # still over: keep the newest half
-                del e[:-2 * half]
-            pt, pc, pp = st._peers()
-            if len(pt) > MAX_EVENTS:
-                st.mo_n -= pc[:-half].count(MO_START)
-                del pt[:-half], pc[:-half], pp[:-half]
+                st._drop(len(e) - MAX_EVENTS)
         cell = ev.cell
         if cell is not None:
             # One string object per cell, not one per SIM that saw it.
@@ -247,6 +240,8 @@ class EntityTables:
             st.cells[cell] = ts
         imei = ev.imei
         if imei is not None:
+            # Devices are keyed by TAC + serial (14 digits): IMEI and IMEISV match.
+            imei = imei[:14]
             if st.imei != imei:
                 if st.imei is not None:
                     if st.imeis is None:
@@ -256,10 +251,9 @@ class EntityTables:
                 st.imei = imei
             elif st.imeis is not None:
                 st.imeis[imei] = ts
-            # Devices are keyed by TAC + serial (14 digits): IMEI and IMEISV match. A
-            # device that only ever carried one SIM is just that IMSI (no object): its
-            # last-seen time is the SIM's.
-            key14 = imei[:14]
+            # A device that only ever carried one SIM is stored as that IMSI (no
+            # object): its last-seen time is the SIM's.
+            key14 = imei
             imeis = self.imeis
             dev = imeis.get(key14)
             if dev is None:

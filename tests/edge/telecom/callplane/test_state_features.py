@@ -132,5 +132,5 @@ def test_per_sim_arrays_are_bounded() -> None:
     for i in range(3 * MAX_EVENTS):
         t.add(ev(T0 + i, "call_start", dir="mo", peer=f"86{i:011d}", call_id=str(i)))
     st = t.sims[A]
-    assert len(st.e) <= 2 * MAX_EVENTS and st.pt is not None and len(st.pt) <= MAX_EVENTS
-    assert st.mo_n == len(st.pt)
+    assert len(st.e) <= 2 * MAX_EVENTS and st.pq is not None
+    assert st.mo_n == len(st.pq) // 2 == len(st.e) // 2
