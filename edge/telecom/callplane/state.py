@@ -1,18 +1,21 @@
 """Bounded per-entity state over event time: per SIM (IMSI), per device (IMEI), per
-IMEI block, per cell, and per IMSI-IMEI pair.
+IMEI block (consecutive serials), per cell, and per IMSI-IMEI pair.
 
 In: :class:`~edge.records.BaseStationEvent` via :meth:`EntityTables.add`. Out: the
 state objects that :mod:`edge.telecom.callplane.features` reads.
 
 Memory is what decides whether this runs on a gateway box with half a million
-subscribers, so a SIM keeps its last 24 h of events in three compact arrays (time,
-code, value) plus the B-numbers of its calls, and only SIMs or devices that show more
-than one partner get a dict. Old entries are trimmed when a SIM is scored or when its
-arrays reach the cap; idle entities are evicted on a sweep (counted).
+subscribers (~0.9 KB a SIM), so a SIM keeps its last 24 h of events as (time,
+code+value) pairs in one array plus (B-number hash, prefix hash) pairs for its calls
+and SMS, and only SIMs or devices that show more than one partner get a dict; a device
+that carried a single SIM is stored as that IMSI. Old entries are trimmed when a SIM
+is scored or when its array reaches the cap; idle entities are evicted on a sweep
+(counted), and a hard cap bounds the SIM table.
 
 Late events (up to a few seconds) are appended where they arrive: windows filter by
 timestamp, so order inside a SIM's arrays only matters to the gap features, which
-sort. Duplicates (same call_id and type, or same type and timestamp) are dropped.
+sort. An exact duplicate (same time, type and value among the SIM's last 8 events)
+is dropped and counted.
 """
 
 from __future__ import annotations
