@@ -105,7 +105,7 @@ def run_demo(*, broker: str | None, subscribers: int, hours: float, seed: int,
 def _pick(alerts: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     """The first alerts in time, with every kind represented."""
     ordered = sorted(alerts, key=lambda r: (r["ts"], r["kind"]))
-    firsts = {}
+    firsts: dict[str, dict[str, Any]] = {}
     for r in ordered:
         firsts.setdefault(r["kind"], r)
     picked = list(firsts.values())
