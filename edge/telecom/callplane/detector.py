@@ -45,10 +45,8 @@ class CallPlaneDetector:
         self.cfg = cfg
         self.model = model
         self.model_info: ModelInfo | None = model.info if model is not None else None
-        thr = cfg.threshold
-        if thr is None:
-            thr = float(model.contract.get("threshold", 0.9)) if model is not None else 1.1
-        self.threshold = thr
+        self._model_threshold = (float(model.contract.get("threshold", 0.9))
+                                 if model is not None else 1.1)
         ref = model.contract.get("reference", {}) if model is not None else {}
         self._ref = [(ref.get(f, [0.0, 1.0])[0], max(1e-6, ref.get(f, [0.0, 1.0])[1]))
                      for f in FEATURES]
@@ -67,6 +65,13 @@ class CallPlaneDetector:
         self.rule_alerts = 0
         self.late = 0
         self._max_ts = -math.inf
+
+    @property
+    def threshold(self) -> float:
+        """The alert threshold: the config's (read live, so a downlink config update
+        applies at once) or else the model contract's."""
+        thr = self.cfg.threshold
+        return self._model_threshold if thr is None else thr
 
     # -- stage interface
     def feed(self, ev: BaseStationEvent) -> Sequence[Detection]:
@@ -138,12 +143,13 @@ class CallPlaneDetector:
         if self.model is not None:
             probs = self.model.predict_proba(np.asarray(rows, dtype=np.float32))
         out: list[Detection] = []
+        threshold = self.threshold
         for i, ((imsi, st), x) in enumerate(zip(batch, rows, strict=True)):
             if x[INDEX["mo_24h"]] < self.cfg.min_calls:
                 continue
             hit = certain(x)
             p = float(probs[i]) if probs is not None else 0.0
-            if hit is None and p < self.threshold:
+            if hit is None and p < threshold:
                 continue
             out.extend(self._alert(imsi, st, x, p, hit, now))
         return out

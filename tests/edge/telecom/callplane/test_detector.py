@@ -134,3 +134,16 @@ def test_rules_only_reports_carry_no_model(day: tuple[Path, dict, list[bytes]],
     assert all(r["evidence"][0]["reason"].startswith("rule ") for r in sims)
     res = score(reports, truth, KEY)
     assert res.fp == 0
+
+
+def test_threshold_follows_config_at_runtime() -> None:
+    from edge.telecom.callplane.detector import CallPlaneDetector
+
+    cfg = CallPlaneSection()
+    model = load_callplane_model(cfg)
+    assert model is not None
+    det = CallPlaneDetector(cfg, model)
+    assert det.threshold == model.contract["threshold"]
+    cfg.threshold = 0.5  # e.g. a signed config update over the downlink
+    assert det.threshold == 0.5
+    assert CallPlaneDetector(CallPlaneSection(rules_only=True)).threshold > 1.0
