@@ -32,6 +32,10 @@ REALERT_S = 24 * 3600.0
 SWEEP_S = 3600.0
 
 ScoreHook = Callable[[str, float, list[float]], None]
+_SAME_DEVICE = ("one device (same IMEI or consecutive module IMEIs) carried several SIMs "
+                "flagged as SIM-box lines")
+_CALL_LINKED = ("SIMs flagged as SIM-box lines call or text each other (boxes generating "
+                "traffic between their own SIMs to look human): one operation")
 
 
 class CallPlaneDetector:
@@ -58,6 +62,11 @@ class CallPlaneDetector:
         self._next_sweep = -math.inf
         self._flagged_blocks: dict[str, dict[str, float]] = {}  # imei[:12] -> imsi -> ts
         self._block_reported: dict[str, int] = {}
+        # Boxes that call each other to look human: alerted SIMs linked by calls.
+        self._alerted_numbers: dict[int, str] = {}  # MSISDN hash -> alerted IMSI
+        self._group_of: dict[str, str] = {}  # IMSI -> group key
+        self._groups: dict[str, set[str]] = {}
+        self._group_reported: dict[str, int] = {}
         self.scored = 0
         self.batches = 0
         self.alerts_sim = 0
@@ -194,11 +203,51 @@ class CallPlaneDetector:
             reported = self._block_reported.get(blk, 0)
             if n >= 2 and n >= 2 * reported:
                 self._block_reported[blk] = n
-                out.append(self._device_alert(imei, blk, flagged, now, cells))
+                out.append(self._device_alert(imei, flagged, now, cells, _SAME_DEVICE))
+        out.extend(self._link_by_calls(imsi, st, now, cells))
         return out
 
-    def _device_alert(self, imei: str, blk: str, flagged: dict[str, float], now: float,
-                      cells: list[str]) -> Detection:
+    def _link_by_calls(self, imsi: str, st: SimState, now: float,
+                       cells: list[str]) -> list[Detection]:
+        """Group alerted SIMs that called or texted each other (in either direction:
+        the callee's feed carries the caller's number as its peer)."""
+        nums = self._alerted_numbers
+        if st.number is not None:
+            nums[st.number] = imsi
+        linked: set[str] = set()
+        pq = st.pq
+        if pq:
+            for j in range(0, len(pq), 2):
+                other = nums.get(pq[j])
+                if other is not None and other != imsi:
+                    linked.add(other)
+        if not linked:
+            return []
+        group = {imsi}
+        old_keys = set()
+        for o in linked:
+            key = self._group_of.get(o, o)
+            old_keys.add(key)
+            group |= self._groups.get(key, {o})
+        key = min(group)
+        reported = max((self._group_reported.pop(k, 0) for k in old_keys), default=0)
+        for k in old_keys:
+            self._groups.pop(k, None)
+        for m in group:
+            self._group_of[m] = key
+        self._groups[key] = group
+        self._group_reported[key] = reported
+        n = len(group)
+        if n < 2 or n < 2 * reported:
+            return []
+        self._group_reported[key] = n
+        imei = st.imei
+        if imei is None:
+            return []
+        return [self._device_alert(imei, dict.fromkeys(group, now), now, cells, _CALL_LINKED)]
+
+    def _device_alert(self, imei: str, flagged: dict[str, float], now: float,
+                      cells: list[str], reason: str) -> Detection:
         self.alerts_device += 1
         imsis = sorted(flagged)
         # 14-digit keys (TAC + serial) so IMEI and IMEISV of one device count once.
@@ -220,8 +269,7 @@ class CallPlaneDetector:
         return Detection(
             now, "simbox.device", "critical", min(0.99, 0.8 + 0.03 * len(imsis)),
             Subject("imei", imei),
-            [Evidence("one device (same IMEI or consecutive module IMEIs) carried several "
-                      "SIMs flagged as SIM-box lines", feats)],
+            [Evidence(reason, feats)],
             list(ROUTE), model=None,
             related=[Subject("imsi", s) for s in imsis] + [Subject("imei", i)
                                                           for i in sorted(imeis)],
@@ -239,6 +287,25 @@ class CallPlaneDetector:
         for st in self.tables.sims.values():
             if st.alerted and st.alerted < horizon:
                 st.alerted = 0.0
+        sims = self.tables.sims
+
+        def gone(s: str) -> bool:
+            st = sims.get(s)
+            return st is None or not st.alerted
+
+        for num in [k for k, s in self._alerted_numbers.items() if gone(s)]:
+            del self._alerted_numbers[num]
+        for key in list(self._groups):
+            members = {m for m in self._groups[key] if not gone(m)}
+            for m in self._groups[key] - members:
+                self._group_of.pop(m, None)
+            if len(members) < 2:
+                for m in members:
+                    self._group_of.pop(m, None)
+                del self._groups[key]
+                self._group_reported.pop(key, None)
+            else:
+                self._groups[key] = members
         for cs in self.tables.cells.values():
             if len(cs.alerted) > 512:
                 cs.alerted.clear()

@@ -38,7 +38,7 @@ class SimState:
     """One SIM's recent events (24 h), its devices and cells, and detector flags."""
 
     __slots__ = ("last", "e", "pq", "imei", "imeis", "cell", "cells", "dirty", "alerted",
-                 "next_score", "mo_n")
+                 "next_score", "mo_n", "number")
 
     def __init__(self, ts: float) -> None:
         self.last = ts
@@ -57,6 +57,7 @@ class SimState:
         self.alerted = 0.0
         self.next_score = 0.0
         self.mo_n = 0  # MO call starts currently held
+        self.number: int | None = None  # hash of the SIM's own MSISDN, once seen
 
     def trim(self, now: float) -> None:
         """Drop entries older than the long window."""
@@ -205,6 +206,8 @@ class EntityTables:
                     return None
         if ts > st.last:
             st.last = ts
+        if st.number is None and ev.msisdn is not None:
+            st.number = hash(ev.msisdn)
         if code in PEER_CODES:
             pq = st.pq
             if pq is None:
