@@ -4,8 +4,9 @@
 ``feed`` only folds an event into the per-entity tables (cheap, no model). ``tick``
 scores the SIMs that changed and carry enough calls to judge, in one batched ONNX
 call every ``score_interval_s`` of event time, applies the explicit rules, and raises
-an alert per SIM (with the features that stand out) and per device (grouping the
-flagged SIMs it carried). Everything runs on event time, so replay and live agree.
+an alert per SIM (with the features that stand out) and per device: the flagged SIMs
+one IMEI (or a block of consecutive IMEIs) carried, or flagged SIMs that call each
+other. Everything runs on event time, so replay and live agree.
 """
 
 from __future__ import annotations
