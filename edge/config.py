@@ -52,6 +52,7 @@ class AgentSection:
     data_dir: Path = Path("edge-data")
     """Where the agent keeps state (outbox, generated privacy key)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Log verbosity (logs go to stderr and never carry identifiers in clear)."""
     status_interval_s: Annotated[float, Range(1.0)] = 300.0
     """How often (event time) an ``agent.status`` health report is produced."""
 
@@ -91,6 +92,7 @@ class CaptureInput:
     """Frames held between the capture thread and the pipeline; beyond it frames are
     dropped and counted (``queue_drops``)."""
     snaplen: Annotated[int, Range(64, 262_144)] = 65_535
+    """Bytes captured per packet (live capture)."""
 
 
 @dataclass
@@ -105,6 +107,7 @@ class CallPlaneSection:
     """SIM-box detection on base-station events (per SIM and per device)."""
 
     enabled: bool = True
+    """Run SIM-box detection on base-station events."""
     min_calls: Annotated[int, Range(1)] = 6
     """Outgoing calls in 24 h before a SIM is judged at all (nobody is flagged on less)."""
     score_interval_s: Annotated[float, Range(1.0, 3600.0)] = 60.0
@@ -130,10 +133,15 @@ class IpPlaneSection:
     """GoIP / SIM-box detection on packets (per IP endpoint)."""
 
     enabled: bool = True
+    """Run GoIP / SIM-box detection on packets."""
     window_s: Annotated[float, Range(10.0)] = 600.0
+    """Sliding window of per-endpoint behaviour, seconds of event time."""
     max_flows: Annotated[int, Range(1000)] = 200_000
+    """Most RTP/TCP flows tracked at once (oldest idle evicted, counted)."""
     max_dialogs: Annotated[int, Range(1000)] = 100_000
+    """Most SIP dialogs tracked at once (oldest idle evicted, counted)."""
     idle_evict_s: Annotated[float, Range(10.0)] = 600.0
+    """Flows, dialogs and endpoints idle this long are evicted."""
     signatures: Path | None = None
     """Signature file; default: the packaged signatures."""
     model: Path | None = None
@@ -162,10 +170,15 @@ class DetectorsSection:
 @dataclass
 class TlsSection:
     enabled: bool = False
+    """Connect with TLS (server certificate verified against ca_file or the system store)."""
     ca_file: ExistingPath | None = None
+    """CA bundle that signed the broker certificate (default: the system store)."""
     cert_file: ExistingPath | None = None
+    """Client certificate for mTLS (with key_file)."""
     key_file: ExistingPath | None = None
+    """Private key of the client certificate."""
     insecure_skip_verify: bool = False
+    """Skip server verification. For lab use only; logged as a warning."""
     reload_check_s: Annotated[float, Range(0.5, 3600.0)] = 10.0
     """How often the CA, cert and key files are checked for changes; a change
     reconnects with the new files (certificate rotation without restart)."""
@@ -174,20 +187,32 @@ class TlsSection:
 @dataclass
 class MqttSection:
     enabled: bool = False
+    """Publish reports over MQTT through the durable outbox."""
     host: str = "127.0.0.1"
+    """Broker host name or address."""
     port: Port = 1883
+    """Broker port (8883 is usual with TLS)."""
     topic_prefix: str = "afe/v1"
+    """First topic level(s); topics are <prefix>/<site>/<agent>/..."""
     protocol: Literal["5", "3.1.1"] = "5"
+    """MQTT protocol version; 5 gives PUBACK reason codes (ACL denials are visible)."""
     client_id: str | None = None
+    """Client id; default afe-<site>-<agent>."""
     username: str | None = None
+    """Username, if the broker requires one."""
     password: str | None = None
+    """Password for username."""
     keepalive_s: Annotated[int, Range(5, 3600)] = 30
+    """MQTT keep-alive interval."""
     inflight: Annotated[int, Range(1, 65535)] = 50
+    """Most QoS 1 publishes awaiting PUBACK at once."""
     tls: TlsSection = field(default_factory=TlsSection)
     connect_timeout_s: Annotated[float, Range(0.5, 600.0)] = 10.0
+    """How long one connection attempt may take."""
     backoff_base_s: Annotated[float, Range(0.01, 600.0)] = 0.5
     """Reconnect delay: full jitter, uniform(0, min(cap, base * 2**attempt))."""
     backoff_cap_s: Annotated[float, Range(0.1, 3600.0)] = 60.0
+    """Longest reconnect delay."""
     backoff_reset_s: Annotated[float, Range(0.0, 86400.0)] = 30.0
     """A connection that stays up this long resets the backoff attempt counter."""
     session_expiry_s: Annotated[int, Range(0, 2**32 - 1)] = 3600
@@ -212,8 +237,11 @@ class OutboxSection:
     max_bytes: Annotated[int, Range(65_536, 2**50)] = 256 * 1024 * 1024
     """Byte cap on pending reports; when full, health goes first, then low, then alerts."""
     ttl_health_s: Annotated[float, Range(1.0)] = 86_400.0
+    """Health telemetry older than this is dropped."""
     ttl_low_s: Annotated[float, Range(1.0)] = 7 * 86_400.0
+    """Low-severity reports older than this are dropped."""
     ttl_alert_s: Annotated[float, Range(1.0)] = 30 * 86_400.0
+    """Alerts older than this are dropped (counted and reported)."""
     alert_min_severity: Literal["low", "medium", "high", "critical"] = "medium"
     """Reports at or above this severity are in the 'alert' class (dropped last)."""
     sync: Literal["normal", "full"] = "normal"
@@ -226,9 +254,11 @@ class DownlinkSection:
     """Config, watchlist and command messages to this agent (MQTT downlink)."""
 
     enabled: bool = True
+    """Accept config, watchlist and command messages on the down/ topics."""
     max_bytes: Annotated[int, Range(256, 16 * 1024 * 1024)] = 64 * 1024
     """Size limit for config and command messages."""
     watchlist_max_bytes: Annotated[int, Range(256, 256 * 1024 * 1024)] = 8 * 1024 * 1024
+    """Largest watchlist message accepted."""
     watchlist_key: str | None = None
     """HMAC-SHA256 key; when set, watchlist updates must carry a valid signature."""
     command_key: str | None = None

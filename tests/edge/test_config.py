@@ -95,3 +95,8 @@ def test_describe_lists_every_leaf_key() -> None:
     assert {"agent.site", "mqtt.tls.ca_file", "inputs.events.files"} <= keys
     table = reference_markdown()
     assert all(f"`{k}`" in table for k in keys)
+
+
+def test_readme_config_reference_is_current() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    assert reference_markdown() in readme, "run: python -m edge.config_doc and paste it in"
