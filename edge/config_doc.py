@@ -2,7 +2,8 @@
 
 The text of each key comes from the string literal written under its field in
 ``edge/config.py``, so the README's reference cannot drift from the code:
-``python -m edge.config_doc`` prints it, and a test checks the README holds it.
+``python -m edge.config_doc`` prints it, ``--update README.md`` rewrites the README's
+copy, and a test checks the README holds it.
 """
 
 from __future__ import annotations
@@ -104,5 +105,22 @@ def fmt_type(tp: object) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def update_readme(path: str) -> bool:
+    """Rewrite the reference between the README's markers; True if it changed."""
+    from pathlib import Path
+
+    p = Path(path)
+    text = p.read_text("utf-8")
+    start, end = "<!-- config-reference:start -->\n", "<!-- config-reference:end -->"
+    i, j = text.index(start) + len(start), text.index(end)
+    new = text[:i] + reference_markdown() + text[j:]
+    if new != text:
+        p.write_text(new, "utf-8")
+    return new != text
+
+
 if __name__ == "__main__":
-    sys.stdout.write(reference_markdown())
+    if len(sys.argv) == 3 and sys.argv[1] == "--update":
+        print("updated" if update_readme(sys.argv[2]) else "up to date")
+    else:
+        sys.stdout.write(reference_markdown())

@@ -99,4 +99,4 @@ def test_describe_lists_every_leaf_key() -> None:
 
 def test_readme_config_reference_is_current() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
-    assert reference_markdown() in readme, "run: python -m edge.config_doc and paste it in"
+    assert reference_markdown() in readme, "run: python -m edge.config_doc --update README.md"
