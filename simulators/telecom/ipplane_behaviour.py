@@ -16,9 +16,10 @@ Personas (``positive`` in the truth file):
 - ``softphone``, ``ipphone``, ``pbx_trunk`` (-): ordinary VoIP. A PBX trunk has many
   lines and concurrent calls too, but calls both ways, with long, varied durations
   and Poisson arrivals;
-- stress only (never in training): ``goip_human`` (+, label goip_masked) registers
-  every 1-10 min with jitter, sends no keepalives and takes long calls both ways;
-  ``callcentre_trunk`` (-, label pbx_trunk) dials out short calls over many lines;
+- ``goip_human`` (+, label goip_masked) registers every 1-15 min with jitter, sends no
+  keepalives and takes long calls both ways; ``callcentre_trunk`` (-, label pbx_trunk)
+  dials out short calls over one or many lines. Both are in training with ``train``
+  ranges (TRAIN_COUNTS) and in the stress test with the shifted ``heldout`` ranges;
 - infrastructure (-): ``voip_server`` (the fraud side's softswitch), ``sip_registrar``,
   ``goip_sms_server``, ``simbank_server``.
 
@@ -125,6 +126,9 @@ class _Gen:
     rtp_packets: int
     out: list[Packet] = field(default_factory=list)
     n: int = 0
+    # draws added after v1.0 (DID blocks) come from here, so the main stream -- and so
+    # every earlier scenario of a seed -- stays as it was
+    aux: random.Random = field(default_factory=random.Random)
 
     def uid(self) -> str:
         self.n += 1
@@ -275,6 +279,16 @@ def _phone(rng: random.Random) -> str:
     return "1" + str(rng.choice((3, 5, 7, 8))) + "".join(str(rng.randint(0, 9)) for _ in range(9))
 
 
+def _dids(rng: random.Random) -> list[str]:
+    """A company's DID numbers: mostly a block of consecutive numbers from one range (how
+    carriers allocate them), sometimes scattered (ported-in numbers)."""
+    n = rng.randint(1, 40)
+    if rng.random() < 0.3:
+        return [_phone(rng) for _ in range(n)]
+    base = _phone(rng)[:-2]
+    return [f"{base}{k:02d}" for k in rng.sample(range(100), n)]
+
+
 def _gateway(g: _Gen, prof: str, ua: Ua, srv: Ua, lines: int, masked: bool, low_slow: bool,
              start: float, sms_srv: Ua | None, human: bool = False) -> None:
     """A GoIP's lines: regular re-registration, keepalives, relay calls per channel.
@@ -285,7 +299,9 @@ def _gateway(g: _Gen, prof: str, ua: Ua, srv: Ua, lines: int, masked: bool, low_
     reg_iv = rng.choice((60.0, 60.0, 60.0, 120.0)) if prof == "train" else \
         rng.choice((55.0, 60.0, 60.0, 90.0, 180.0))
     reg_sd = _p(prof, (0.05, 0.4), (0.05, 1.5), rng)
-    if human:
+    if human and prof == "train":  # ranges shifted from the held-out (stress) ones below
+        reg_iv, reg_sd = rng.choice((120.0, 180.0, 300.0, 900.0)), rng.uniform(2.0, 15.0)
+    elif human:
         reg_iv, reg_sd = rng.choice((60.0, 120.0, 300.0, 600.0)), rng.uniform(5.0, 20.0)
     users = [f"{rng.randint(100, 999)}{i:02d}" for i in range(lines)]
     cids = [g.uid() for _ in range(lines)]
@@ -319,7 +335,12 @@ def _gateway(g: _Gen, prof: str, ua: Ua, srv: Ua, lines: int, masked: bool, low_
                       f"reg:{k};status:200;".encode())
                 k += 1
                 t += 30.0
-    if human:
+    if human and prof == "train":
+        gap = rng.uniform(20, 120)
+        ans_p = rng.uniform(0.5, 0.75)
+        med, sig = rng.uniform(60, 150), rng.uniform(0.6, 1.0)
+        p_in = rng.uniform(0.2, 0.5)
+    elif human:
         gap = rng.uniform(30, 180)
         ans_p = rng.uniform(0.55, 0.8)
         med, sig = rng.uniform(90, 200), rng.uniform(0.8, 1.1)
@@ -352,7 +373,17 @@ def _gateway(g: _Gen, prof: str, ua: Ua, srv: Ua, lines: int, masked: bool, low_
 def _ordinary(g: _Gen, prof: str, persona: str, ua: Ua, srv: Ua, start: float) -> int:
     """Softphone / IP phone / PBX trunk behaviour; returns the number of lines."""
     rng = g.rng
-    if persona == "callcentre_trunk":  # stress only: outbound dialling, short calls
+    if persona == "callcentre_trunk" and prof == "train":  # shifted from held-out ranges
+        lines = rng.randint(1, 8)
+        reg_iv = rng.choice((60.0, 120.0, 300.0))
+        reg_sd = rng.uniform(0.05, 1.0)
+        rate_h = rng.uniform(150, 700)
+        p_in = rng.uniform(0.0, 0.3)
+        med, sig = rng.uniform(30, 100), rng.uniform(0.5, 1.0)
+        ans_p = rng.uniform(0.25, 0.65)
+        book = 0
+        qualify = rng.random() < 0.7
+    elif persona == "callcentre_trunk":  # outbound dialling, short calls
         lines = rng.randint(2, 16)
         reg_iv = rng.choice((60.0, 120.0))
         reg_sd = rng.uniform(0.05, 0.5)
@@ -409,6 +440,10 @@ def _ordinary(g: _Gen, prof: str, persona: str, ua: Ua, srv: Ua, start: float) -
             g.options(t, ua, srv, users[0] if users else "trunk")
             t += max(1.0, rng.gauss(iv, rng.uniform(0.05, 2.0)))
     contacts = [_phone(rng) for _ in range(max(book, 1))]
+    # a trunk's incoming calls go to its registered users or to a block of DIDs (the
+    # company's numbers: they repeat, unlike the fresh numbers a relay is asked to ring)
+    dids = _dids(g.aux) if persona in ("pbx_trunk", "callcentre_trunk") and \
+        g.aux.random() < 0.5 else []
     t = start + rng.expovariate(rate_h / 3600.0)
     while t < g.end:
         callee = _phone(rng) if book == 0 or rng.random() < 0.15 else rng.choice(contacts)
@@ -418,7 +453,8 @@ def _ordinary(g: _Gen, prof: str, persona: str, ua: Ua, srv: Ua, start: float) -
         dur = _lognorm(rng, med, sig, 3600.0)
         me = users[rng.randrange(lines)] if lines else "trunk"
         if rng.random() < p_in:
-            t_end = g.call(t, srv, ua, other, me, answered, ring, dur)
+            t_end = g.call(t, srv, ua, other, g.aux.choice(dids) if dids else me, answered,
+                           ring, dur)
         else:
             t_end = g.call(t, ua, srv, me, callee, answered, ring, dur)
         if persona in ("softphone", "ipphone"):  # one person: the next call waits
@@ -432,6 +468,9 @@ DEFAULT_COUNTS = {"goip_plain": 2, "goip_masked": 4, "low_slow": 2, "simbank_cli
 # Personas never used in training: evasive boxes that act human, and the hard negative
 # the training data lacks (a call centre's trunk dialling out).
 STRESS_COUNTS = {"goip_human": 3, "callcentre_trunk": 3}
+# Training adds both personas with the ``train`` ranges (shifted from the held-out ones);
+# evaluation keeps DEFAULT_COUNTS, plus STRESS_COUNTS under ``--stress``.
+TRAIN_COUNTS = {"goip_human": 3, "callcentre_trunk": 3, "pbx_trunk": 6}
 
 
 def generate(seed: int, *, profile: str = "train", duration_s: float = 1200.0,
@@ -442,7 +481,7 @@ def generate(seed: int, *, profile: str = "train", duration_s: float = 1200.0,
     rng = random.Random(seed)
     counts = {**DEFAULT_COUNTS, **(counts or {})}
     start = T0 + 86400.0 * (seed % 300)
-    g = _Gen(rng, start + duration_s, rtp_packets)
+    g = _Gen(rng, start + duration_s, rtp_packets, aux=random.Random(seed * 7919 + 17))
     truth: list[dict[str, Any]] = []
     used: set[str] = set()
 
@@ -477,7 +516,7 @@ def generate(seed: int, *, profile: str = "train", duration_s: float = 1200.0,
                 if persona == "low_slow":
                     lines = rng.randint(2, 4)
                 elif persona == "goip_human":
-                    lines = rng.randint(2, 8)
+                    lines = rng.randint(2, 6) if prof_train(profile) else rng.randint(2, 8)
                 port = 5060 if plain and rng.random() < 0.5 else rng.randint(5060, 6060)
                 ua = Ua(a, port, rng.choice(PLAIN_UAS) if plain else rng.choice(ORDINARY_UAS),
                         "goip" if plain else "plain", compact=False, tcp=False,

@@ -58,6 +58,15 @@ class DetectorSettings:
     window_s: float = 600.0
     eval_interval_s: float = 60.0
     min_activity: int = 10
+    # the behaviour model judges an endpoint only after it has been watched this long:
+    # cadence features need two re-registrations per line (GoIPs: every 60-120 s) and
+    # call features need calls that ended; earlier rows are a few calls and first
+    # REGISTERs, where a busy trunk and a gateway look alike. Signatures are not gated.
+    min_observed_s: float = 300.0
+    # a behaviour-only report needs this many consecutive judgements at or above the
+    # threshold (one evaluation is one look at a window that may hold a handful of
+    # calls; the next look, eval_interval_s later, must agree). Signatures report at once.
+    confirm_evals: int = 2
     max_flows: int = 200_000
     max_dialogs: int = 100_000
     max_endpoints: int = 100_000
@@ -488,7 +497,8 @@ class IpPlaneDetector:
             if weight >= rw:
                 sig_ok[ep.addr] = weight
             if (self.model is not None or self.feature_sink is not None) and \
-                    ep.activity(now, s.window_s) >= s.min_activity:
+                    ep.activity(now, s.window_s) >= s.min_activity and \
+                    now - ep.first_ts >= s.min_observed_s:
                 behave.append(ep)
         probs: dict[str, tuple[float, list[float]]] = {}
         if behave and self.model is None:
@@ -509,7 +519,9 @@ class IpPlaneDetector:
             ep = self.endpoints[addr]
             prob, row = probs.get(addr, (0.0, []))
             by_sig = addr in sig_ok
-            if not by_sig and prob < s.threshold:
+            if addr in probs:
+                ep.over = ep.over + 1 if prob >= s.threshold else 0
+            if not by_sig and ep.over < s.confirm_evals:
                 continue
             if not by_sig and row[_REGS_IN] > 0 and row[_LINES] == 0:
                 # it takes registrations and makes none: a registrar or softswitch, which

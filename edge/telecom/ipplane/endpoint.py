@@ -35,6 +35,14 @@ FEATURES: tuple[str, ...] = (
     "rtp_flows_per_call",
     "rtp_jitter_ms",
     "rtp_loss",
+    # Why these three: a GoIP line is a SIM port, it carries one call at a time, and a
+    # relay is asked (INVITEd) to ring numbers that are not its own. A PBX / call-centre
+    # trunk carries many calls at once on one registration, and its incoming calls go to
+    # its own users or its DIDs, which carriers allocate in blocks of consecutive numbers.
+    "identity_concurrency",   # most calls at once on one local identity (From out / To in)
+    "in_callee_ratio",        # distinct called number blocks (all but the last 2 digits)
+                              # / calls that came IN (0: none came in)
+    "concurrent_per_line",    # max_concurrent / max(lines, 1)
 )
 UNKNOWN_CV = 1.0  # what a CV reads when there are too few intervals: "not regular"
 MAX_KEYS = 256
@@ -100,6 +108,7 @@ class EndpointState:
     dirty: bool = False
     last_report: float | None = None
     reported_sigs: set[str] = field(default_factory=set)
+    over: int = 0  # consecutive model judgements at or above the threshold
 
     # -- updates
     def touch(self, ts: float) -> None:
@@ -198,6 +207,8 @@ class EndpointState:
         gaps = [b - a for a, b in zip(started, started[1:], strict=False)]
         rtp = [(j, loss) for t, j, loss in self.rtp if t >= lo]
         peers = sum(1 for t in self.peers.values() if t >= lo)
+        inbound = [c for c in all_calls if c.inbound]
+        max_conc = _max_concurrent(all_calls, lo, now)
         return [
             float(lines),
             len(regs) / minutes,
@@ -206,7 +217,7 @@ class EndpointState:
             _median(ping_cvs) if ping_cvs else UNKNOWN_CV,
             float(regs_in),
             len(started) / minutes,
-            float(_max_concurrent(all_calls, lo, now)),
+            float(max_conc),
             len({c.callee for c in all_calls}) / n if n else 0.0,
             sum(1 for c in all_calls if c.inbound) / n if n else 0.0,
             len(answered) / len(calls) if calls else 0.0,
@@ -219,6 +230,9 @@ class EndpointState:
             len(rtp) / len(answered) if answered else 0.0,
             sum(j for j, _ in rtp) / len(rtp) if rtp else 0.0,
             sum(x for _, x in rtp) / len(rtp) if rtp else 0.0,
+            float(_identity_concurrency(all_calls, lo, now)),
+            len({c.callee[:-2] for c in inbound}) / len(inbound) if inbound else 0.0,
+            max_conc / max(lines, 1),
         ]
 
     def activity(self, now: float, window_s: float) -> int:
@@ -250,6 +264,16 @@ def _drop_older(d: dict[Any, float], lo: float) -> None:
 def _drop_stale(d: dict[Any, deque[tuple[float, float]]], lo: float) -> None:
     for k in [k for k, dq in d.items() if not dq or dq[-1][0] < lo]:
         del d[k]
+
+
+def _identity_concurrency(calls: list[CallRec], lo: float, now: float) -> int:
+    """Most calls in progress at once on one local identity: the From user of calls this
+    address placed, the called user of calls it received."""
+    by_id: dict[str, list[CallRec]] = {}
+    for c in calls:
+        by_id.setdefault(c.callee if c.inbound else c.caller, []).append(c)
+    return max((_max_concurrent(cs, lo, now) for cs in by_id.values() if len(cs) > 1),
+               default=1 if calls else 0)
 
 
 def _max_concurrent(calls: list[CallRec], lo: float, now: float) -> int:
