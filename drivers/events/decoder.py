@@ -2,7 +2,15 @@
 
 ``decode_line(line, lineno)`` takes one line of bytes and returns a
 :class:`~edge.records.BaseStationEvent`, a :class:`~edge.records.Malformed`, or
-``None`` for an event of an unknown type (counted, ignored). No I/O, no clock.
+``None`` for an event of an unknown type (counted, ignored). ``decode_block(data,
+first_lineno)`` takes a block of whole lines (as read in bulk from a file or a
+datagram) and returns the records of all of them, in order, without the ``None``s.
+No I/O, no clock.
+
+Speed matters here (replay of millions of events on one core): the common, valid
+line takes one fast path of C-level checks; any line that fails one of them is
+decoded again by the detailed path, which finds the exact reason and counts it, so
+both paths give the same records and counters.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ KNOWN_FIELDS = frozenset(
 )
 _DIRS = frozenset(("mo", "mt"))
 _NUM = (int, float)
+_STR_OR_NONE = frozenset((str, type(None)))
+_INF = math.inf
 
 
 class EventDecoder:
@@ -42,7 +52,67 @@ class EventDecoder:
         self.malformed += 1
         return Malformed(self.source, f"line {lineno}", reason, ts)
 
+    def decode_block(self, data: bytes, first_lineno: int = 1
+                     ) -> list[BaseStationEvent | Malformed]:
+        """Decode a block of lines (``data`` split at newlines; a missing final newline
+        is fine). The first line is number ``first_lineno``. Returns the records of
+        the block in order; blank lines and unknown types are only counted."""
+        lines = data.split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()  # the block ended with a newline: no line after it
+        decode = self.decode_line
+        out = [decode(ln, n) for n, ln in enumerate(lines, first_lineno)]
+        if None in out:
+            out = [r for r in out if r is not None]
+        return out  # type: ignore[return-value]
+
     def decode_line(self, line: bytes | str, lineno: int) -> BaseStationEvent | Malformed | None:
+        """Decode one line (with or without its newline)."""
+        if not line or line.isspace():
+            self.blank += 1
+            return None
+        try:
+            obj: Any = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return self._decode_checked(line, lineno)
+        # Fast path: every check below is the detailed path's, folded into as few
+        # C-level calls as possible; anything unusual goes to the detailed path.
+        if type(obj) is dict:
+            get = obj.get
+            ts = get("ts")
+            etype = get("type")
+            imsi = get("imsi")
+            tts = type(ts)
+            strs = tuple(map(get, _STR_FIELDS))
+            imei = strs[0]
+            dir_ = strs[3]
+            if ((tts is float or tts is int) and 0 <= ts < _INF
+                    and type(imsi) is str and len(imsi) == 15 and imsi.isdigit()
+                    and type(etype) is str and etype in EVENT_TYPES
+                    and _STR_OR_NONE.issuperset(map(type, strs))
+                    and (imei is None or (14 <= len(imei) <= 16 and imei.isdigit()))
+                    and (dir_ is None or dir_ in _DIRS)):
+                duration_s = get("duration_s")
+                auth_ms = get("auth_ms")
+                b = get("bytes")
+                if ((duration_s is None or (type(duration_s) in _NUM
+                                            and 0 <= duration_s < _INF))
+                        and (auth_ms is None or (type(auth_ms) in _NUM
+                                                 and 0 <= auth_ms < _INF))
+                        and (b is None or (type(b) is int and b >= 0))):
+                    if len(obj) > 3 and not KNOWN_FIELDS.issuperset(obj):
+                        self.unknown_fields += 1
+                    self.decoded += 1
+                    return BaseStationEvent(
+                        float(ts), etype, imsi, imei, strs[1], strs[2], dir_, strs[4],
+                        strs[5], None if duration_s is None else float(duration_s),
+                        strs[6], None if auth_ms is None else float(auth_ms), b, strs[7])
+        return self._decode_checked(line, lineno)
+
+    def _decode_checked(self, line: bytes | str, lineno: int
+                        ) -> BaseStationEvent | Malformed | None:
+        """The detailed path: every check in turn, with the reason of the first that
+        fails (also decodes valid lines, identically to the fast path)."""
         if not line or line.isspace():
             self.blank += 1
             return None
