@@ -8,8 +8,8 @@ per-label recall, the false alarms on negatives and the detection delay.
 (``tick`` once per second of event time, ``flush`` at the end).
 
 ``python -m edge.eval.ipplane --seeds 9001-9005 --profile heldout`` prints the figures
-for held-out scenarios of the behaviour generator (``--stress`` adds personas training
-never saw); ``--pcap F --truth T`` scores a
+for held-out scenarios of the behaviour generator (``--stress`` adds the hard personas,
+human-paced boxes and call-centre trunks, in their held-out parameter ranges); ``--pcap F --truth T`` scores a
 labelled capture from the pcap simulator.
 """
 
@@ -150,7 +150,7 @@ def evaluate_generated(seeds: Iterable[int], profile: str = "heldout",
                        duration_s: float = 1200.0, stage_factory: Any = None,
                        stress: bool = False) -> tuple[IpPlaneScore, dict[str, Any]]:
     """Score the packaged detector on behaviour-generator scenarios (one per seed);
-    ``stress`` adds the personas training never saw (human-like boxes, call centres)."""
+    ``stress`` adds the hard personas (human-like boxes, call centres) in held-out ranges."""
     from simulators.telecom.ipplane_behaviour import STRESS_COUNTS, generate
 
     total = IpPlaneScore()
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pcap", type=Path)
     ap.add_argument("--truth", type=Path)
     ap.add_argument("--stress", action="store_true",
-                    help="add personas never used in training (human-like boxes, call centres)")
+                    help="add the hard personas (human-like boxes, call centres), held-out ranges")
     a = ap.parse_args(argv)
     if a.pcap:
         if not a.truth:

@@ -293,8 +293,8 @@ def _gateway(g: _Gen, prof: str, ua: Ua, srv: Ua, lines: int, masked: bool, low_
              start: float, sms_srv: Ua | None, human: bool = False) -> None:
     """A GoIP's lines: regular re-registration, keepalives, relay calls per channel.
 
-    ``human`` (stress only, never in training): registrations every 1-10 min with
-    seconds of jitter, no keepalives, long answered calls, half of them incoming."""
+    ``human``: registrations every 1-15 min with seconds of jitter, no keepalives,
+    long answered calls, a third to a half of them incoming."""
     rng = g.rng
     reg_iv = rng.choice((60.0, 60.0, 60.0, 120.0)) if prof == "train" else \
         rng.choice((55.0, 60.0, 60.0, 90.0, 180.0))
@@ -465,8 +465,8 @@ def _ordinary(g: _Gen, prof: str, persona: str, ua: Ua, srv: Ua, start: float) -
 
 DEFAULT_COUNTS = {"goip_plain": 2, "goip_masked": 4, "low_slow": 2, "simbank_client": 1,
                   "softphone": 10, "ipphone": 6, "pbx_trunk": 3}
-# Personas never used in training: evasive boxes that act human, and the hard negative
-# the training data lacks (a call centre's trunk dialling out).
+# The hard cases: evasive boxes that act human, and a call centre's trunk dialling out
+# (added by ``--stress`` with the held-out ranges).
 STRESS_COUNTS = {"goip_human": 3, "callcentre_trunk": 3}
 # Training adds both personas with the ``train`` ranges (shifted from the held-out ones);
 # evaluation keeps DEFAULT_COUNTS, plus STRESS_COUNTS under ``--stress``.

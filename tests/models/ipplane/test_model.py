@@ -58,6 +58,21 @@ def test_heldout_generated_scenarios_meet_acceptance() -> None:
 
 
 @pytest.mark.slow
+def test_stress_personas_call_centres_quiet_human_paced_boxes_found() -> None:
+    """Held-out seeds with the stress personas in their held-out ranges: outbound
+    call-centre trunks raise nothing; boxes that imitate humans are mostly found."""
+    from simulators.telecom.ipplane_behaviour import STRESS_COUNTS, generate
+
+    s, _ = evaluate_generated(range(9004, 9007), "heldout", 1200.0, stress=True)
+    assert s.n_false_alarms == 0, s.false_alarm_ips
+    human = [e["ip"] for seed in range(9004, 9007) for e in
+             generate(seed, profile="heldout", counts=dict(STRESS_COUNTS)).truth["endpoints"]
+             if e["persona"] == "goip_human"]
+    missed = [m.split()[0] for m in s.missed]
+    assert sum(1 for ip in human if ip not in missed) >= 0.8 * len(human), s.missed
+
+
+@pytest.mark.slow
 def test_heldout_pcap_simulator_capture_meets_acceptance(tmp_path: Path) -> None:
     """A capture of the pcap simulator (seed and line count not used in training), read
     by the fast reader, scored against its truth file."""
