@@ -159,6 +159,11 @@ class IpPlaneSection:
     """Report an endpoint again only after this long, unless a new signature shows up."""
     track_unannounced_rtp: bool = True
     """Also time RTP streams that no SDP announced (V=2 header bits, ports >= 1024)."""
+    min_observed_s: Annotated[float, Range(0.0, 86_400.0)] = 300.0
+    """The behaviour model judges an endpoint only after watching it this long (cadence
+    needs re-registrations, call features need ended calls). Signatures are not gated."""
+    confirm_evals: Annotated[int, Range(1, 100)] = 2
+    """Consecutive judgements at or above the threshold before a behaviour-only report."""
 
 
 @dataclass

@@ -19,7 +19,8 @@ def settings_from(sec: IpPlaneSection) -> Any:
         min_activity=sec.min_activity, max_flows=sec.max_flows, max_dialogs=sec.max_dialogs,
         max_endpoints=sec.max_endpoints, idle_evict_s=sec.idle_evict_s,
         realert_s=sec.realert_s, threshold=sec.threshold if sec.threshold is not None else 0.9,
-        track_unannounced_rtp=sec.track_unannounced_rtp)
+        track_unannounced_rtp=sec.track_unannounced_rtp, min_observed_s=sec.min_observed_s,
+        confirm_evals=sec.confirm_evals)
 
 
 def build_stages(cfg: Config) -> list[Any]:

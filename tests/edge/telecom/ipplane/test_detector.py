@@ -180,7 +180,8 @@ def test_tables_stay_bounded_and_evictions_are_counted() -> None:
 def test_config_keys() -> None:
     cfg = parse_config("[detectors.ipplane]\nwindow_s = 300\neval_interval_s = 30\n"
                        "min_activity = 5\nmax_endpoints = 1000\nrealert_s = 60\n"
-                       "threshold = 0.8\n")
+                       "threshold = 0.8\nmin_observed_s = 120\nconfirm_evals = 3\n")
     (st,) = build_stages(cfg)
     assert st.s.window_s == 300 and st.s.eval_interval_s == 30 and st.s.threshold == 0.8
+    assert st.s.min_observed_s == 120 and st.s.confirm_evals == 3
     assert build_stages(parse_config("[detectors.ipplane]\nenabled = false\n")) == []
