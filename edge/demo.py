@@ -25,7 +25,7 @@ from edge.report.topics import report_topic
 
 
 def run_demo(*, broker: str | None, subscribers: int, hours: float, seed: int,
-             workdir: Path, pcap_s: float = 120.0, out: Any = None) -> int:
+             workdir: Path, pcap_s: float = 480.0, out: Any = None) -> int:
     from simulators.broker import LocalBroker
     from simulators.subscriber import ReportSubscriber
     from simulators.telecom.events import EventSimConfig, write_events

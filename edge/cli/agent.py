@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--subscribers", type=int, default=3000)
     d.add_argument("--hours", type=float, default=6.0)
     d.add_argument("--seed", type=int, default=2026)
-    d.add_argument("--pcap-seconds", type=float, default=120.0,
+    d.add_argument("--pcap-seconds", type=float, default=480.0,
                    help="seconds of simulated backhaul traffic (0: none)")
     d.add_argument("--workdir", type=Path, default=Path("demo-out"))
     return p
