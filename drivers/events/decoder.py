@@ -78,18 +78,25 @@ class EventDecoder:
         # Fast path: every check below is the detailed path's, folded into as few
         # C-level calls as possible; anything unusual goes to the detailed path.
         if type(obj) is dict:
-            get = obj.get
+            get: Any = obj.get
             ts = get("ts")
             etype = get("type")
             imsi = get("imsi")
+            imei = get("imei")
+            msisdn = get("msisdn")
+            cell = get("cell")
+            dir_ = get("dir")
+            peer = get("peer")
+            call_id = get("call_id")
+            cause = get("cause")
+            target_cell = get("target_cell")
             tts = type(ts)
-            strs = tuple(map(get, _STR_FIELDS))
-            imei = strs[0]
-            dir_ = strs[3]
             if ((tts is float or tts is int) and 0 <= ts < _INF
                     and type(imsi) is str and len(imsi) == 15 and imsi.isdigit()
                     and type(etype) is str and etype in EVENT_TYPES
-                    and _STR_OR_NONE.issuperset(map(type, strs))
+                    and _STR_OR_NONE.issuperset((
+                        type(imei), type(msisdn), type(cell), type(dir_), type(peer),
+                        type(call_id), type(cause), type(target_cell)))
                     and (imei is None or (14 <= len(imei) <= 16 and imei.isdigit()))
                     and (dir_ is None or dir_ in _DIRS)):
                 duration_s = get("duration_s")
@@ -104,9 +111,9 @@ class EventDecoder:
                         self.unknown_fields += 1
                     self.decoded += 1
                     return BaseStationEvent(
-                        float(ts), etype, imsi, imei, strs[1], strs[2], dir_, strs[4],
-                        strs[5], None if duration_s is None else float(duration_s),
-                        strs[6], None if auth_ms is None else float(auth_ms), b, strs[7])
+                        float(ts), etype, imsi, imei, msisdn, cell, dir_, peer, call_id,
+                        None if duration_s is None else float(duration_s), cause,
+                        None if auth_ms is None else float(auth_ms), b, target_cell)
         return self._decode_checked(line, lineno)
 
     def _decode_checked(self, line: bytes | str, lineno: int
