@@ -26,7 +26,8 @@ from edge.records import BaseStationEvent
 
 # Event codes stored per SIM.
 MO_START, MT_START, MO_END, MT_END, SMS_MO, SMS_MT, DATA, HANDOVER, ATTACH, DETACH = range(10)
-_CODES = {"attach": ATTACH, "detach": DETACH, "data": DATA, "handover": HANDOVER}
+_CODES = {"attach": ATTACH, "detach": DETACH, "data": DATA, "handover": HANDOVER,
+          "call_start": MO_START, "call_end": MO_END, "sms": SMS_MO}  # MT: code + 1
 WINDOW_LONG_S = 24 * 3600.0
 MAX_EVENTS = 2048  # per SIM, within the long window (a box makes ~700 calls a day)
 MAX_PARTNERS = 64  # IMEIs per IMSI, IMSIs per IMEI, cells per SIM
@@ -180,20 +181,15 @@ class EntityTables:
             if len(self.sims) >= self.max_sims:
                 self.evict_oldest(max(1, self.max_sims // 100))
             st = self.sims[imsi] = SimState(ts)
-        etype = ev.type
-        mo = ev.dir != "mt"
+        # One lookup for the code; directed types have MT = MO + 1.
+        code = _CODES[ev.type]
+        if code <= SMS_MT and ev.dir == "mt":
+            code += 1
         val = 0.0
-        if etype == "call_start":
-            code = MO_START if mo else MT_START
-        elif etype == "call_end":
-            code = MO_END if mo else MT_END
+        if code == MO_END or code == MT_END:
             val = min(ev.duration_s or 0.0, 1e9)
-        elif etype == "sms":
-            code = SMS_MO if mo else SMS_MT
-        else:
-            code = _CODES[etype]
-            if code == ATTACH:
-                val = min(ev.auth_ms, 1e9) if ev.auth_ms is not None else -1.0
+        elif code == ATTACH:
+            val = min(ev.auth_ms, 1e9) if ev.auth_ms is not None else -1.0
         cv = code + 16.0 * round(val * 10.0) if val else float(code)
         e = st.e
         if ts <= st.last and e:
@@ -255,8 +251,12 @@ class EntityTables:
                     if len(st.imeis) < MAX_PARTNERS:
                         st.imeis[imei] = ts
                 st.imei = imei
-            elif st.imeis is not None:
-                st.imeis[imei] = ts
+            else:
+                # Same device as before: use the stored string, the device table's own
+                # key when this SIM put it there (hash cached, found by identity).
+                imei = st.imei
+                if st.imeis is not None:
+                    st.imeis[imei] = ts
             # A device that only ever carried one SIM is stored as that IMSI (no
             # object): its last-seen time is the SIM's.
             key14 = imei
