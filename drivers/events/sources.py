@@ -11,7 +11,7 @@ from drivers.events.decoder import EventDecoder
 from edge.errors import InputError
 from edge.records import BaseStationEvent, Malformed
 
-BLOCK_BYTES = 1 << 20
+BLOCK_BYTES = 1 << 18
 
 
 class JsonlEventFile:
@@ -32,7 +32,7 @@ class JsonlEventFile:
             fh = open(self.path, "rb")  # noqa: SIM115
         except OSError as exc:
             raise InputError(f"cannot open: {exc.strerror}", source=str(self.path)) from None
-        decode = self.decoder.decode_block
+        decode = self.decoder.iter_block
         lineno = 1  # number of the first line of the next block
         # Read in big blocks and decode whole lines in bulk: a readline() per event
         # costs as much as decoding it. A partial last line waits for the next block.

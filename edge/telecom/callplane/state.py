@@ -33,6 +33,7 @@ MAX_EVENTS = 2048  # per SIM, within the long window (a box makes ~700 calls a d
 MAX_PARTNERS = 64  # IMEIs per IMSI, IMSIs per IMEI, cells per SIM
 DUP_WINDOW = 8  # events per SIM searched for an exact duplicate
 PEER_CODES = frozenset((MO_START, MT_START, SMS_MO, SMS_MT))
+_SERIAL_2 = tuple(f"{j:02d}" for j in range(100))  # last two serial digits of a block
 
 
 class SimState:
@@ -293,10 +294,9 @@ class EntityTables:
     def block_imeis(self, imei: str) -> list[str]:
         """Known devices (14-digit keys) in the IMEI's block of 100 consecutive serials:
         multi-port modules and dual-SIM phones carry consecutive IMEIs. Probing the
-        100 candidates costs ~10 us and saves an index entry per device."""
-        blk = imei[:12]
-        imeis = self.imeis
-        return [k for k in (blk + f"{j:02d}" for j in range(100)) if k in imeis]
+        100 candidates costs a few us (all in C: map, filter) and saves an index
+        entry per device."""
+        return list(filter(self.imeis.__contains__, map(imei[:12].__add__, _SERIAL_2)))
 
     # -- eviction
     def sweep(self, now: float) -> None:
