@@ -177,11 +177,8 @@ def _cseq_method(raw: str) -> tuple[str, str]:
     return num, meth.strip().upper()
 
 
-def uri_user(value: str) -> str:
-    """The user part of a SIP URI inside a header value or request URI ('' if none).
-
-    ``"Bob" <sip:+8613800138000@example.com;user=phone>;tag=1`` -> ``+8613800138000``.
-    """
+def _uri_body(value: str) -> str:
+    """The URI inside a header value, scheme and (outside <>) parameters dropped."""
     lt = value.find("<")
     if lt >= 0:
         gt = value.find(">", lt)
@@ -189,8 +186,15 @@ def uri_user(value: str) -> str:
     else:
         value = value.split(";", 1)[0]
     colon = value.find(":")
-    if colon >= 0:
-        value = value[colon + 1:]
+    return value[colon + 1:] if colon >= 0 else value
+
+
+def uri_user(value: str) -> str:
+    """The user part of a SIP URI inside a header value or request URI ('' if none).
+
+    ``"Bob" <sip:+8613800138000@example.com;user=phone>;tag=1`` -> ``+8613800138000``.
+    """
+    value = _uri_body(value)
     at = value.find("@")
     if at < 0:
         return ""
@@ -199,16 +203,7 @@ def uri_user(value: str) -> str:
 
 def uri_aor(value: str) -> str:
     """user@host of a URI inside a header value (parameters dropped)."""
-    lt = value.find("<")
-    if lt >= 0:
-        gt = value.find(">", lt)
-        value = value[lt + 1:gt if gt > 0 else len(value)]
-    else:
-        value = value.split(";", 1)[0]
-    colon = value.find(":")
-    if colon >= 0:
-        value = value[colon + 1:]
-    return value.split(";", 1)[0].split("?", 1)[0].lower()
+    return _uri_body(value).split(";", 1)[0].split("?", 1)[0].lower()
 
 
 def tag_of(value: str) -> str:
