@@ -96,29 +96,38 @@ class Pipeline:
         self._malformed_logged = 0
         self._malformed_log_limit = malformed_log_limit
         self.sources: list[Source] = []
+        self._feeders: dict[type, list[Any]] = {}
 
     # -- driving
     def run(self, records: Iterable[Any], progress: Any = None) -> None:
-        """Process every record of an (already merged) stream, then flush.
-
-        Same semantics as calling :meth:`feed` per record; the body of ``feed`` is
-        inlined here with the stages' bound ``feed`` methods looked up once per record
-        type, because at a few microseconds per event the call overhead shows.
-        """
+        """Process every record of an (already merged) stream, then flush."""
         gc_old = gc.get_threshold()
         gc.set_threshold(gc_old[0], gc_old[1], max(gc_old[2], GC_FULL_EVERY))
         try:
-            self._run(records, progress)
+            self._feed_all(records, progress)
+            self.finish()
         finally:
             gc.set_threshold(*gc_old)
 
-    def _run(self, records: Iterable[Any], progress: Any) -> None:
-        feeders: dict[type, list[Any]] = {}
+    def feed(self, rec: Any) -> None:
+        """Process one record (live runs, and outputs of decoder stages)."""
+        self._feed_all((rec,), None)
+
+    def _feed_all(self, records: Iterable[Any], progress: Any) -> None:
+        # The one loop every record goes through. Stages' bound ``feed`` methods are
+        # looked up once per record type: at a few microseconds per event the
+        # attribute lookups and calls show.
+        feeders = self._feeders
         routes = self._routes
         dispatch = self._dispatch
         n = 0
         for rec in records:
             self.records += 1
+            if progress is not None:
+                n += 1
+                if n == 4096:
+                    progress.update(n)
+                    n = 0
             ts = rec.ts
             if ts is not None:
                 now = self.now
@@ -136,44 +145,14 @@ class Pipeline:
                 stages = routes.get(t)
                 if stages is None:
                     self._unrouted(rec)
-                    feeds = None
-                else:
-                    feeds = feeders[t] = [st.feed for st in stages]
-            if feeds is not None:
-                for f in feeds:
-                    out = f(rec)
-                    if out:
-                        dispatch(out)
-            if progress is not None:
-                n += 1
-                if n == 4096:
-                    progress.update(n)
-                    n = 0
+                    continue
+                feeds = feeders[t] = [st.feed for st in stages]
+            for f in feeds:
+                out = f(rec)
+                if out:
+                    dispatch(out)
         if progress is not None:
             progress.update(n)
-        self.finish()
-
-    def feed(self, rec: Any) -> None:
-        self.records += 1
-        ts = rec.ts
-        if ts is not None:
-            now = self.now
-            if now is None:
-                self.now = ts
-                self._next_tick = ts + self.tick_s
-                self._next_status = ts + self.status_interval_s
-            elif ts > now:
-                self.now = ts
-                if ts >= self._next_tick:
-                    self._advance(ts)
-        stages = self._routes.get(type(rec))
-        if stages is None:
-            self._unrouted(rec)
-            return
-        for st in stages:
-            out = st.feed(rec)
-            if out:
-                self._dispatch(out)
 
     def _unrouted(self, rec: Any) -> None:
         """Count a record no stage consumes (Malformed by source and reason)."""

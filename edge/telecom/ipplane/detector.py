@@ -433,18 +433,24 @@ class IpPlaneDetector:
 
     # ------------------------------------------------------------------ time
     def tick(self, now: float) -> Sequence[Detection]:
+        last_seen = self.now
         if now > self.now:
             self.now = now
         if self._next_sweep is None:
             self._next_sweep = now + 5.0
             self._next_eval = now + self.s.eval_interval_s
         out: list[Detection] = []
+        if self.endpoints and now - last_seen > self.s.eval_interval_s:
+            # Event time jumped over a gap in the input (a capture ended, another file
+            # begins later): judge what was seen before the gap, at the time it was
+            # seen, before idle eviction below forgets it.
+            out = self._evaluate(last_seen)
         if now >= self._next_sweep:
             self._next_sweep = now + 5.0
             self._sweep(now)
         if self._next_eval is not None and now >= self._next_eval:
             self._next_eval = now + self.s.eval_interval_s
-            out = self._evaluate(now)
+            out += self._evaluate(now)
         return out
 
     def flush(self, now: float) -> Sequence[Detection]:

@@ -56,6 +56,19 @@ def test_real_goip_captures_are_recognised(captures_dir: Path, name: str, addr: 
             assert e.features["signatures_version"] and e.features["count"] >= 1
 
 
+def test_evidence_before_a_time_gap_is_judged_not_evicted(captures_dir: Path) -> None:
+    # A capture followed by input from much later (another file, a feed gap): the tick
+    # that jumps over the gap must judge the endpoint before idle eviction drops it.
+    st = _packaged()
+    pk = packets_from_pcap(captures_dir / "goip/startup.pcap")
+    dets: list[Detection] = []
+    for p in pk:
+        dets += st.feed(p)
+    dets += st.tick(pk[-1].ts + 6 * 365 * 86400.0)
+    assert set(_goip_reports(dets)) == {"192.168.1.31"}
+    assert st.flush(pk[-1].ts + 6 * 365 * 86400.0) == []
+
+
 @pytest.mark.parametrize("name", ["sipp/g711a.pcap", "sipp/dtmf_2833_1.pcap"])
 def test_ordinary_rtp_captures_raise_nothing(captures_dir: Path, name: str) -> None:
     st = _packaged()
