@@ -167,9 +167,20 @@ class IpPlaneSection:
 
 
 @dataclass
+class WatchlistSection:
+    """Matching base-station events against the watchlist from the downlink."""
+
+    enabled: bool = True
+    """Check each event's IMSI, IMEI, MSISDN and peer against the current watchlist."""
+    realert_s: Annotated[float, Range(0.0)] = 3600.0
+    """Report the same identifier again only after this long (event time)."""
+
+
+@dataclass
 class DetectorsSection:
     callplane: CallPlaneSection = field(default_factory=CallPlaneSection)
     ipplane: IpPlaneSection = field(default_factory=IpPlaneSection)
+    watchlist: WatchlistSection = field(default_factory=WatchlistSection)
 
 
 @dataclass

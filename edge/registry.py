@@ -17,6 +17,7 @@ STAGE_BUILDERS: dict[str, str] = {
     "capture": "drivers.capture.stage:build_stages",
     "callplane": "edge.telecom.callplane_build:build_stages",
     "ipplane": "edge.telecom.ipplane_build:build_stages",
+    "watchlist": "edge.watchlist.build:build_stages",
 }
 
 

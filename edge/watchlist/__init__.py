@@ -1,0 +1,1 @@
+"""Matching traffic against the police watchlist that arrives over the downlink."""
