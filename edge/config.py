@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import re
 import socket
 import tomllib
@@ -49,12 +50,32 @@ class AgentSection:
     """Site identifier: part of every topic and report; one privacy key per site."""
     id: str = field(default_factory=lambda: socket.gethostname() or "agent")
     """Agent identifier, unique within the site."""
-    data_dir: Path = Path("edge-data")
-    """Where the agent keeps state (outbox, generated privacy key)."""
+    data_dir: Path = field(default_factory=lambda: default_data_dir())
+    """Where the agent keeps state (outbox, generated privacy key). Default: edge-data
+    beside the config file; without a config file $AFE_DATA_DIR, else
+    ~/.local/state/antifraud-edge (so pseudonyms do not change with the working directory)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    """Log verbosity (logs go to stderr and never carry identifiers in clear)."""
+    """Log verbosity (logs never carry identifiers in clear: runs of 7+ digits are
+    redacted at every level)."""
+    log_format: Literal["text", "json"] = "text"
+    """text: one human-readable line per record; json: one JSON object per line."""
+    log_file: Path | None = None
+    """Write logs to this file, rotated at log_max_bytes (default: stderr, for journald)."""
+    log_max_bytes: Annotated[int, Range(65_536, 2**40)] = 10 * 1024 * 1024
+    """Size at which log_file is rotated."""
+    log_backups: Annotated[int, Range(0, 100)] = 3
+    """Rotated log files kept beside log_file."""
     status_interval_s: Annotated[float, Range(1.0)] = 300.0
     """How often (event time) an ``agent.status`` health report is produced."""
+
+
+def default_data_dir() -> Path:
+    """State directory when no config file says otherwise (see AgentSection.data_dir)."""
+    env = os.environ.get("AFE_DATA_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "antifraud-edge"
 
 
 @dataclass
@@ -336,6 +357,10 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
     ctx = _Ctx(text=text, source=source, base_dir=base_dir or Path.cwd())
     cfg = _build(Config, raw, "", ctx)
     cfg.source_path = Path(source) if source and not source.startswith("<") else None
+    agent_raw = raw.get("agent")
+    if cfg.source_path is not None and not (isinstance(agent_raw, dict)
+                                            and "data_dir" in agent_raw):
+        cfg.agent.data_dir = ctx.base_dir / "edge-data"  # documented: beside the file
     _cross_checks(cfg, ctx)
     return cfg
 

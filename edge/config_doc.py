@@ -67,6 +67,8 @@ def describe() -> list[tuple[str, str, str, str]]:
                 default = ""
             if dotted == "agent.id":
                 default = "<host name>"
+            elif dotted == "agent.data_dir":
+                default = "<config dir>/edge-data"
             out.append((dotted, fmt_type(tp), default.replace("PosixPath", "Path"),
                         cls.__name__))
 

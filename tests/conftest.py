@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The suite never writes state into the checkout (edge-data/): runs on embedded
+    # defaults keep theirs in one temporary directory per session (subprocesses too).
+    if "AFE_DATA_DIR" not in os.environ:
+        os.environ["AFE_DATA_DIR"] = tempfile.mkdtemp(prefix="afe-test-data-")
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import __version__
-from edge.cli.common import fail, progress_bar, setup_logging
+from edge.cli.common import fail, progress_bar, setup_logging, setup_logging_from
 from edge.config import Config, load_config
 from edge.errors import ConfigError, EdgeError
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             from edge.live import run_live
 
             cfg = load_config(args.config)
-            setup_logging(cfg.agent.log_level)
+            setup_logging_from(cfg)
             return run_live(cfg)
         if args.command == "demo":
             from edge.demo import run_demo
@@ -128,7 +128,7 @@ def _replay(args: argparse.Namespace) -> int:
     from edge.pipeline import merge_by_time
 
     cfg: Config = load_config(args.config) if args.config else Config()
-    setup_logging(cfg.agent.log_level)
+    setup_logging_from(cfg)
     for p in args.events + args.pcap:
         if not p.exists():
             return fail(f"input file not found: {p}")

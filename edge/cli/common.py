@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
 
 def setup_logging(level: str = "info") -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """Text logs on stderr at ``level`` (before a config is read)."""
+    from edge.ops.logsetup import setup_logging as _setup
+
+    _setup(level)
+
+
+def setup_logging_from(cfg: Any) -> None:
+    """Logs as the config's [agent] log_* keys say (level, format, file and its cap)."""
+    from edge.ops.logsetup import setup_logging as _setup
+
+    a = cfg.agent
+    _setup(a.log_level, fmt=a.log_format, file=a.log_file, max_bytes=a.log_max_bytes,
+           backups=a.log_backups)
 
 
 def progress_bar(desc: str, unit: str, total: int | None = None) -> Any:

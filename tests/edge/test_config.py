@@ -100,3 +100,25 @@ def test_describe_lists_every_leaf_key() -> None:
 def test_readme_config_reference_is_current() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
     assert reference_markdown() in readme, "run: python -m edge.config_doc --update README.md"
+
+
+def test_default_data_dir_is_beside_the_config_file(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "etc" / "agent.toml"
+    conf.parent.mkdir()
+    conf.write_text('[agent]\nsite = "bs-1"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # started from another directory: same state dir
+    assert load_config(conf).agent.data_dir == tmp_path / "etc" / "edge-data"
+    conf.write_text('[agent]\ndata_dir = "state"\n')
+    assert load_config(conf).agent.data_dir == tmp_path / "etc" / "state"
+
+
+def test_default_data_dir_without_a_config_file(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AFE_DATA_DIR", str(tmp_path / "d"))
+    assert load_config(None).agent.data_dir == tmp_path / "d"
+    monkeypatch.delenv("AFE_DATA_DIR")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert load_config(None).agent.data_dir == tmp_path / "xdg" / "antifraud-edge"
