@@ -40,8 +40,8 @@ def in_process(path: Path, limit: int) -> None:
     from drivers.events.decoder import EventDecoder
     from edge.config import CallPlaneSection
     from edge.records import BaseStationEvent
+    from edge.telecom.callplane.build import load_callplane_model
     from edge.telecom.callplane.detector import CallPlaneDetector
-    from edge.telecom.callplane_build import load_callplane_model
 
     lines = []
     with open(path, "rb") as fh:

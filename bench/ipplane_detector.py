@@ -18,7 +18,7 @@ from pathlib import Path
 from edge.config import Config
 from edge.eval.ipplane import run_packets
 from edge.records import RtpBatch
-from edge.telecom.ipplane_build import build_stages
+from edge.telecom.ipplane.build import build_stages
 
 
 def _stage():  # type: ignore[no-untyped-def]

@@ -15,8 +15,8 @@ from edge.config import Config
 
 STAGE_BUILDERS: dict[str, str] = {
     "capture": "drivers.capture.stage:build_stages",
-    "callplane": "edge.telecom.callplane_build:build_stages",
-    "ipplane": "edge.telecom.ipplane_build:build_stages",
+    "callplane": "edge.telecom.callplane.build:build_stages",
+    "ipplane": "edge.telecom.ipplane.build:build_stages",
     "watchlist": "edge.watchlist.build:build_stages",
 }
 

@@ -180,7 +180,7 @@ def evaluate_pcap(pcap: Path, truth_path: Path, stage_factory: Any = None) -> Ip
 
 def _default_stage() -> Any:
     from edge.config import Config
-    from edge.telecom.ipplane_build import build_stages
+    from edge.telecom.ipplane.build import build_stages
 
     return build_stages(Config())[0]
 

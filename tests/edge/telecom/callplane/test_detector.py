@@ -18,7 +18,7 @@ from edge.report.ids import IdFactory
 from edge.report.pseudonym import Pseudonymiser
 from edge.report.reporter import Reporter
 from edge.report.sinks import JsonlSink
-from edge.telecom.callplane_build import build_stages, load_callplane_model
+from edge.telecom.callplane.build import build_stages, load_callplane_model
 from simulators.telecom.events import EventSimConfig, EventSimulator
 
 KEY = b"callplane-test-key-01"

@@ -17,7 +17,7 @@ from edge.report.ids import IdFactory
 from edge.report.pseudonym import Pseudonymiser
 from edge.report.reporter import Reporter
 from edge.report.sinks import JsonlSink
-from edge.telecom.callplane_build import build_stages
+from edge.telecom.callplane.build import build_stages
 from simulators.telecom.events import EventSimConfig, EventSimulator
 
 KEY = b"callplane-live-key-01"

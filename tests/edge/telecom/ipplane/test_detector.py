@@ -12,8 +12,8 @@ from edge.config import Config, parse_config
 from edge.detection import Detection
 from edge.eval.ipplane import run_packets
 from edge.records import Packet, RtpBatch
+from edge.telecom.ipplane.build import build_stages
 from edge.telecom.ipplane.detector import DetectorSettings, IpPlaneDetector
-from edge.telecom.ipplane_build import build_stages
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pcaputil import packets_from_pcap  # noqa: E402

@@ -1,7 +1,7 @@
 """Held-out evaluation of the call-plane detector, end to end.
 
-    python -m models.callplane.evaluate                  # 3 held-out days, prints tables
-    python -m models.callplane.evaluate --write-card     # also updates README.md
+    python -m edge.eval.callplane_heldout                  # 3 held-out days, prints tables
+    python -m edge.eval.callplane_heldout --write-card     # also updates models/callplane/README.md
 
 Each held-out day is simulated with the ``heldout`` parameter ranges and seeds never
 used in training (training uses 20260101.., validation 20260601), written to JSONL,
@@ -24,7 +24,7 @@ from edge.config import Config
 from edge.eval.callplane import CallPlaneScore, load_reports, markdown, score
 from simulators.telecom.events import EventSimConfig, write_events
 
-HERE = Path(__file__).resolve().parent
+CARD = Path(__file__).resolve().parents[2] / "models" / "callplane" / "README.md"
 HELDOUT_SEEDS = (90001, 90002, 90003)
 EVAL_KEY = "callplane-eval-key-0001"
 CARD_BEGIN = "<!-- eval:begin -->"
@@ -78,7 +78,7 @@ def run(seeds: tuple[int, ...], subscribers: int, boxes: int, ports: int, hours:
 
 
 def write_card(table: str, header: str) -> None:
-    card = HERE / "README.md"
+    card = CARD
     text = card.read_text("utf-8")
     block = f"{CARD_BEGIN}\n{header}\n\n{table}{CARD_END}"
     if CARD_BEGIN in text:
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_bytes(orjson.dumps(res.as_dict(), option=orjson.OPT_INDENT_2))
     if args.write_card:
-        header = (f"Held-out run: `python -m models.callplane.evaluate --write-card` "
+        header = (f"Held-out run: `python -m edge.eval.callplane_heldout --write-card` "
                   f"(seeds {args.seeds}, profile heldout, {args.subscribers} subscribers, "
                   f"{args.boxes} boxes x ~{args.ports} ports, {args.hours:g} h each).")
         write_card(table, header)
