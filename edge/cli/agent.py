@@ -68,9 +68,17 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-config", help="validate a config file and exit",
                        epilog=EPILOG_CHECK,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Validate a config; exit 0 if valid, 2 with the key and "
-                                   "line of the first problem if not.")
+                       description="Validate a config and make every check 'run' makes "
+                                   "before starting (live inputs present, interfaces and "
+                                   "ports exist, keys readable, models verify); exit 0 if "
+                                   "all pass, 2 listing every problem if not.")
     c.add_argument("file", type=Path)
+    c.add_argument("--mode", choices=("run", "replay"), default="run",
+                   help="check for 'run' (default: live inputs, interfaces, ports) or "
+                        "'replay' (files only)")
+    c.add_argument("--no-probe", action="store_true",
+                   help="skip what depends on this machine (interfaces, ports, devices): "
+                        "for configs prepared for another box")
 
     d = sub.add_parser("demo", help="simulated site -> agent -> MQTT -> subscriber",
                        epilog=EPILOG_DEMO,
@@ -78,13 +86,18 @@ def _parser() -> argparse.ArgumentParser:
                        description="Simulators feed the agent, the agent detects and reports "
                                    "to an MQTT broker (its own, unless --broker is given), "
                                    "and a subscriber shows what arrived.")
-    d.add_argument("--broker", help="host:port of an existing broker")
-    d.add_argument("--subscribers", type=int, default=3000)
-    d.add_argument("--hours", type=float, default=6.0)
-    d.add_argument("--seed", type=int, default=2026)
+    d.add_argument("--broker", help="host:port of an existing broker (default: start a private "
+                   "mosquitto on a free port)")
+    d.add_argument("--subscribers", type=int, default=3000,
+                   help="simulated subscribers at the site (default 3000)")
+    d.add_argument("--hours", type=float, default=6.0,
+                   help="hours of simulated base-station events (default 6)")
+    d.add_argument("--seed", type=int, default=2026,
+                   help="simulator seed (same seed, same site and reports)")
     d.add_argument("--pcap-seconds", type=float, default=480.0,
                    help="seconds of simulated backhaul traffic (0: none)")
-    d.add_argument("--workdir", type=Path, default=Path("demo-out"))
+    d.add_argument("--workdir", type=Path, default=Path("demo-out"),
+                   help="where the simulated inputs, reports and state go (default demo-out)")
     return p
 
 
@@ -92,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "check-config":
-            return _check_config(args.file)
+            return _check_config(args.file, mode=args.mode, probe=not args.no_probe)
         if args.command == "replay":
             return _replay(args)
         if args.command == "run":
@@ -100,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
 
             cfg = load_config(args.config)
             setup_logging_from(cfg)
+            problems = _preflight(cfg, "run", True)
+            if problems:
+                return _print_problems(args.config, problems)
             return run_live(cfg)
         if args.command == "demo":
             from edge.demo import run_demo
@@ -117,9 +133,25 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _check_config(path: Path) -> int:
+def _preflight(cfg: Config, mode: str, probe: bool) -> list[Any]:
+    from edge.ops.preflight import preflight
+
+    return preflight(cfg, mode=mode, probe=probe)
+
+
+def _print_problems(path: Path, problems: list[Any]) -> int:
+    print(f"{path}: {len(problems)} problem(s):", file=sys.stderr)
+    for p in problems:
+        print(f"  - {p}", file=sys.stderr)
+    return 2
+
+
+def _check_config(path: Path, *, mode: str = "run", probe: bool = True) -> int:
     cfg = load_config(path)
-    print(f"{path}: ok (site {cfg.agent.site}, agent {cfg.agent.id})")
+    problems = _preflight(cfg, mode, probe)
+    if problems:
+        return _print_problems(path, problems)
+    print(f"{path}: ok for {mode} (site {cfg.agent.site}, agent {cfg.agent.id})")
     return 0
 
 

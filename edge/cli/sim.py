@@ -25,10 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     e = sub.add_parser("events", help="base-station event feed (JSONL) with a truth file",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
-    e.add_argument("--seed", type=int, default=1)
-    e.add_argument("--subscribers", type=int, default=2000)
-    e.add_argument("--hours", type=float, default=24.0)
-    e.add_argument("--simbox-devices", type=int, default=3)
+    e.add_argument("--seed", type=int, default=1, help="random seed (same seed, same feed)")
+    e.add_argument("--subscribers", type=int, default=2000, help="subscribers at the site")
+    e.add_argument("--hours", type=float, default=24.0, help="hours of event time")
+    e.add_argument("--simbox-devices", type=int, default=3, help="SIM-boxes at the site")
     e.add_argument("--ports", type=int, default=8, help="SIM ports per SIM-box")
     e.add_argument("--start", type=float, default=1_767_225_600.0, help="start, epoch s")
     e.add_argument("--max-events", type=int, help="stop after this many events")
@@ -51,16 +51,16 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--json", action="store_true", help="print JSON instead of tables")
     pc = sub.add_parser("pcap", help="labelled SIP/RTP/GoIP capture (pcap) with a truth file",
                         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
-    pc.add_argument("--seed", type=int, default=1)
+    pc.add_argument("--seed", type=int, default=1, help="random seed (same seed, same capture)")
     pc.add_argument("--duration", type=float,
                     help="seconds of traffic (default 600, or 3600 cut at --packets)")
     pc.add_argument("--start", type=float, default=1_767_225_600.0, help="start, epoch s")
-    pc.add_argument("--softphones", type=int, default=12)
-    pc.add_argument("--ipphones", type=int, default=6)
-    pc.add_argument("--pbx-trunks", type=int, default=2)
-    pc.add_argument("--goip-plain", type=int, default=2)
-    pc.add_argument("--goip-masked", type=int, default=2)
-    pc.add_argument("--simbank-clients", type=int, default=1)
+    pc.add_argument("--softphones", type=int, default=12, help="benign softphones")
+    pc.add_argument("--ipphones", type=int, default=6, help="benign desk IP phones")
+    pc.add_argument("--pbx-trunks", type=int, default=2, help="benign PBX trunks")
+    pc.add_argument("--goip-plain", type=int, default=2, help="GoIPs with vendor signatures")
+    pc.add_argument("--goip-masked", type=int, default=2, help="GoIPs with rewritten User-Agent/SDP")
+    pc.add_argument("--simbank-clients", type=int, default=1, help="SIM-bank clients")
     pc.add_argument("--lines", type=int, default=8, help="lines (SIM ports) per GoIP")
     pc.add_argument("--gtp-share", type=float, default=0.3,
                     help="share of softphones/GoIPs carried inside GTP-U")
@@ -72,13 +72,15 @@ def _parser() -> argparse.ArgumentParser:
     pc.add_argument("--out", type=Path, required=True, help="pcap file to write")
     pc.add_argument("--truth", type=Path,
                     help="truth JSON (default: OUT with .truth.json instead of .pcap)")
-    pl = sub.add_parser("play", help="play a pcap live onto an interface (default lo)",
-                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
-    pl.add_argument("--pcap", type=Path, required=True)
-    pl.add_argument("--iface", default="lo")
+    pl = sub.add_parser("play", help="play a pcap live onto an interface (root; default lo)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+                        description="Send a capture's frames onto a network interface, paced "
+                                    "by their timestamps. Needs root (a raw packet socket).")
+    pl.add_argument("--pcap", type=Path, required=True, help="pcap/pcapng file to play")
+    pl.add_argument("--iface", default="lo", help="interface to send on (default: lo)")
     pl.add_argument("--speed", type=float, default=1.0,
                     help="time acceleration (0: as fast as possible)")
-    pl.add_argument("--max-packets", type=int)
+    pl.add_argument("--max-packets", type=int, help="stop after this many frames")
     return p
 
 
@@ -103,15 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "pcap":
         return _pcap(args)
     if args.command == "play":
-        from simulators.telecom.playback import play_pcap
-
-        if not args.pcap.exists():
-            return fail(f"file not found: {args.pcap}")
-        st = play_pcap(args.pcap, iface=args.iface, speed=args.speed,
-                       max_packets=args.max_packets)
-        print(f"sent {st.sent:,} frames on {args.iface} in {st.elapsed_s:.1f} s "
-              f"({st.errors} errors)", file=sys.stderr)
-        return 0
+        return _play(args)
     return 2
 
 
@@ -137,11 +131,61 @@ def _score(args: argparse.Namespace) -> int:
         return fail(f"invalid config: {exc}")
     except orjson.JSONDecodeError as exc:
         return fail(f"truth file is not JSON: {exc}")
-    res = score(load_reports(args.reports), truth, key)
+    reports = load_reports(args.reports)
+    matched, total = _subjects_in_truth(reports, truth, key)
+    if total and not matched:
+        return fail(f"none of the {total} SIM reports names a SIM of the truth file: the "
+                    "reports were pseudonymised with another key (give the agent's --config "
+                    "or --key) or belong to another simulated day", 3)
+    res = score(reports, truth, key)
+    if total and matched < total:
+        print(f"warning: {total - matched} of {total} SIM reports name no SIM of the truth "
+              "file", file=sys.stderr)
     if args.json:
         print(orjson.dumps(res.as_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
         print(markdown(res), end="")
+    return 0
+
+
+def _subjects_in_truth(reports: list[dict], truth: dict, key: bytes) -> tuple[int, int]:
+    """(SIM reports whose subject is a SIM of the truth, SIM reports): 0 of n = wrong key."""
+    from edge.report.pseudonym import Pseudonymiser
+
+    ps = Pseudonymiser(key)
+    known = {ps.pseudonym("imsi", imsi) for imsi in truth.get("sims", {})}
+    known.update(truth.get("sims", {}))  # reports written with pseudonymisation off
+    subjects = [r.get("subject", {}).get("id") for r in reports
+                if r.get("kind") == "simbox.sim" and r.get("subject", {}).get("type") == "imsi"]
+    return sum(1 for s in subjects if s in known), len(subjects)
+
+
+def _play(args: argparse.Namespace) -> int:
+    import os
+    import socket
+
+    from simulators.telecom.playback import play_pcap
+
+    if not args.pcap.exists():
+        return fail(f"file not found: {args.pcap}")
+    try:
+        socket.if_nametoindex(args.iface)
+    except OSError:
+        names = ", ".join(n for _, n in socket.if_nameindex())
+        return fail(f"no network interface named {args.iface!r} (this machine has: {names})")
+    if os.geteuid() != 0:
+        return fail("playing frames onto an interface needs a raw packet socket: run as root "
+                    "(or give python CAP_NET_RAW); to feed the agent without root, use "
+                    "'edge-agent replay --pcap FILE' instead")
+    try:
+        st = play_pcap(args.pcap, iface=args.iface, speed=args.speed,
+                       max_packets=args.max_packets)
+    except PermissionError as exc:
+        return fail(f"not allowed to send on {args.iface}: {exc} (needs root or CAP_NET_RAW)")
+    except OSError as exc:
+        return fail(f"cannot send on {args.iface}: {exc}")
+    print(f"sent {st.sent:,} frames on {args.iface} in {st.elapsed_s:.1f} s "
+          f"({st.errors} errors)", file=sys.stderr)
     return 0
 
 

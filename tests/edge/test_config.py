@@ -81,7 +81,7 @@ def test_invalid_toml_names_line() -> None:
 def test_check_config_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = tmp_path / "good.toml"
     good.write_text('[agent]\nsite = "depot-7"\n')
-    assert agent_main(["check-config", str(good)]) == 0
+    assert agent_main(["check-config", "--mode", "replay", str(good)]) == 0
     bad = tmp_path / "bad.toml"
     bad.write_text("[agent]\nsitee = 1\n")
     assert agent_main(["check-config", str(bad)]) == 2
