@@ -316,6 +316,19 @@ class OutputsSection:
 
 
 @dataclass
+class MetricsSection:
+    """An OpenMetrics endpoint for Prometheus-style scrapers (``run`` only)."""
+
+    enabled: bool = False
+    """Serve the pipeline's counters, queue depths, outbox state, RSS and CPU at
+    http://<bind>:<port>/metrics."""
+    bind: str = "127.0.0.1"
+    """Address to listen on; keep it on localhost unless the scraper is elsewhere."""
+    port: Port = 9464
+    """TCP port of the endpoint."""
+
+
+@dataclass
 class Config:
     agent: AgentSection = field(default_factory=AgentSection)
     privacy: PrivacySection = field(default_factory=PrivacySection)
@@ -325,6 +338,7 @@ class Config:
     outbox: OutboxSection = field(default_factory=OutboxSection)
     downlink: DownlinkSection = field(default_factory=DownlinkSection)
     outputs: OutputsSection = field(default_factory=OutputsSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
     source_path: Path | None = field(default=None, metadata={"internal": True})
     """Where the config was read from (not a config key)."""
 

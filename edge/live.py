@@ -18,7 +18,9 @@ from typing import Any
 
 from edge.app import build_agent, make_sinks, make_sources
 from edge.config import Config
+from edge.downlink.runtime import RUNTIME_KEYS
 from edge.errors import ConfigError
+from edge.ops.service import ServiceHooks
 
 log = logging.getLogger(__name__)
 _END = object()
@@ -40,6 +42,24 @@ def make_live_sources(cfg: Config) -> list[Any]:
 
         srcs.append(open_live_source(cfg.inputs.capture))
     return srcs
+
+
+def _apply_live(cfg: Config) -> Any:
+    """Applies SIGHUP changes of live keys to the running config."""
+    from edge.config import apply_overrides
+    from edge.ops.reload import flatten
+
+    def apply(changes: dict[str, Any]) -> dict[str, Any]:
+        checked = dict(flatten(apply_overrides(cfg, changes)))
+        for key in changes:
+            *path, leaf = key.split(".")
+            obj: Any = cfg
+            for part in path:
+                obj = getattr(obj, part)
+            setattr(obj, leaf, checked[key])
+        return changes
+
+    return apply
 
 
 def _pump(src: Any, q: queue.Queue[Any], stop: threading.Event) -> None:
@@ -66,9 +86,12 @@ def run_live(cfg: Config, *, stop: threading.Event | None = None,
     agent = build_agent(cfg, make_sinks(cfg), replay=False)
     agent.sources = sources
     agent.pipeline.sources = sources
+    hooks = ServiceHooks(cfg, counters=agent.pipeline.counters, apply_live=_apply_live(cfg),
+                         live_keys=RUNTIME_KEYS)
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: setattr(hooks, "reload_requested", True))
     q: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
     threads = [threading.Thread(target=_pump, args=(s, q, stop), daemon=True,
                                 name=f"src-{getattr(s, 'name', i)}")
@@ -77,11 +100,13 @@ def run_live(cfg: Config, *, stop: threading.Event | None = None,
         t.start()
     log.info("agent %s/%s running with %d source(s)", cfg.agent.site, cfg.agent.id,
              len(sources))
+    hooks.started(len(sources))
     pipeline = agent.pipeline
     live_ends = 0
     wall_at_last = time.monotonic()
     try:
         while not stop.is_set() and live_ends < len(threads):
+            hooks.turn()
             try:
                 rec = q.get(timeout=0.5)
             except queue.Empty:
@@ -96,6 +121,7 @@ def run_live(cfg: Config, *, stop: threading.Event | None = None,
             wall_at_last = time.monotonic()
     finally:
         stop.set()
+        hooks.stopping()
         for s in sources:
             s.close()
         while True:  # drain what the sources already handed over
@@ -107,6 +133,7 @@ def run_live(cfg: Config, *, stop: threading.Event | None = None,
                 pipeline.feed(rec)
         pipeline.finish()
         agent.reporter.close()
+        hooks.close()
         log.info("agent stopped after %d records, %d detections", pipeline.records,
                  pipeline.detections)
     return 0

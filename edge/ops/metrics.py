@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -104,6 +104,12 @@ class MetricsExporter:
         self._collector.snapshot = dict(snapshot)
         self._collector.stamp = time.time()
         return True
+
+    def publish_lazy(self, snapshot: Callable[[], Mapping[str, Any]]) -> bool:
+        """Like :meth:`publish`, but the snapshot is only built when it is due."""
+        if time.monotonic() - self._last < self.min_interval_s:
+            return False
+        return self.publish(snapshot(), force=True)
 
     def close(self) -> None:
         if self._server is not None:
