@@ -121,8 +121,23 @@ def update_readme(path: str) -> bool:
     return new != text
 
 
-if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--update":
-        print("updated" if update_readme(sys.argv[2]) else "up to date")
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        prog="python -m edge.config_doc",
+        description="Print the config reference (Markdown table of every key), or rewrite "
+                    "it between the README's config-reference markers.",
+        epilog="example:\n  python -m edge.config_doc --update README.md",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--update", metavar="README", help="rewrite the reference in this file")
+    args = ap.parse_args(argv)
+    if args.update:
+        print("updated" if update_readme(args.update) else "up to date")
     else:
-        sys.stdout.write(reference_markdown())
+        print(reference_markdown(), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

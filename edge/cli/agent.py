@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="pcap/pcapng file (repeatable)")
     rp.add_argument("--out", type=Path, required=True, help="reports JSONL to write")
     rp.add_argument("--mqtt", action="store_true",
-                    help="also publish to the config's MQTT broker")
+                    help="also publish to the MQTT broker of --config's [mqtt] section "
+                         "(needs --config)")
     rp.add_argument("--quiet", action="store_true", help="no per-report lines on stdout")
 
     c = sub.add_parser("check-config", help="validate a config file and exit",
@@ -159,6 +160,10 @@ def _replay(args: argparse.Namespace) -> int:
     from edge.app import build_agent, make_sinks, make_sources
     from edge.pipeline import merge_by_time
 
+    if args.mqtt and not args.config:
+        return fail("--mqtt publishes to the broker of the config's [mqtt] section: give "
+                    "--config FILE (without it nothing says which broker, and a silent "
+                    "default of 127.0.0.1:1883 could hand reports to the wrong one)")
     cfg: Config = load_config(args.config) if args.config else Config()
     setup_logging_from(cfg)
     for p in args.events + args.pcap:

@@ -76,3 +76,11 @@ def test_missing_input_is_a_clear_error(tmp_path: Path,
     rc = agent_main(["replay", "--events", str(tmp_path / "nope.jsonl"), "--out",
                      str(tmp_path / "r.jsonl")])
     assert rc == 2 and "not found" in capsys.readouterr().err
+
+
+def test_replay_mqtt_needs_a_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    feed = tmp_path / "e.jsonl"
+    feed.write_text("")
+    rc = agent_main(["replay", "--events", str(feed), "--out", str(tmp_path / "r.jsonl"),
+                     "--mqtt"])
+    assert rc == 2 and "--config" in capsys.readouterr().err
