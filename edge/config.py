@@ -303,6 +303,15 @@ class DownlinkSection:
 
 
 @dataclass
+class SecuritySection:
+    """Who may sign what reaches this agent (downlink, watchlists, models, firmware)."""
+
+    issuer_keys: list[str] = field(default_factory=list)
+    """Ed25519 public keys of the issuers, each "ed25519:<base64>" (make a pair with
+    `edge-agent keys gen`). Only public keys: nothing on the box can forge."""
+
+
+@dataclass
 class JsonlOutput:
     path: Path | None = None
     """Append every report as one JSON line to this file."""
@@ -337,6 +346,7 @@ class Config:
     mqtt: MqttSection = field(default_factory=MqttSection)
     outbox: OutboxSection = field(default_factory=OutboxSection)
     downlink: DownlinkSection = field(default_factory=DownlinkSection)
+    security: SecuritySection = field(default_factory=SecuritySection)
     outputs: OutputsSection = field(default_factory=OutputsSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
     source_path: Path | None = field(default=None, metadata={"internal": True})
@@ -498,6 +508,14 @@ def _cross_checks(cfg: Config, ctx: _Ctx) -> None:
     if any(c in cfg.mqtt.topic_prefix for c in "#+") or cfg.mqtt.topic_prefix.endswith("/"):
         raise ctx.error("topic_prefix may not contain wildcards or end with '/'",
                         "mqtt.topic_prefix")
+    if cfg.security.issuer_keys:
+        from edge.errors import SignatureError
+        from edge.security.signing import trusted_keys
+
+        try:
+            trusted_keys(cfg.security.issuer_keys)
+        except SignatureError as exc:
+            raise ctx.error(exc.reason, "security.issuer_keys") from None
     tls = cfg.mqtt.tls
     if (tls.cert_file is None) != (tls.key_file is None):
         raise ctx.error("cert_file and key_file go together (mTLS)", "mqtt.tls.cert_file")

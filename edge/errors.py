@@ -54,5 +54,17 @@ class LinkError(EdgeError, ConnectionError):
     """The reporting link (MQTT broker, TLS) failed in a way the operator must fix."""
 
 
+class SignatureError(EdgeError):
+    """A signature is missing, malformed, made by an unknown key or does not verify.
+
+    ``reason`` is the short human-readable cause, fit for a log line or a downlink
+    acknowledgement (it never contains key material).
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
 class UsageError(EdgeError, TypeError):
     """The SDK was called wrongly by the embedding code."""

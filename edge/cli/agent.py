@@ -99,6 +99,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds of simulated backhaul traffic (0: none)")
     d.add_argument("--workdir", type=Path, default=Path("demo-out"),
                    help="where the simulated inputs, reports and state go (default demo-out)")
+
+    from edge.cli import keys
+
+    keys.add_parser(sub)
     return p
 
 
@@ -109,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
             return _check_config(args.file, mode=args.mode, probe=not args.no_probe)
         if args.command == "replay":
             return _replay(args)
+        if args.command == "keys":
+            from edge.cli import keys
+
+            return keys.run(args)
         if args.command == "run":
             from edge.live import run_live
 
