@@ -31,14 +31,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     s.add_argument("--key", type=Path, required=True, help="private key (PEM)")
     s.add_argument("--context", required=True, help="what it is for, e.g. watchlist, model")
     s.add_argument("--sig", type=Path, help="signature file to write (default FILE.sig)")
-    s.add_argument("file", type=Path)
+    s.add_argument("file", type=Path, help="file to sign")
     v = ks.add_parser("verify", help="check a detached signature; exit 0 if valid")
     who = v.add_mutually_exclusive_group(required=True)
     who.add_argument("--pub", type=Path, action="append", help="public key file (repeatable)")
     who.add_argument("--config", type=Path, help="trust the config's security.issuer_keys")
-    v.add_argument("--context", required=True)
+    v.add_argument("--context", required=True, help="what it must have been signed for")
     v.add_argument("--sig", type=Path, help="signature file (default FILE.sig)")
-    v.add_argument("file", type=Path)
+    v.add_argument("file", type=Path, help="file to check")
 
 
 def run(args: argparse.Namespace) -> int:
