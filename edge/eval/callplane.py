@@ -11,14 +11,22 @@ Definitions (also in models/callplane/README.md):
   ``evidence_calls`` outgoing calls); a flagged box SIM without it still counts as
   a true positive, an unflagged one is not counted as missed;
 - false positive: a flagged SIM whose truth label is ``normal``;
-- false-positive rate: false positives / active normal SIMs / simulated days;
+- false-positive rate per SIM-day: false-positive SIM-days (a normal SIM alerted at
+  least once within one simulated day of its scenario) divided by active normal
+  SIM-days (each scenario's active normal SIMs times its simulated days), summed over
+  scenarios. Summing the SIM counts of several scenarios already counts SIM-days:
+  dividing that sum again by the summed days (as an earlier version did) understated
+  the rate by the number of scenarios;
 - delay: first ``simbox.sim`` report time minus the SIM's evidence time (alerts before
-  that count as 0 and are counted as ``early``).
+  that count as 0 and are counted as ``early``); ``from_first_call``: first report
+  time minus the SIM's first outgoing call (the figure that says how long a box line
+  worked before it was reported).
 """
 
 from __future__ import annotations
 
 import calendar
+import math
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -60,6 +68,9 @@ class CallPlaneScore:
     positives: int = 0
     active_normal: int = 0
     days: float = 0.0
+    sim_days: float = 0.0  # active normal SIMs x simulated days, summed over scenarios
+    fp_sim_days: int = 0  # (normal SIM, simulated day) pairs with at least one alert
+    from_first_call: list[float] = field(default_factory=list)
     delays: list[float] = field(default_factory=list)
     early: int = 0
     levels: dict[str, LevelRow] = field(default_factory=dict)
@@ -86,8 +97,7 @@ class CallPlaneScore:
 
     @property
     def fp_rate_per_sim_day(self) -> float:
-        denom = self.active_normal * max(self.days, 1e-9)
-        return self.fp / denom if denom else 0.0
+        return self.fp_sim_days / self.sim_days if self.sim_days else 0.0
 
     def delay_stats(self, delays: list[float] | None = None) -> dict[str, float | None]:
         d = sorted(self.delays if delays is None else delays)
@@ -103,8 +113,11 @@ class CallPlaneScore:
             "recall": round(self.recall, 4), "f1": round(self.f1, 4), "tp": self.tp,
             "fp": self.fp, "fn": self.fn, "positives": self.positives,
             "active_normal_sims": self.active_normal, "days": self.days,
+            "active_normal_sim_days": self.sim_days, "fp_sim_days": self.fp_sim_days,
             "fp_rate_per_active_sim_day": self.fp_rate_per_sim_day,
-            "delay": self.delay_stats(), "early_alerts": self.early,
+            "delay": self.delay_stats(),
+            "delay_from_first_call": self.delay_stats(self.from_first_call),
+            "early_alerts": self.early,
             "flagged_box_sims_without_evidence": self.flagged_no_evidence,
             "levels": {k: {"sims": v.sims, "detected": v.detected,
                            "recall": round(v.recall, 4), **self.delay_stats(v.delays),
@@ -145,7 +158,11 @@ def score(reports: list[dict[str, Any]], truth: dict[str, Any], key: bytes,
     ps = Pseudonymiser(key)
     sims: dict[str, Any] = truth["sims"]
     by_pseudo = {ps.pseudonym("imsi", imsi): imsi for imsi in sims}
+    cfg = truth.get("config", {})
+    start = float(cfg.get("start_ts", 0.0))
+    days = float(cfg.get("hours", 24.0)) / 24.0
     first_alert: dict[str, float] = {}
+    alert_days: dict[str, set[int]] = {}
     for r in reports:
         subj = r.get("subject", {})
         if r.get("kind") == "simbox.sim" and subj.get("type") == "imsi":
@@ -154,9 +171,13 @@ def score(reports: list[dict[str, Any]], truth: dict[str, Any], key: bytes,
             ts = parse_rfc3339(r["ts"])
             if imsi not in first_alert or ts < first_alert[imsi]:
                 first_alert[imsi] = ts
+            # The simulated day the alert falls in (clamped: a report flushed just
+            # after the end belongs to the last day).
+            day = min(max(int((ts - start) // 86400.0), 0), max(0, math.ceil(days) - 1))
+            alert_days.setdefault(imsi, set()).add(day)
         elif r.get("kind") == "simbox.device":
             res.device_reports += 1
-    res.days += float(truth.get("config", {}).get("hours", 24.0)) / 24.0
+    res.days += days
     for imsi, t in sims.items():
         box = t["label"] == "simbox"
         flagged = imsi in first_alert
@@ -164,10 +185,12 @@ def score(reports: list[dict[str, Any]], truth: dict[str, Any], key: bytes,
             if t.get("first_ts") is None:
                 continue
             res.active_normal += 1
+            res.sim_days += days
             row = res.personas.setdefault(t["persona"], [0, 0])
             row[0] += 1
             if flagged:
                 res.fp += 1
+                res.fp_sim_days += len(alert_days[imsi])
                 row[1] += 1
             continue
         ev = t.get("evidence_ts")
@@ -175,7 +198,9 @@ def score(reports: list[dict[str, Any]], truth: dict[str, Any], key: bytes,
             res.tp += 1
         level = res.levels.setdefault(t.get("evasion") or "?", LevelRow(t.get("evasion") or "?"))
         if flagged and t.get("first_mo_ts") is not None:
-            level.from_first_call.append(max(0.0, first_alert[imsi] - t["first_mo_ts"]))
+            d0 = max(0.0, first_alert[imsi] - t["first_mo_ts"])
+            level.from_first_call.append(d0)
+            res.from_first_call.append(d0)
         if ev is None:
             if t.get("first_mo_ts") is not None:
                 level.below_bar += 1
@@ -228,9 +253,15 @@ def markdown(res: CallPlaneScore) -> str:
         f"| per-SIM recall | {d['recall']:.4f} |",
         f"| per-SIM F1 | {d['f1']:.4f} |",
         f"| false positives / active normal SIMs | {res.fp} / {res.active_normal} |",
+        f"| false-positive SIM-days / active normal SIM-days | {res.fp_sim_days} / "
+        f"{res.sim_days:g} |",
         f"| false-positive rate per active SIM per day | "
         f"{100 * d['fp_rate_per_active_sim_day']:.4f} % |",
-        f"| median / p90 detection delay | {_s(dl['median_s'])} / {_s(dl['p90_s'])} |",
+        f"| median / p90 delay from a box SIM's first outgoing call | "
+        f"{_s(d['delay_from_first_call']['median_s'])} / "
+        f"{_s(d['delay_from_first_call']['p90_s'])} |",
+        f"| median / p90 delay from the evidence bar | {_s(dl['median_s'])} / "
+        f"{_s(dl['p90_s'])} |",
         f"| alerts within 5 min of evidence | {_pct(dl['within_5min'])} |",
         f"| devices detected | {res.devices_detected} / {res.devices} |",
         "", "| evasion level | box SIMs with evidence | detected | recall | median delay "

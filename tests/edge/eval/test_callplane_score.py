@@ -39,6 +39,7 @@ def _truth() -> dict:
 
 
 def _write(tmp_path: Path, dets: list[Detection]) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     out = tmp_path / "r.jsonl"
     rep = Reporter(site="s", agent="a", pseudonymiser=Pseudonymiser(KEY),
                    ids=IdFactory("s/a/test"), sinks=[JsonlSink(out)])
@@ -93,3 +94,27 @@ def test_cli_score(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_parse_rfc3339() -> None:
     assert parse_rfc3339("2026-01-01T00:00:01.250Z") == pytest.approx(T0 + 1.25)
+
+
+def test_fp_rate_is_per_sim_day_over_several_scenarios(tmp_path: Path) -> None:
+    """Three one-day scenarios of 8 normal SIMs with one false alarm each: 3 FP
+    SIM-days over 24 active SIM-days = 1/8, not 1/24 (the sum of SIM counts already
+    counts SIM-days; dividing again by the summed days understated the rate 3x)."""
+    total = None
+    for i in range(3):
+        rp = _write(tmp_path / str(i), [_sim(f"46000000000000{i}", T0 + 10 + i)])
+        total = score(load_reports(rp), _truth(), KEY, into=total)
+    assert total is not None and total.scenarios == 3 and total.days == 3
+    assert total.sim_days == 24 and total.fp_sim_days == 3
+    assert total.fp_rate_per_sim_day == pytest.approx(1 / 8)
+    # A two-day scenario: one SIM alerted on both days counts two FP SIM-days, one
+    # alerted twice on the same day counts one; 8 SIMs x 2 days = 16 SIM-days.
+    two = _truth()
+    two["config"] = {"hours": 48.0, "start_ts": T0}
+    rp = _write(tmp_path / "two", [_sim("460000000000001", T0 + 100),
+                                   _sim("460000000000001", T0 + 90_000),
+                                   _sim("460000000000002", T0 + 200),
+                                   _sim("460000000000002", T0 + 300)])
+    res = score(load_reports(rp), two, KEY)
+    assert res.sim_days == 16 and res.fp_sim_days == 3 and res.fp == 2
+    assert res.fp_rate_per_sim_day == pytest.approx(3 / 16)
