@@ -105,6 +105,9 @@ class IpPlaneDetector:
         self._tcp_ports = self.sigs.tcp_ports
         self._next_eval: float | None = None
         self._next_sweep: float | None = None
+        # endpoints with a signature not reported yet: judged right after the packet,
+        # so a signature report is not held back to the next evaluation interval
+        self._sig_pending: set[str] = set()
         self.now = 0.0
         self.c: dict[str, int] = dict.fromkeys((
             "packets", "rtp_batches", "rtcp_packets", "sip_messages", "sip_errors", "sip_tcp_gaps", "rtp_packets",
@@ -129,7 +132,33 @@ class IpPlaneDetector:
             self.c["internal_errors"] += 1
             if self.c["internal_errors"] <= 3:
                 log.exception("ipplane: internal error on %s frame %s", pkt.source, pkt.frame)
+        if self._sig_pending:
+            return self._report_signatures(ts)
         return NOTHING
+
+    def _report_signatures(self, now: float) -> list[Detection]:
+        """Report endpoints not reported yet (or not within ``realert_s``) whose
+        signature weight reached the bar, at the packet that completed the evidence
+        (no model look: the next evaluation adds behaviour to later reports)."""
+        out: list[Detection] = []
+        rw = self.sigs.report_weight
+        by_id = self.sigs.by_id
+        for addr in self._sig_pending:
+            ep = self.endpoints.get(addr)
+            # only the first report is hurried: signatures that show up after it are
+            # gathered into the next evaluation's report, as before, not one report each
+            if ep is None or (ep.last_report is not None
+                              and now - ep.last_report < self.s.realert_s):
+                continue
+            weight = sum(by_id[i].weight for i in ep.sig_hits if i in by_id)
+            if weight < rw:
+                continue
+            ep.last_report = now
+            ep.reported_sigs |= set(ep.sig_hits)
+            out.append(self._detection(ep, now, weight, 0.0, []))
+        self._sig_pending.clear()
+        self.c["detections"] += len(out)
+        return out
 
     def _packet(self, pkt: Packet, ts: float) -> None:
         p = pkt.payload
@@ -228,7 +257,10 @@ class IpPlaneDetector:
 
     def _hit(self, addr: str, sig: Signature, ts: float, detail: str) -> None:
         self.c["signature_hits"] += 1
-        self._endpoint(addr, ts).hit(sig.id, ts, detail[:120])
+        ep = self._endpoint(addr, ts)
+        ep.hit(sig.id, ts, detail[:120])
+        if sig.id not in ep.reported_sigs:
+            self._sig_pending.add(addr)
 
     def _prefix_hit(self, pkt: Packet, sigs: list[Signature], ts: float) -> None:
         for sig in sigs:
@@ -439,12 +471,12 @@ class IpPlaneDetector:
         if self._next_sweep is None:
             self._next_sweep = now + 5.0
             self._next_eval = now + self.s.eval_interval_s
-        out: list[Detection] = []
+        out: list[Detection] = self._report_signatures(now) if self._sig_pending else []
         if self.endpoints and now - last_seen > self.s.eval_interval_s:
             # Event time jumped over a gap in the input (a capture ended, another file
             # begins later): judge what was seen before the gap, at the time it was
             # seen, before idle eviction below forgets it.
-            out = self._evaluate(last_seen)
+            out += self._evaluate(last_seen)
         if now >= self._next_sweep:
             self._next_sweep = now + 5.0
             self._sweep(now)
