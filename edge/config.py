@@ -351,6 +351,29 @@ class Config:
     metrics: MetricsSection = field(default_factory=MetricsSection)
     source_path: Path | None = field(default=None, metadata={"internal": True})
     """Where the config was read from (not a config key)."""
+    sections: dict[str, Any] = field(default_factory=dict, metadata={"internal": True})
+    """Tables declared by domain plug-ins (edge.domains), by key; read with section()."""
+
+    def section(self, key: str) -> Any:
+        """A domain's own config table (its dataclass; defaults when the file has none).
+        Raises KeyError when no installed domain declares ``key``."""
+        got = self.sections.get(key)
+        if got is None:
+            types_ = plugin_sections()
+            if key not in types_:
+                raise KeyError(f"no installed domain declares a [{key}] config table")
+            got = self.sections[key] = types_[key]()
+        return got
+
+
+_CORE_KEYS = frozenset(f.name for f in dataclasses.fields(Config))
+
+
+def plugin_sections() -> dict[str, type]:
+    """Config tables the installed domains declare (key -> dataclass), beside the core's."""
+    from edge.domains import config_sections  # lazily: domains import this module
+
+    return config_sections()
 
 
 # ----------------------------------------------------------------------------- loading
@@ -379,7 +402,11 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
         raise ConfigError(f"not valid TOML: {exc}", source=source,
                           line=int(m.group(1)) if m else None) from None
     ctx = _Ctx(text=text, source=source, base_dir=base_dir or Path.cwd())
-    cfg = _build(Config, raw, "", ctx)
+    plugins = plugin_sections()
+    own = {k: raw.pop(k) for k in list(raw) if k in plugins}
+    cfg = _build(Config, raw, "", ctx, extra_keys=plugins)
+    for key, value in own.items():
+        cfg.sections[key] = _build(plugins[key], value, key, ctx)
     cfg.source_path = Path(source) if source and not source.startswith("<") else None
     agent_raw = raw.get("agent")
     if cfg.source_path is not None and not (isinstance(agent_raw, dict)
@@ -422,7 +449,7 @@ class _Ctx:
         return ConfigError(msg, key=key, line=self.line_of(key), source=self.source)
 
 
-def _build(cls: type, raw: Any, prefix: str, ctx: _Ctx) -> Any:
+def _build(cls: type, raw: Any, prefix: str, ctx: _Ctx, extra_keys: Any = ()) -> Any:
     if not isinstance(raw, dict):
         raise ctx.error(f"expected a table, got {_tname(raw)}", prefix or "<root>")
     hints = get_type_hints(cls, include_extras=True)
@@ -431,9 +458,10 @@ def _build(cls: type, raw: Any, prefix: str, ctx: _Ctx) -> Any:
     for key, value in raw.items():
         dotted = f"{prefix}.{key}" if prefix else key
         if key not in fields:
-            close = difflib.get_close_matches(key, list(fields), n=1)
+            known = list(fields) + list(extra_keys)
+            close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else \
-                f"; known keys: {', '.join(sorted(fields))}"
+                f"; known keys: {', '.join(sorted(known))}"
             raise ctx.error(f"unknown key{hint}", dotted)
         kwargs[key] = _coerce(value, hints[key], dotted, ctx)
     return cls(**kwargs)
@@ -530,8 +558,7 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     new = copy.deepcopy(cfg)
     ctx = _Ctx(text="", source="<update>", base_dir=Path.cwd())
     for dotted, value in overrides.items():
-        obj: Any = new
-        parts = dotted.split(".")
+        obj, parts = _root(new, dotted)
         for i, part in enumerate(parts):
             names = {f.name for f in dataclasses.fields(obj) if not f.metadata.get("internal")}
             if part not in names:
@@ -548,6 +575,30 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
                     raise ConfigError("unknown key", key=dotted)
     _cross_checks(new, ctx)
     return new
+
+
+def _root(cfg: Config, dotted: str) -> tuple[Any, list[str]]:
+    """Where a dotted key starts: the core config, or a domain's own table."""
+    head, _, rest = dotted.partition(".")
+    if rest and head not in _CORE_KEYS and head in plugin_sections():
+        return cfg.section(head), rest.split(".")
+    return cfg, dotted.split(".")
+
+
+def get_key(cfg: Config, dotted: str) -> Any:
+    """The value of a dotted key (core or a domain's table)."""
+    obj, parts = _root(cfg, dotted)
+    for part in parts:
+        obj = getattr(obj, part)
+    return obj
+
+
+def set_key(cfg: Config, dotted: str, value: Any) -> None:
+    """Set a dotted key without checks (use :func:`apply_overrides` to check first)."""
+    obj, parts = _root(cfg, dotted)
+    for part in parts[:-1]:
+        obj = getattr(obj, part)
+    setattr(obj, parts[-1], value)
 
 
 def _tname(value: Any) -> str:

@@ -16,10 +16,21 @@ from edge import config as config_module
 
 
 def field_docs() -> dict[tuple[str, str], str]:
-    """(class name, field name) -> the docstring under that field."""
-    tree = ast.parse(inspect.getsource(config_module))
+    """(class name, field name) -> the docstring under that field, from edge/config.py
+    and from the modules of the domains' own config tables."""
     docs: dict[tuple[str, str], str] = {}
-    for node in tree.body:
+    modules = {config_module.__name__: config_module}
+    for tp in config_module.plugin_sections().values():
+        modules.setdefault(tp.__module__, sys.modules[tp.__module__])
+    for mod in modules.values():
+        docs.update(_module_docs(mod))
+    return docs
+
+
+def _module_docs(mod: object) -> dict[tuple[str, str], str]:
+    tree = ast.parse(inspect.getsource(mod))  # type: ignore[arg-type]
+    docs: dict[tuple[str, str], str] = {}
+    for node in ast.walk(tree):
         if not isinstance(node, ast.ClassDef):
             continue
         body = node.body
@@ -73,6 +84,8 @@ def describe() -> list[tuple[str, str, str, str]]:
                         cls.__name__))
 
     walk(config_module.Config, "")
+    for key, tp in config_module.plugin_sections().items():  # domains' own tables
+        walk(tp, key)
     return out
 
 

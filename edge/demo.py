@@ -17,10 +17,10 @@ from typing import Any
 
 import orjson
 
-from edge.app import build_agent, make_sinks, make_sources
+from edge.assembly import assemble, make_sinks
 from edge.config import Config
 from edge.pipeline import merge_by_time
-from edge.report.pseudonym import Pseudonymiser, load_key
+from edge.report.pseudonym import Pseudonymiser
 from edge.report.topics import report_topic
 
 
@@ -68,12 +68,11 @@ def run_demo(*, broker: str | None, subscribers: int, hours: float, seed: int,
         topic = report_topic(cfg.mqtt.topic_prefix, cfg.agent.site, "+", "#")
         sub = ReportSubscriber(host, port, topic, client_id=f"demo-authority-{seed}")
         sinks = make_sinks(cfg, out=reports_path, mqtt=True, stdout=False)
-        agent = build_agent(cfg, sinks, replay=True)
-        sources = make_sources(cfg, events=[events], pcaps=[pcap])
-        agent.pipeline.sources = sources
+        agent = assemble(cfg, mode="demo", sinks=sinks,
+                         inputs={"events": [events], "pcap": [pcap]})
         print("[3/4] agent replaying the event feed and the capture through its pipeline ...", file=out)
         t1 = time.perf_counter()
-        agent.pipeline.run(merge_by_time(sources))
+        agent.pipeline.run(merge_by_time(agent.sources))
         agent.close()
         dt = time.perf_counter() - t1
         sent = sum(agent.reporter.count_by_kind.values())
@@ -95,7 +94,7 @@ def run_demo(*, broker: str | None, subscribers: int, hours: float, seed: int,
         if len(alerts) > len(shown):
             print(f"  ... and {len(alerts) - len(shown)} more alerts (all in {reports_path})",
                   file=out)
-        _score(alerts, truth_path, pcap_truth_path, cfg, out)
+        _score(alerts, truth_path, pcap_truth_path, agent.pseudonymiser, out)
         return 0 if got_all else 1
     finally:
         if own is not None:
@@ -114,10 +113,9 @@ def _pick(alerts: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
 
 
 def _score(alerts: list[dict[str, Any]], truth_path: Path, pcap_truth_path: Path,
-           cfg: Config, out: Any) -> None:
+           pseudo: Pseudonymiser, out: Any) -> None:
     """Match pseudonymised subjects against the truth, holding the site key."""
     truth = orjson.loads(truth_path.read_bytes())
-    pseudo = Pseudonymiser(load_key(cfg.privacy.key, cfg.privacy.key_file, cfg.agent.data_dir))
     by_pseudonym = {pseudo.pseudonym("imsi", imsi): info for imsi, info in truth["sims"].items()}
     flagged = {r["subject"]["id"] for r in alerts if r["kind"] == "simbox.sim"}
     tp = sum(1 for p in flagged if by_pseudonym.get(p, {}).get("label") == "simbox")

@@ -68,3 +68,15 @@ class SignatureError(EdgeError):
 
 class UsageError(EdgeError, TypeError):
     """The SDK was called wrongly by the embedding code."""
+
+
+class TransportError(EdgeError, OSError):
+    """A device transport (serial port, socket, file) vanished or failed while open.
+
+    Raised by :mod:`drivers.transport` implementations; callers reconnect with backoff
+    (:class:`drivers.transport.reconnect.ReconnectingReader`). ``transport`` names it.
+    """
+
+    def __init__(self, message: str, *, transport: str | None = None) -> None:
+        self.transport = transport
+        super().__init__(f"{transport}: {message}" if transport else message)

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from edge.app import build_agent, make_sinks, make_sources
+from edge.assembly import assemble, make_sinks
 from edge.config import Config
 from edge.downlink.runtime import RUNTIME_KEYS
 from edge.errors import ConfigError
@@ -24,24 +24,6 @@ from edge.ops.service import ServiceHooks
 
 log = logging.getLogger(__name__)
 _END = object()
-
-
-def make_live_sources(cfg: Config) -> list[Any]:
-    srcs: list[Any] = make_sources(cfg, follow=cfg.inputs.events.follow)
-    if cfg.inputs.events.udp_listen:
-        from drivers.events.sources import UdpEventListener
-
-        host, _, port = cfg.inputs.events.udp_listen.rpartition(":")
-        try:
-            srcs.append(UdpEventListener(host or "0.0.0.0", int(port)))
-        except (ValueError, OSError) as exc:
-            raise ConfigError(f"cannot listen on {cfg.inputs.events.udp_listen}: {exc}",
-                              key="inputs.events.udp_listen") from None
-    if cfg.inputs.capture.interface:
-        from drivers.capture.live import open_live_source
-
-        srcs.append(open_live_source(cfg.inputs.capture))
-    return srcs
 
 
 def _apply_live(cfg: Config) -> Any:
@@ -78,14 +60,19 @@ def run_live(cfg: Config, *, stop: threading.Event | None = None,
              queue_size: int = 100_000) -> int:
     """Run until ``stop`` is set (or a signal arrives) or every source has ended."""
     stop = stop or threading.Event()
-    sources = make_live_sources(cfg)
+    sinks = make_sinks(cfg)
+    try:
+        agent = assemble(cfg, mode="run", sinks=sinks)
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    sources = agent.sources
     if not sources:
+        agent.close()
         raise ConfigError("no live inputs configured: set inputs.events.files with "
                           "follow = true, inputs.events.udp_listen or inputs.capture.interface",
                           key="inputs")
-    agent = build_agent(cfg, make_sinks(cfg), replay=False)
-    agent.sources = sources
-    agent.pipeline.sources = sources
     hooks = ServiceHooks(cfg, counters=agent.pipeline.counters, apply_live=_apply_live(cfg),
                          live_keys=RUNTIME_KEYS)
     if threading.current_thread() is threading.main_thread():
@@ -132,6 +119,7 @@ def run_live(cfg: Config, *, stop: threading.Event | None = None,
             if rec is not _END:
                 pipeline.feed(rec)
         pipeline.finish()
+        pipeline.close()
         agent.reporter.close()
         hooks.close()
         log.info("agent stopped after %d records, %d detections", pipeline.records,

@@ -2,8 +2,16 @@
 
 A *stage* declares which record types it consumes; whatever it returns is routed
 again by type, so a decoder stage turns ``Frame`` into packet records that a
-detector stage consumes, and a detector returns ``Detection`` objects, which go to
-the reporter. Malformed records are counted per source and reason, never raised.
+detector stage consumes, and a detector returns ``Detection`` objects. Detections
+go to every stage that consumes ``Detection`` and then to the reporter, the last
+consumer. A ``Command`` goes to the actuator named by its ``target`` (none by that
+name: a ``rejected`` outcome); every ``CommandOutcome`` is routed like a record.
+Malformed records are counted per source and reason, never raised.
+
+Failures are contained here, in one place: an exception from a stage, an actuator or
+a sink is caught, counted (``stage.<name>.errors``, ``actuator.<name>.errors``,
+``sink.<name>.errors`` in ``agent.status``, present once non-zero), logged with a
+rate limit, and the pipeline goes on with the next record.
 
 Time is event time: the highest ``ts`` seen so far. Stages get ``tick(now)`` once
 per ``tick_s`` of event time to close windows and evict idle state, so replay (as
@@ -18,8 +26,9 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from edge.actuators import Actuator, outcome
 from edge.detection import Detection, Evidence, Subject
-from edge.records import Malformed
+from edge.records import Command, CommandOutcome, Malformed
 from edge.report.reporter import Reporter
 
 log = logging.getLogger(__name__)
@@ -31,6 +40,8 @@ NOTHING: tuple[()] = ()
 # all of them, and with the default that cost a fifth of a 500 k-SIM replay.
 # Refcounting frees everything a run drops; the collector is only for cycles.
 GC_FULL_EVERY = 100
+# Failures of one component logged in full this many times, then at 10, 100, 1000, ...
+FAILURE_LOG_FIRST = 3
 
 
 @runtime_checkable
@@ -73,23 +84,67 @@ def merge_by_time(sources: Sequence[Iterable[Any]]) -> Iterator[Any]:
     return heapq.merge(*sources, key=key)
 
 
+class Failures:
+    """Counts and logs (rate-limited) exceptions of stages, actuators and sinks.
+
+    Keys are ``"<kind>.<name>"`` (kind: stage, actuator, sink); ``counters()`` gives
+    ``{"<kind>.<name>.errors": n}`` for every component that failed at least once.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def record(self, kind: str, name: str, exc: BaseException) -> None:
+        key = f"{kind}.{name}"
+        n = self.counts[key] = self.counts.get(key, 0) + 1
+        if n <= FAILURE_LOG_FIRST:
+            log.error("%s %s failed (%d): %s: %s", kind, name, n, type(exc).__name__, exc,
+                      exc_info=exc)
+        elif _power_of_ten(n):
+            log.error("%s %s has failed %d times; last: %s: %s", kind, name, n,
+                      type(exc).__name__, exc)
+
+    def counters(self) -> dict[str, int]:
+        return {f"{k}.errors": v for k, v in self.counts.items()}
+
+
+def _power_of_ten(n: int) -> bool:
+    while n >= 10 and n % 10 == 0:
+        n //= 10
+    return n == 1
+
+
+def _name_of(fn: Any) -> str:
+    """The stage name behind a bound ``feed`` method (for counting its failures)."""
+    return str(getattr(getattr(fn, "__self__", None), "name", getattr(fn, "__name__", fn)))
+
+
 class Pipeline:
     def __init__(self, stages: Sequence[Stage], reporter: Reporter, *,
-                 tick_s: float = 1.0, status_interval_s: float = 60.0,
-                 malformed_log_limit: int = 20) -> None:
+                 actuators: Sequence[Actuator] = (), tick_s: float = 1.0,
+                 status_interval_s: float = 60.0, malformed_log_limit: int = 20) -> None:
         self.stages = list(stages)
         self.reporter = reporter
+        self.actuators: dict[str, Actuator] = {}
+        for act in actuators:
+            if act.name in self.actuators:
+                raise ValueError(f"two actuators named {act.name!r}")
+            self.actuators[act.name] = act
         self.tick_s = tick_s
         self.status_interval_s = status_interval_s
         self._routes: dict[type, list[Stage]] = {}
         for st in self.stages:
             for t in st.consumes:
                 self._routes.setdefault(t, []).append(st)
+        self.failures = Failures()
+        reporter.on_sink_error = self._sink_failed
         self.now: float | None = None
         self._next_tick = float("inf")
         self._next_status = float("inf")
         self.records = 0
         self.detections = 0
+        self.commands = 0
+        self.outcomes: dict[str, int] = {}
         self.unrouted: dict[str, int] = {}
         self.malformed: dict[str, int] = {}
         self.malformed_by_reason: dict[str, int] = {}
@@ -116,7 +171,8 @@ class Pipeline:
     def _feed_all(self, records: Iterable[Any], progress: Any) -> None:
         # The one loop every record goes through. Stages' bound ``feed`` methods are
         # looked up once per record type: at a few microseconds per event the
-        # attribute lookups and calls show.
+        # attribute lookups and calls show. (try/except costs nothing in 3.11 until
+        # something raises.)
         feeders = self._feeders
         routes = self._routes
         dispatch = self._dispatch
@@ -148,7 +204,11 @@ class Pipeline:
                     continue
                 feeds = feeders[t] = [st.feed for st in stages]
             for f in feeds:
-                out = f(rec)
+                try:
+                    out = f(rec)
+                except Exception as exc:
+                    self.failures.record("stage", _name_of(f), exc)
+                    continue
                 if out:
                     dispatch(out)
         if progress is not None:
@@ -163,22 +223,92 @@ class Pipeline:
             self.unrouted[n] = self.unrouted.get(n, 0) + 1
 
     def _dispatch(self, outputs: Iterable[Any]) -> None:
+        """Route what a stage or actuator returned: detections, commands and outcomes
+        by their own rules, anything else as a record (it does not count as input)."""
         for o in outputs:
-            if type(o) is Detection:
-                self.detections += 1
-                self.reporter.report(o)
+            t = type(o)
+            if t is Detection:
+                self._detection(o)
+            elif t is Command:
+                self._command(o)
+            elif t is CommandOutcome:
+                self._outcome(o)
             else:
                 self.feed(o)
+
+    def _to_stages(self, item: Any) -> None:
+        """Hand an internal record (detection, outcome) to the stages consuming its type."""
+        for st in self._routes.get(type(item), ()):
+            try:
+                out = st.feed(item)
+            except Exception as exc:
+                self.failures.record("stage", st.name, exc)
+                continue
+            if out:
+                self._dispatch(out)
+
+    def _detection(self, det: Detection) -> None:
+        self.detections += 1
+        if Detection in self._routes:
+            self._to_stages(det)
+        try:
+            self.reporter.report(det)
+        except Exception as exc:  # building the report failed: the detector's bug
+            self.failures.record("stage", det.detector or "reporter", exc)
+
+    def _command(self, cmd: Command) -> None:
+        self.commands += 1
+        act = self.actuators.get(cmd.target)
+        now = self.now if self.now is not None else cmd.ts
+        if act is None:
+            res: Sequence[CommandOutcome] = (outcome(
+                cmd, "rejected", now, f"no actuator named {cmd.target!r} (known: "
+                f"{', '.join(sorted(self.actuators)) or 'none'})"),)
+        elif now > cmd.deadline:
+            res = (outcome(cmd, "too_late", now, f"deadline {cmd.deadline} passed before "
+                           f"it could be submitted"),)
+        else:
+            try:
+                res = act.submit(cmd)
+            except Exception as exc:
+                self.failures.record("actuator", act.name, exc)
+                res = (outcome(cmd, "failed", now, f"{type(exc).__name__}: {exc}"),)
+        if res:
+            self._dispatch(res)
+
+    def _outcome(self, res: CommandOutcome) -> None:
+        self.outcomes[res.status] = self.outcomes.get(res.status, 0) + 1
+        if CommandOutcome in self._routes:
+            self._to_stages(res)
+
+    def _sink_failed(self, name: str, exc: BaseException) -> None:
+        self.failures.record("sink", name, exc)
+
+    def _poll_actuators(self, now: float) -> None:
+        for act in self.actuators.values():
+            try:
+                res = act.poll(now)
+            except Exception as exc:
+                self.failures.record("actuator", act.name, exc)
+                continue
+            if res:
+                self._dispatch(res)
 
     def _advance(self, now: float) -> None:
         self._next_tick = now + self.tick_s
         for st in self.stages:
-            out = st.tick(now)
+            try:
+                out = st.tick(now)
+            except Exception as exc:
+                self.failures.record("stage", st.name, exc)
+                continue
             if out:
                 self._dispatch(out)
+        if self.actuators:
+            self._poll_actuators(now)
         if now >= self._next_status:
             self._next_status = now + self.status_interval_s
-            self.reporter.report(self.status_detection(now))
+            self._report_status(now)
 
     def tick_idle(self, now: float) -> None:
         """Advance event time without a record (live runs when inputs are quiet)."""
@@ -191,11 +321,31 @@ class Pipeline:
     def finish(self) -> None:
         now = self.now if self.now is not None else 0.0
         for st in self.stages:
-            out = st.flush(now)
+            try:
+                out = st.flush(now)
+            except Exception as exc:
+                self.failures.record("stage", st.name, exc)
+                continue
             if out:
                 self._dispatch(out)
+        if self.actuators:
+            self._poll_actuators(now)
         if self.now is not None:
-            self.reporter.report(self.status_detection(now, final=True))
+            self._report_status(now, final=True)
+
+    def _report_status(self, now: float, final: bool = False) -> None:
+        try:
+            self.reporter.report(self.status_detection(now, final=final))
+        except Exception as exc:  # a stage's counters() raised
+            self.failures.record("stage", "pipeline", exc)
+
+    def close(self) -> None:
+        """Close the actuators (sources and sinks belong to the agent)."""
+        for act in self.actuators.values():
+            try:
+                act.close()
+            except Exception as exc:
+                self.failures.record("actuator", act.name, exc)
 
     # -- bookkeeping
     def _count_malformed(self, rec: Malformed) -> None:
@@ -214,15 +364,23 @@ class Pipeline:
             "detections": self.detections,
             "malformed": sum(self.malformed.values()),
         }
+        if self.commands or self.outcomes:
+            out["commands"] = self.commands
+            for status, n in sorted(self.outcomes.items()):
+                out[f"commands.{status}"] = n
         for src in self.sources:
             for k, v in src.counters().items():
                 out[f"source.{src.name}.{k}"] = v
         for st in self.stages:
             for k, v in st.counters().items():
                 out[f"{st.name}.{k}"] = v
+        for act in self.actuators.values():
+            for k, v in act.counters().items():
+                out[f"actuator.{act.name}.{k}"] = v
         for sink in self.reporter.sinks:
             for k, v in sink.counters().items():
                 out[f"sink.{sink.name}.{k}"] = v
+        out.update(self.failures.counters())
         return out
 
     def status_detection(self, now: float, final: bool = False) -> Detection:

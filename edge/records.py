@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edge.detection import Scalar
+
 EVENT_TYPES = frozenset(
     {"attach", "detach", "call_start", "call_end", "sms", "data", "handover"}
 )
@@ -114,3 +116,41 @@ class RtpBatch:
     frame: int = 0
     source: str = ""
     teid: int | None = None
+
+
+COMMAND_STATUSES = ("acted", "too_late", "failed", "rejected", "dry_run")
+
+
+@dataclass(slots=True, frozen=True)
+class Command:
+    """Something the agent asks a device or the network to do.
+
+    A stage returns it like any output; the pipeline hands it to the actuator whose
+    ``name`` is ``target`` and routes the :class:`CommandOutcome` that comes back.
+    ``deadline`` is event time: a command the pipeline sees after it is not submitted
+    (outcome ``too_late``). ``correlation_id`` is unique and comes back on the outcome.
+    """
+
+    ts: float
+    target: str  # actuator name: "station" (bridge), "nftables", "carrier", ...
+    action: str  # "divert", "block_ip", "unblock_ip", "suspend_sim", ...
+    args: dict[str, Scalar]
+    deadline: float
+    correlation_id: str
+    origin: str = ""  # name of the stage that issued it
+
+
+@dataclass(slots=True, frozen=True)
+class CommandOutcome:
+    """What became of a :class:`Command`. ``status`` is one of COMMAND_STATUSES:
+    acted, too_late (deadline passed), failed (the actuator tried and could not),
+    rejected (no such actuator / action, bad arguments) or dry_run (not executed by
+    configuration). ``latency_s`` is issue-to-outcome time where the actuator knows it."""
+
+    ts: float
+    correlation_id: str
+    target: str
+    action: str
+    status: str
+    detail: str = ""
+    latency_s: float | None = None

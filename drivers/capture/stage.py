@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from drivers.capture.decode import FrameDecoder
-from edge.config import Config
 from edge.records import Frame
 
 
@@ -56,7 +55,3 @@ class FrameDecoderStage:
                 total[k] = total.get(k, 0) + v
         return total
 
-
-def build_stages(cfg: Config) -> list[FrameDecoderStage]:
-    """Registry hook: the frame decoder is always there (it only sees ``Frame`` records)."""
-    return [FrameDecoderStage()]

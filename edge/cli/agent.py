@@ -165,7 +165,7 @@ def _check_config(path: Path, *, mode: str = "run", probe: bool = True) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from edge.app import build_agent, make_sinks, make_sources
+    from edge.assembly import assemble, make_sinks
     from edge.pipeline import merge_by_time
 
     if args.mqtt and not args.config:
@@ -177,16 +177,22 @@ def _replay(args: argparse.Namespace) -> int:
     for p in args.events + args.pcap:
         if not p.exists():
             return fail(f"input file not found: {p}")
-    sources = make_sources(cfg, events=args.events, pcaps=args.pcap)
-    if not sources:
-        return fail("nothing to replay: give --events or --pcap, or inputs in the config")
     if args.out.exists():
         args.out.unlink()
     sinks = make_sinks(cfg, out=args.out, mqtt=args.mqtt or None,
                        stdout=not args.quiet and sys.stdout.isatty())
-    agent = build_agent(cfg, sinks, replay=True)
-    agent.sources = sources
-    agent.pipeline.sources = sources
+    try:
+        agent = assemble(cfg, mode="replay", sinks=sinks,
+                         inputs={"events": args.events, "pcap": args.pcap})
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    sources = agent.sources
+    if not sources:
+        agent.close()
+        args.out.unlink(missing_ok=True)
+        return fail("nothing to replay: give --events or --pcap, or inputs in the config")
     bar = progress_bar("replay", "rec")
     t0 = time.perf_counter()
     try:

@@ -18,6 +18,8 @@ from typing import Any
 import orjson
 
 from edge.config import Config, apply_overrides
+from edge.config import get_key as _get
+from edge.config import set_key as _set
 from edge.downlink.atomic import write_atomic
 from edge.errors import ConfigError
 
@@ -99,17 +101,3 @@ class RuntimeConfig:
                 _set(self.cfg, key, _get(checked, key))
         self.version, self.overrides = int(d["version"]), dict(d["set"])
 
-
-def _get(cfg: Any, dotted: str) -> Any:
-    obj = cfg
-    for part in dotted.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def _set(cfg: Any, dotted: str, value: Any) -> None:
-    *path, leaf = dotted.split(".")
-    obj = cfg
-    for part in path:
-        obj = getattr(obj, part)
-    setattr(obj, leaf, value)

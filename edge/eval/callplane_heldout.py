@@ -33,8 +33,7 @@ CARD_END = "<!-- eval:end -->"
 
 def replay(events: Path, out: Path, key: str = EVAL_KEY) -> dict[str, int | float]:
     """Run the agent's replay path over one events file; returns pipeline counters."""
-    from drivers.events.sources import JsonlEventFile
-    from edge.app import build_agent
+    from edge.assembly import assemble
     from edge.pipeline import merge_by_time
     from edge.report.sinks import JsonlSink
 
@@ -42,11 +41,9 @@ def replay(events: Path, out: Path, key: str = EVAL_KEY) -> dict[str, int | floa
     cfg.privacy.key = key
     cfg.detectors.ipplane.enabled = False
     cfg.agent.status_interval_s = 3600.0
-    agent = build_agent(cfg, [JsonlSink(out)], replay=True)
-    src = JsonlEventFile(events)
-    agent.pipeline.sources = [src]
+    agent = assemble(cfg, mode="replay", sinks=[JsonlSink(out)], inputs={"events": [events]})
     try:
-        agent.pipeline.run(merge_by_time([src]))
+        agent.pipeline.run(merge_by_time(agent.sources))
     finally:
         agent.close()
     return agent.pipeline.counters()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -36,6 +36,10 @@ class Sink(Protocol):
     def counters(self) -> dict[str, int]: ...
 
 
+def _log_sink_error(name: str, exc: BaseException) -> None:
+    log.error("sink %s failed: %s: %s", name, type(exc).__name__, exc)
+
+
 def rfc3339_ms(ts: float) -> str:
     ms = int(round(ts * 1000))
     secs, milli = divmod(ms, 1000)
@@ -51,6 +55,9 @@ class Reporter:
         self._ids = ids
         self.sinks = list(sinks)
         self.count_by_kind: dict[str, int] = {}
+        # Told of a sink's exception (the pipeline counts it); the other sinks still
+        # get the report.
+        self.on_sink_error: Callable[[str, BaseException], None] = _log_sink_error
 
     def _subject(self, s: Subject) -> dict[str, Any]:
         ident, pseudo = self._pseudo.apply(s.type, s.id)
@@ -98,7 +105,10 @@ class Reporter:
         payload = orjson.dumps(report)
         self.count_by_kind[det.kind] = self.count_by_kind.get(det.kind, 0) + 1
         for sink in self.sinks:
-            sink.publish(report, payload)
+            try:
+                sink.publish(report, payload)
+            except Exception as exc:
+                self.on_sink_error(sink.name, exc)
         return report
 
     def close(self) -> None:

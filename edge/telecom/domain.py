@@ -1,0 +1,67 @@
+"""The telecom domain: base-station events and backhaul packets in, SIM-box / GoIP
+detections out.
+
+Sources: event JSONL files (``inputs.events.files`` + ``--events``; followed in
+``run`` when ``inputs.events.follow``), pcap files (``inputs.pcap.files`` +
+``--pcap``), and in ``run`` only the UDP event listener and live capture. Stages, in
+routing order: the frame decoder (for sources handing over raw frames), the call
+plane, the IP plane, the watchlist matcher. Heavy imports happen in the builders, so
+importing this module (done when a config is parsed) stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge.domains import AssemblyContext, Domain
+from edge.errors import ConfigError
+
+
+def build_sources(ctx: AssemblyContext) -> list[Any]:
+    from drivers.capture.fastpcap import FastPcapSource
+    from drivers.events.sources import JsonlEventFile
+
+    cfg = ctx.cfg
+    follow = ctx.live and cfg.inputs.events.follow
+    srcs: list[Any] = [JsonlEventFile(p, follow=follow)
+                       for p in ctx.files("events", cfg.inputs.events.files)]
+    srcs += [FastPcapSource(p) for p in ctx.files("pcap", cfg.inputs.pcap.files)]
+    if not ctx.live:
+        return srcs
+    if cfg.inputs.events.udp_listen:
+        from drivers.events.sources import UdpEventListener
+
+        host, _, port = cfg.inputs.events.udp_listen.rpartition(":")
+        try:
+            srcs.append(UdpEventListener(host or "0.0.0.0", int(port)))
+        except (ValueError, OSError) as exc:
+            for s in srcs:
+                s.close()
+            raise ConfigError(f"cannot listen on {cfg.inputs.events.udp_listen}: {exc}",
+                              key="inputs.events.udp_listen") from None
+    if cfg.inputs.capture.interface:
+        from drivers.capture.live import open_live_source
+
+        srcs.append(open_live_source(cfg.inputs.capture))
+    return srcs
+
+
+def build_stages(ctx: AssemblyContext) -> list[Any]:
+    from drivers.capture.stage import FrameDecoderStage
+    from edge.telecom.callplane.build import build_stages as callplane
+    from edge.telecom.ipplane.build import build_stages as ipplane
+
+    stages: list[Any] = [FrameDecoderStage()]
+    stages += callplane(ctx.cfg)
+    stages += ipplane(ctx.cfg)
+    wl = ctx.cfg.detectors.watchlist
+    if wl.enabled and ctx.watchlist is not None:
+        from edge.watchlist.matcher import WatchlistMatcher
+
+        stages.append(WatchlistMatcher(ctx.watchlist, ctx.pseudonymiser,
+                                       realert_s=wl.realert_s))
+    return stages
+
+
+DOMAIN = Domain(name="telecom", build_sources=build_sources, build_stages=build_stages,
+                input_kinds=("events", "pcap"))
