@@ -117,3 +117,17 @@ def assemble(cfg: Config, *, mode: str, sinks: Sequence[Sink],
             sink.set_counters_provider(pipeline.counters)
     return Agent(cfg, pipeline, reporter, pseudo, sources=sources, actuators=actuators,
                  models=ctx.models, context=ctx)
+
+
+def check_stages(cfg: Config) -> list[ModelInfo]:
+    """Build (and drop) every domain's stages as at start-up, without touching state:
+    models are opened and verified, no key is generated, no source is opened. Raises
+    what the builders raise; returns the models loaded (for ``edge-agent check``)."""
+    ctx = AssemblyContext(cfg=cfg, mode="replay", pseudonymiser=Pseudonymiser(bytes(32)),
+                          watchlist=None)
+    for dom in available_domains():
+        for st in dom.build_stages(ctx):
+            close = getattr(st, "close", None)
+            if close is not None:
+                close()
+    return ctx.models

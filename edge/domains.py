@@ -91,6 +91,12 @@ class Domain:
     component reading each must subscribe to it (edge.settings)."""
     input_kinds: tuple[str, ...] = ()
     """Kinds of ``AssemblyContext.inputs`` it reads (for CLI help and checks)."""
+    has_live_inputs: Callable[[Config], bool] | None = None
+    """True when the config gives the domain something to read in ``run`` (preflight:
+    an agent with no live input at all is refused)."""
+    preflight: Callable[[Config, bool], Sequence[Any]] | None = None
+    """Start-up checks of the domain's own devices (``edge.ops.preflight.Problem``
+    list; ``probe`` True may open them briefly)."""
 
 
 _loaded: dict[str, Domain | None] = {}

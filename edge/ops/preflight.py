@@ -149,12 +149,9 @@ def _models(cfg: Config) -> Iterable[Problem]:
     from edge.errors import EdgeError
 
     try:
-        from edge.registry import build_stages
+        from edge.assembly import check_stages
 
-        for st in build_stages(cfg):
-            close = getattr(st, "close", None)
-            if close is not None:
-                close()
+        check_stages(cfg)
     except EdgeError as exc:
         yield Problem(getattr(exc, "key", None) or "detectors", str(exc))
     except (OSError, ValueError) as exc:
@@ -179,12 +176,9 @@ def _domain_checks(cfg: Config, probe: bool) -> list[Problem]:
 
 
 def _domains() -> list[object]:
-    try:
-        from edge import domains  # type: ignore[attr-defined]
-    except ImportError:  # the domain registry is optional for this check
-        return []
-    loader = getattr(domains, "load_domains", None)
-    return list(loader()) if loader is not None else []
+    from edge.domains import available_domains
+
+    return list(available_domains())
 
 
 def _has_cap_net_raw() -> bool:
