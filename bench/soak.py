@@ -66,16 +66,16 @@ def main() -> int:
                         "--duration", str(a.pcap_hours * 3600), "--no-rtp", "--out", str(pcap)],
                        check=True)
 
-    from edge.app import build_agent, make_sources
+    from edge.assembly import assemble
     from edge.config import Config
     from edge.pipeline import merge_by_time
     from edge.report.sinks import JsonlSink
 
     cfg = Config()
     cfg.agent.data_dir = a.workdir / "state"
-    sources = make_sources(cfg, events=[ev], pcaps=[pcap] if a.pcap_hours > 0 else [])
-    agent = build_agent(cfg, [JsonlSink(a.workdir / "reports.jsonl")], replay=True)
-    agent.pipeline.sources = sources
+    agent = assemble(cfg, mode="replay", sinks=[JsonlSink(a.workdir / "reports.jsonl")],
+                     inputs={"events": [ev], "pcap": [pcap] if a.pcap_hours > 0 else []})
+    sources = agent.sources
     samples: list[tuple[float, float, int]] = []
     rss0 = rss_mib()
     t0 = time.perf_counter()
