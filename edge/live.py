@@ -73,13 +73,14 @@ def run_live(cfg: Config, *, stop: threading.Event | None = None,
         raise ConfigError("no live inputs configured: set inputs.events.files with "
                           "follow = true, inputs.events.udp_listen or inputs.capture.interface",
                           key="inputs")
-    hooks = ServiceHooks(cfg, counters=agent.pipeline.counters, apply_live=_apply_live(cfg),
-                         live_keys=RUNTIME_KEYS)
+    q: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+    hooks = ServiceHooks(cfg, counters=lambda: {**agent.pipeline.counters(),
+                                                "live.queue_depth": q.qsize()},
+                         apply_live=_apply_live(cfg), live_keys=RUNTIME_KEYS)
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         signal.signal(signal.SIGHUP, lambda *_: setattr(hooks, "reload_requested", True))
-    q: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
     threads = [threading.Thread(target=_pump, args=(s, q, stop), daemon=True,
                                 name=f"src-{getattr(s, 'name', i)}")
                for i, s in enumerate(sources)]

@@ -145,6 +145,7 @@ port = {metrics}
             time.sleep(0.2)
         body = scrape()
         assert 'afe_source{counter="decoded"' in body and "process_resident_memory_bytes" in body
+        assert 'afe_stage{counter="queue_depth",stage="live"}' in body
 
         # SIGHUP: a live key applied, a restart key named
         conf.write_text(text.replace('status_interval_s = 5', 'status_interval_s = 7')
