@@ -1,0 +1,1 @@
+"""The courier depot station: device readings, waybills and assembled parcels."""
