@@ -86,6 +86,8 @@ def assemble(cfg: Config, *, mode: str, sinks: Sequence[Sink],
         watchlist = WatchlistStore(cfg.agent.data_dir)
     ctx = AssemblyContext(cfg=cfg, mode=mode, pseudonymiser=pseudo, watchlist=watchlist,
                           inputs={k: list(v) for k, v in (inputs or {}).items()})
+    from edge.timeguard import guard
+
     sources: list[Any] = []
     stages: list[Any] = []
     actuators: list[Any] = []
@@ -93,7 +95,8 @@ def assemble(cfg: Config, *, mode: str, sinks: Sequence[Sink],
         for dom in available_domains(domains):
             stages += dom.build_stages(ctx)
             actuators += dom.build_actuators(ctx)
-            sources += dom.build_sources(ctx)
+            # event-time bounds on every source, before sources are merged
+            sources += [guard(s, cfg, live=ctx.live) for s in dom.build_sources(ctx)]
     except BaseException:
         for obj in sources + actuators:
             try:

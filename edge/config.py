@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import socket
@@ -65,7 +66,7 @@ class AgentSection:
     """Size at which log_file is rotated."""
     log_backups: Annotated[int, Range(0, 100)] = 3
     """Rotated log files kept beside log_file."""
-    status_interval_s: Annotated[float, Range(1.0)] = 300.0
+    status_interval_s: Annotated[float, Range(1.0, 86_400.0)] = 300.0
     """How often (event time) an ``agent.status`` health report is produced."""
 
 
@@ -121,6 +122,16 @@ class InputsSection:
     events: EventsInput = field(default_factory=EventsInput)
     pcap: PcapInput = field(default_factory=PcapInput)
     capture: CaptureInput = field(default_factory=CaptureInput)
+    max_future_s: Annotated[float, Range(0.0, 86_400.0)] = 600.0
+    """In run: a record stamped further ahead of the wall clock is counted malformed
+    and never moves event time."""
+    max_past_s: Annotated[float, Range(0.0, 3.2e9)] = 0.0
+    """In run: a record stamped further behind the wall clock is counted malformed
+    (0 = no limit; old records cannot move event time anyway)."""
+    max_jump_s: Annotated[float, Range(1.0, 3.2e9)] = 86_400.0
+    """In replay and demo: a record further than this from the feed's own time (the median
+    of its first timestamps, then the newest accepted) is counted malformed, unless 64
+    records in a row confirm the jump."""
 
 
 @dataclass
@@ -129,15 +140,15 @@ class CallPlaneSection:
 
     enabled: bool = True
     """Run SIM-box detection on base-station events."""
-    min_calls: Annotated[int, Range(1)] = 6
+    min_calls: Annotated[int, Range(1, 100_000)] = 6
     """Outgoing calls in 24 h before a SIM is judged at all (nobody is flagged on less)."""
     score_interval_s: Annotated[float, Range(1.0, 3600.0)] = 60.0
     """How often (event time) SIMs that changed are scored, in one batch."""
     max_lateness_s: Annotated[float, Range(0.0, 3600.0)] = 5.0
     """Scoring waits this long behind the newest event so late events still count."""
-    idle_evict_s: Annotated[float, Range(60.0)] = 24 * 3600.0
+    idle_evict_s: Annotated[float, Range(60.0, 30 * 86_400.0)] = 24 * 3600.0
     """SIMs, devices and cells idle this long are evicted (windows are 15 min, 1 h, 24 h)."""
-    max_entities: Annotated[int, Range(1000)] = 2_000_000
+    max_entities: Annotated[int, Range(1000, 100_000_000)] = 2_000_000
     """Hard cap on SIMs held; the longest idle are evicted first."""
     utc_offset_h: Annotated[float, Range(-12.0, 14.0)] = 8.0
     """Local time of the site, for the night-time features."""
@@ -155,13 +166,13 @@ class IpPlaneSection:
 
     enabled: bool = True
     """Run GoIP / SIM-box detection on packets."""
-    window_s: Annotated[float, Range(10.0)] = 600.0
+    window_s: Annotated[float, Range(10.0, 86_400.0)] = 600.0
     """Sliding window of per-endpoint behaviour, seconds of event time."""
-    max_flows: Annotated[int, Range(1000)] = 200_000
+    max_flows: Annotated[int, Range(1000, 100_000_000)] = 200_000
     """Most RTP/TCP flows tracked at once (oldest idle evicted, counted)."""
-    max_dialogs: Annotated[int, Range(1000)] = 100_000
+    max_dialogs: Annotated[int, Range(1000, 100_000_000)] = 100_000
     """Most SIP dialogs tracked at once (oldest idle evicted, counted)."""
-    idle_evict_s: Annotated[float, Range(10.0)] = 600.0
+    idle_evict_s: Annotated[float, Range(10.0, 7 * 86_400.0)] = 600.0
     """Flows, dialogs and endpoints idle this long are evicted."""
     signatures: Path | None = None
     """Signature file; default: the packaged signatures."""
@@ -172,11 +183,11 @@ class IpPlaneSection:
     default: the threshold in the model's model.json."""
     eval_interval_s: Annotated[float, Range(1.0, 3600.0)] = 60.0
     """How often (event time) changed endpoints are judged, in one batched model call."""
-    min_activity: Annotated[int, Range(1)] = 10
+    min_activity: Annotated[int, Range(1, 1_000_000)] = 10
     """Registrations + calls in the window before the behaviour model judges an endpoint."""
-    max_endpoints: Annotated[int, Range(100)] = 100_000
+    max_endpoints: Annotated[int, Range(100, 100_000_000)] = 100_000
     """Per-address state kept at most; the oldest is evicted (counted) beyond it."""
-    realert_s: Annotated[float, Range(0.0)] = 3600.0
+    realert_s: Annotated[float, Range(0.0, 30 * 86_400.0)] = 3600.0
     """Report an endpoint again only after this long, unless a new signature shows up."""
     track_unannounced_rtp: bool = True
     """Also time RTP streams that no SDP announced (V=2 header bits, ports >= 1024)."""
@@ -193,7 +204,7 @@ class WatchlistSection:
 
     enabled: bool = True
     """Check each event's IMSI, IMEI, MSISDN and peer against the current watchlist."""
-    realert_s: Annotated[float, Range(0.0)] = 3600.0
+    realert_s: Annotated[float, Range(0.0, 30 * 86_400.0)] = 3600.0
     """Report the same identifier again only after this long (event time)."""
 
 
@@ -273,11 +284,11 @@ class OutboxSection:
     """SQLite file; default: <agent.data_dir>/outbox.sqlite."""
     max_bytes: Annotated[int, Range(65_536, 2**50)] = 256 * 1024 * 1024
     """Byte cap on pending reports; when full, health goes first, then low, then alerts."""
-    ttl_health_s: Annotated[float, Range(1.0)] = 86_400.0
+    ttl_health_s: Annotated[float, Range(1.0, 365 * 86_400.0)] = 86_400.0
     """Health telemetry older than this is dropped."""
-    ttl_low_s: Annotated[float, Range(1.0)] = 7 * 86_400.0
+    ttl_low_s: Annotated[float, Range(1.0, 365 * 86_400.0)] = 7 * 86_400.0
     """Low-severity reports older than this are dropped."""
-    ttl_alert_s: Annotated[float, Range(1.0)] = 30 * 86_400.0
+    ttl_alert_s: Annotated[float, Range(1.0, 365 * 86_400.0)] = 30 * 86_400.0
     """Alerts older than this are dropped (counted and reported)."""
     alert_min_severity: Literal["low", "medium", "high", "critical"] = "medium"
     """Reports at or above this severity are in the 'alert' class (dropped last)."""
@@ -500,6 +511,10 @@ def _coerce(value: Any, tp: Any, key: str, ctx: _Ctx) -> Any:
         ):
             raise ctx.error(f"expected {'an integer' if tp is int else 'a number'}, "
                             f"got {_tname(value)}", key)
+        if isinstance(value, float) and not math.isfinite(value):
+            # TOML has nan and inf literals; a nan threshold or interval silently
+            # disables what it bounds (nan compares false with everything)
+            raise ctx.error(f"must be a finite number, got {value}", key)
         for m in markers:
             if isinstance(m, Range):
                 if (m.lo is not None and value < m.lo) or (m.hi is not None and value > m.hi):

@@ -38,6 +38,7 @@ class FastPcapSource:
         self.records_read = 0
         self.fast_rtp = 0
         self.errors = 0
+        self.bad_ts = 0
         self._closed = False
         self._addr: dict[int, str] = {}
 
@@ -48,6 +49,10 @@ class FastPcapSource:
             raise InputError(f"cannot open: {exc.strerror}", source=str(self.path)) from None
         with fh:
             for blk in open_records(fh, str(self.path), block_bytes=self.block_bytes):
+                for idx, stamp in blk.bad_ts:
+                    self.bad_ts += 1
+                    yield Malformed(self.name, f"frame {idx}",
+                                    f"packet time {stamp:.6g} is impossible")
                 yield from self._block(blk)
                 if blk.error is not None:
                     self.errors += 1
@@ -135,6 +140,7 @@ class FastPcapSource:
 
     def counters(self) -> dict[str, int | float]:
         c: dict[str, int | float] = {"records_read": self.records_read,
-                                     "fast_rtp": self.fast_rtp, "errors": self.errors}
+                                     "fast_rtp": self.fast_rtp, "errors": self.errors,
+                                     "bad_ts": self.bad_ts}
         c.update(self.decoder.counters())
         return c

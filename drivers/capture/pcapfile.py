@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edge.errors import InputError
 from edge.records import Frame, Malformed
+from edge.timeguard import MAX_EPOCH
 
 
 class PcapFileSource:
@@ -52,6 +53,11 @@ class PcapFileSource:
                 else:  # pcapng: tshigh/tslow in tsresol units
                     hi, lo = getattr(meta, "tshigh", 0), getattr(meta, "tslow", 0)
                     ts = ((hi << 32) | lo) / float(getattr(meta, "tsresol", 1_000_000))
+                if not 0.0 <= ts < MAX_EPOCH:  # e.g. pcapng, 1 s resolution, 2**64 s
+                    self.errors += 1
+                    yield Malformed(self.name, f"frame {idx}", f"packet time {ts:.6g} is "
+                                    "impossible")
+                    continue
                 self.frames += 1
                 yield Frame(ts, lt, bytes(data), idx, self.name)
 

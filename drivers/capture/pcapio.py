@@ -20,6 +20,7 @@ from typing import BinaryIO
 import numpy as np
 
 from edge.errors import InputError
+from edge.timeguard import MAX_EPOCH
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1e-6), b"\xa1\xb2\xc3\xd4": (">", 1e-6),
@@ -40,6 +41,9 @@ class RecordBlock:
     linktype: np.ndarray  # int64
     first: int  # 1-based index of the first record
     error: str | None = None
+    bad_ts: tuple[tuple[int, float], ...] = ()
+    """(frame index, stamp) of records left out because their time is impossible
+    (see :func:`bound_times`); the reader of the block counts each as malformed."""
 
 
 def open_records(fh: BinaryIO, name: str, *, block_bytes: int = 8 << 20
@@ -47,10 +51,37 @@ def open_records(fh: BinaryIO, name: str, *, block_bytes: int = 8 << 20
     """Yield the records of a pcap or pcapng file opened in binary mode, block by block."""
     head = fh.read(4)
     if head in PCAP_MAGICS:
-        return _pcap_blocks(fh, head, name, block_bytes)
+        return bound_times(_pcap_blocks(fh, head, name, block_bytes))
     if head == PCAPNG_SHB:
-        return _pcapng_blocks(fh, head, name, block_bytes)
+        return bound_times(_pcapng_blocks(fh, head, name, block_bytes))
     raise InputError("not a pcap/pcapng file (unknown magic)", source=name)
+
+
+def bound_times(blocks: Iterator[RecordBlock]) -> Iterator[RecordBlock]:
+    """Leave out records whose time is impossible: not finite, negative, or from 2100
+    on (a pcapng with 1 s resolution can say 2**64 s; with microseconds, year 586524).
+    A block is split around them so ``first + i`` stays the frame index; the records
+    left out are listed in the next block's ``bad_ts``. Event-time bounds relative to
+    the feed are checked later, on decoded records (:mod:`edge.timeguard`)."""
+    for blk in blocks:
+        ts = blk.ts
+        ok = (ts >= 0.0) & (ts < MAX_EPOCH)  # NaN is neither
+        if ok.all():
+            yield blk
+            continue
+        bad = np.flatnonzero(~ok)
+        bad_ts = tuple((blk.first + int(i), float(ts[i])) for i in bad)
+        edges = [-1, *bad.tolist(), len(ts)]
+        parts = [(a + 1, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a + 1]
+        if not parts:
+            yield RecordBlock(blk.data, blk.off[:0], blk.caplen[:0], ts[:0],
+                              blk.linktype[:0], blk.first, blk.error, bad_ts)
+            continue
+        for k, (a, b) in enumerate(parts):
+            yield RecordBlock(blk.data, blk.off[a:b], blk.caplen[a:b], ts[a:b],
+                              blk.linktype[a:b], blk.first + a,
+                              blk.error if k == len(parts) - 1 else None,
+                              bad_ts if k == 0 else ())
 
 
 def _pcap_blocks(fh: BinaryIO, magic: bytes, name: str, block_bytes: int
