@@ -307,10 +307,9 @@ class DownlinkSection:
     """Size limit for config and command messages."""
     watchlist_max_bytes: Annotated[int, Range(256, 256 * 1024 * 1024)] = 8 * 1024 * 1024
     """Largest watchlist message accepted."""
-    watchlist_key: str | None = None
-    """HMAC-SHA256 key; when set, watchlist updates must carry a valid signature."""
-    command_key: str | None = None
-    """HMAC-SHA256 key; when set, config updates and commands must be signed too."""
+    allow_unsigned: bool = False
+    """Without security.issuer_keys every config, watchlist and command message is
+    refused (with an ack saying why). true accepts unsigned ones: for a lab only."""
 
 
 @dataclass

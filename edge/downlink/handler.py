@@ -1,22 +1,27 @@
 """One downlink message in, one acknowledgement out; state changes only when valid.
 
 ``DownlinkHandler.handle(topic, payload, correlation)`` checks, in order: the topic,
-the size limit, JSON, the schema, the signature (when a key is configured), a
-replayed id, then applies the message (config update, watchlist replacement or
-command) atomically and returns an :class:`~edge.downlink.messages.Ack`. Every
-rejection says why. It never raises: a hostile or malformed message is an
-acknowledgement with ``ok: false``, and leaves the agent's state as it was.
+the size limit, the Ed25519 signature over the raw bytes (before anything is parsed;
+:mod:`edge.downlink.envelope`), JSON, the schema, replay (version per kind and the
+window of recent ids, durable: :mod:`edge.downlink.replay`), then applies the message
+(config update, watchlist replacement or command) atomically and returns an
+:class:`~edge.downlink.messages.Ack`. Without issuer keys it fails closed: every
+message is refused with an ack saying why, unless ``downlink.allow_unsigned`` (lab).
+It never raises: a hostile or malformed message is an acknowledgement with
+``ok: false``, and leaves the agent's state as it was.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from edge.config import DownlinkSection
+from edge.downlink.envelope import open_sealed, split
 from edge.downlink.messages import (
+    KINDS,
     Ack,
     Command,
     ConfigUpdate,
@@ -24,10 +29,12 @@ from edge.downlink.messages import (
     WatchlistUpdate,
     parse,
 )
+from edge.downlink.replay import ReplayState
 from edge.downlink.runtime import RuntimeConfig
-from edge.downlink.signing import verify
 from edge.downlink.watchlist import WatchlistStore
+from edge.errors import SignatureError
 from edge.report.topics import downlink_topic
+from edge.security.signing import Ed25519PublicKey
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +43,22 @@ CommandFn = Callable[[dict[str, Any]], dict[str, Any]]
 
 class DownlinkHandler:
     def __init__(self, cfg: DownlinkSection, *, prefix: str, site: str, agent: str,
-                 watchlists: WatchlistStore, runtime: RuntimeConfig | None = None,
-                 seen_ids: int = 1024) -> None:
+                 watchlists: WatchlistStore, state_dir: Path,
+                 keys: Mapping[str, Ed25519PublicKey] | None = None,
+                 runtime: RuntimeConfig | None = None) -> None:
         self.cfg = cfg
+        self.keys = dict(keys or {})
         self.watchlists = watchlists
         self.runtime = runtime
+        self.replay = ReplayState(state_dir)
         self._prefix = downlink_topic(prefix, site, agent, "")
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._seen_max = seen_ids
+        if not self.keys:
+            if cfg.allow_unsigned:
+                log.warning("downlink: NO issuer keys and allow_unsigned = true: anyone "
+                            "who can publish on the broker can change this agent (lab only)")
+            else:
+                log.info("downlink: no issuer keys (security.issuer_keys): config, "
+                         "watchlist and command messages will be refused")
         self.commands: dict[str, CommandFn] = {
             "ping": lambda args: {"pong": True},
             "watchlist_info": self._watchlist_info,
@@ -70,23 +85,42 @@ class DownlinkHandler:
         return ack
 
     def _handle(self, kind: str, payload: bytes, corr: str | None) -> Ack:
+        if kind not in KINDS:
+            return Ack(kind, corr, False, f"unknown downlink topic '{kind}' (known: "
+                       f"{', '.join(KINDS)})")
         limit = self.cfg.watchlist_max_bytes if kind == "watchlist" else self.cfg.max_bytes
-        got = parse(kind, payload, limit)
+        if len(payload) > limit:
+            return Ack(kind, corr, False, f"too large: {len(payload)} bytes > limit {limit}")
+        signer: str | None = None
+        if self.keys:  # verify before parsing: a forgery costs one hash, no JSON
+            try:
+                signer, body = open_sealed(kind, payload, self.keys)
+            except SignatureError as exc:
+                return Ack(kind, corr, False, exc.reason)
+        elif self.cfg.allow_unsigned:
+            body = split(payload)[1]
+        else:
+            return Ack(kind, corr, False, "refused: no issuer keys configured "
+                       "(security.issuer_keys), so nothing can be authenticated; "
+                       "downlink.allow_unsigned = true accepts unsigned messages (lab only)")
+        got = parse(kind, body, limit)
         if isinstance(got, Rejection):
             return Ack(kind, got.id or corr, False, got.reason)
-        msg, body = got
-        key = self.cfg.watchlist_key if kind == "watchlist" else self.cfg.command_key
-        if key is not None:
-            why = verify(body, key)
-            if why is not None:
-                return Ack(kind, msg.id, False, why)
-        if msg.id in self._seen:
-            return Ack(kind, msg.id, False, "duplicate id: already handled")
+        msg, obj = got
+        version = obj.get("version")
+        if signer is not None and version is None:
+            return Ack(kind, msg.id, False, "signed messages need a 'version' (replay "
+                       "protection)")
+        why = self.replay.check(kind, msg.id, version)
+        if why is not None:
+            return Ack(kind, msg.id, False, why)
+        try:  # remembered before it acts: a crash cannot let it through twice
+            self.replay.record(kind, msg.id, version)
+        except OSError as exc:
+            return Ack(kind, msg.id, False, f"cannot store replay state: {exc}")
         ack = self._apply(kind, msg)
-        if ack.ok:
-            self._seen[msg.id] = None
-            if len(self._seen) > self._seen_max:
-                self._seen.popitem(last=False)
+        if signer is not None and ack.ok:
+            ack.result["signed_by"] = signer
         return ack
 
     def _apply(self, kind: str, msg: Any) -> Ack:

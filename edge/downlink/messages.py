@@ -1,15 +1,17 @@
 """Downlink message types, their JSON Schemas, and parsing (sans-IO).
 
-Every message is one JSON object on ``<prefix>/<site>/<agent>/down/<kind>``:
+Every message is one JSON object on ``<prefix>/<site>/<agent>/down/<kind>``, after a
+signature line (see :mod:`edge.downlink.envelope`, checked before this module sees
+the body):
 
 config      ``{"id": "...", "version": 7, "set": {"detectors.callplane.threshold": 0.8}}``
 watchlist   ``{"id": "...", "version": 12, "id_type": "imsi", "format": "pseudonymised",
-              "entries": ["h1:...", ...], "sig": "<hex>"}``
-command     ``{"id": "...", "command": "ping", "args": {}}``
+              "entries": ["h1:...", ...]}``
+command     ``{"id": "...", "version": 31, "command": "ping", "args": {}}``
 
 ``id`` is the correlation id echoed in the acknowledgement (MQTT 5 CorrelationData
-is echoed as well). ``sig`` is required when the matching key is configured (see
-:mod:`edge.downlink.signing`). :func:`parse` never raises: it returns a typed message
+is echoed as well). ``version`` must grow per kind (required when signed; see
+:mod:`edge.downlink.replay`). :func:`parse` never raises: it returns a typed message
 or a :class:`Rejection` with the reason.
 """
 
@@ -25,14 +27,13 @@ import orjson
 KINDS = ("config", "watchlist", "command")
 
 _ID = {"type": "string", "minLength": 1, "maxLength": 128}
-_SIG = {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}
+_VERSION = {"type": "integer", "minimum": 1, "maximum": 2**53}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "config": {
         "type": "object", "additionalProperties": False, "required": ["id", "set"],
         "properties": {
-            "id": _ID, "sig": _SIG,
-            "version": {"type": "integer", "minimum": 1},
+            "id": _ID, "version": _VERSION,
             "set": {"type": "object", "minProperties": 1, "maxProperties": 64,
                     "propertyNames": {"pattern": "^[a-z_]+(\\.[a-z_0-9]+){1,4}$"},
                     "additionalProperties": {"type": ["string", "number", "boolean"]}},
@@ -42,8 +43,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object", "additionalProperties": False,
         "required": ["id", "version", "entries"],
         "properties": {
-            "id": _ID, "sig": _SIG,
-            "version": {"type": "integer", "minimum": 1},
+            "id": _ID, "version": _VERSION,
             "id_type": {"type": "string", "pattern": "^[a-z_]{1,32}$"},
             "format": {"enum": ["pseudonymised", "clear"]},
             "entries": {"type": "array", "maxItems": 5_000_000,
@@ -53,7 +53,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "command": {
         "type": "object", "additionalProperties": False, "required": ["id", "command"],
         "properties": {
-            "id": _ID, "sig": _SIG,
+            "id": _ID, "version": _VERSION,
             "command": {"type": "string", "pattern": "^[a-z_]{1,32}$"},
             "args": {"type": "object", "maxProperties": 32},
         },
@@ -82,6 +82,7 @@ class Command:
     id: str
     command: str
     args: dict[str, Any] = field(default_factory=dict)
+    version: int | None = None
 
 
 Message = ConfigUpdate | WatchlistUpdate | Command
@@ -125,8 +126,8 @@ def _validator(kind: str) -> Any:
 def parse(kind: str, payload: bytes,
           max_bytes: int) -> tuple[Message, dict[str, Any]] | Rejection:
     """(typed message, its JSON object) or the reason it is not acceptable.
-    Checks, in this order: known kind, size, JSON, schema. Signatures are checked by
-    the caller, who knows the keys, on the returned JSON object."""
+    Checks, in this order: known kind, size, JSON, schema. The caller has checked
+    the signature on the raw bytes before (:mod:`edge.downlink.envelope`)."""
     if kind not in KINDS:
         return Rejection(f"unknown downlink topic '{kind}' (known: {', '.join(KINDS)})")
     if len(payload) > max_bytes:
@@ -154,7 +155,8 @@ def _typed(kind: str, body: dict[str, Any]) -> Message:
     if kind == "watchlist":
         return WatchlistUpdate(body["id"], body["version"], tuple(body["entries"]),
                                body.get("id_type", "any"), body.get("format", "pseudonymised"))
-    return Command(body["id"], body["command"], dict(body.get("args", {})))
+    return Command(body["id"], body["command"], dict(body.get("args", {})),
+                   body.get("version"))
 
 
 def _short(msg: str, limit: int = 200) -> str:

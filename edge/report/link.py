@@ -850,10 +850,12 @@ def build_link(cfg: Config) -> MqttLink:
         from edge.downlink.handler import DownlinkHandler
         from edge.downlink.runtime import RuntimeConfig
         from edge.downlink.watchlist import WatchlistStore
+        from edge.security.signing import trusted_keys
 
         handler = DownlinkHandler(cfg.downlink, prefix=cfg.mqtt.topic_prefix,
                                   site=cfg.agent.site, agent=cfg.agent.id,
-                                  watchlists=WatchlistStore(data_dir),
+                                  watchlists=WatchlistStore(data_dir), state_dir=data_dir,
+                                  keys=trusted_keys(cfg.security.issuer_keys),
                                   runtime=RuntimeConfig(cfg, data_dir))
     return MqttLink(cfg.mqtt, outbox, site=cfg.agent.site, agent=cfg.agent.id,
                     identity=ident, alert_min_severity=cfg.outbox.alert_min_severity,

@@ -10,11 +10,9 @@ topic                       dir       QoS    payload
 ``status``                  up        1, R   presence: birth ``{"state": "online", ...}``;
                                              will / clean exit ``{"state": "offline"}``
 ``heartbeat``               up        0      link and process health every heartbeat_s
-``down/config``             down      1      runtime config update (signed if
-                                             downlink.command_key is set)
-``down/watchlist``          down      1      watchlist replacement (signed if
-                                             downlink.watchlist_key is set)
-``down/command``            down      1      a command (ping, heartbeat, reconnect, ...)
+``down/config``             down      1      runtime config update (Ed25519-signed)
+``down/watchlist``          down      1      watchlist replacement (Ed25519-signed)
+``down/command``            down      1      a command: ping, heartbeat, ... (signed)
 ``up/ack``                  up        1      the answer to every downlink message,
                                              with its correlation id
 ==========================  ========  =====  ===========================================

@@ -18,6 +18,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.config import Config, MqttSection
+from edge.downlink.envelope import seal
 from edge.report.link import MqttLink, build_link
 from edge.report.outbox import Outbox
 from edge.report.topics import (
@@ -27,6 +28,7 @@ from edge.report.topics import (
     response_topic,
     status_topic,
 )
+from edge.security import signing
 from simulators.broker import LocalBroker
 from simulators.subscriber import ReportSubscriber
 
@@ -146,6 +148,8 @@ def test_downlink_round_trip(tmp_path: Path) -> None:
         cfg.agent.site, cfg.agent.id, cfg.agent.data_dir = "s1", "a1", tmp_path
         cfg.mqtt = _cfg(b.port, heartbeat_s=60.0)
         cfg.downlink.max_bytes = 1024
+        issuer = signing.generate_private_key()
+        cfg.security.issuer_keys = [signing.public_key_text(issuer)]
         link = build_link(cfg)
         acks = ReportSubscriber(b.host, b.port, response_topic("afe/v1", "s1", "a1"),
                                 client_id="ops")
@@ -154,13 +158,25 @@ def test_downlink_round_trip(tmp_path: Path) -> None:
         ops = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         ops.connect(b.host, b.port)
         ops.loop_start()
+        def sealed(what: str, body: bytes) -> bytes:
+            return seal(what, body, issuer)
+
         sent = [
-            ("command", b'{"id": "m1", "command": ', "malformed JSON"),
+            ("command", sealed("command", b'{"id": "m1", "command": '), "malformed JSON"),
             ("command", orjson.dumps({"id": "m2", "command": "ping", "pad": "x" * 2000}),
              "too large"),
-            ("config", orjson.dumps({"id": "m3", "set": "threshold=0"}), "schema"),
-            ("command", orjson.dumps({"id": "m4", "command": "rm_rf"}), "unknown command"),
-            ("command", orjson.dumps({"id": "m5", "command": "outbox_stats"}), ""),
+            ("config", sealed("config", orjson.dumps({"id": "m3", "set": "threshold=0"})),
+             "schema"),
+            ("command", sealed("command", orjson.dumps({"id": "m4", "version": 1,
+                                                        "command": "rm_rf"})),
+             "unknown command"),
+            ("command", orjson.dumps({"id": "m6", "version": 2, "command": "ping"}),
+             "signature required"),
+            ("command", sealed("config", orjson.dumps({"id": "m7", "version": 2,
+                                                       "command": "ping"})),
+             "bad signature"),  # signed for another kind
+            ("command", sealed("command", orjson.dumps({"id": "m5", "version": 3,
+                                                        "command": "outbox_stats"})), ""),
         ]
         for i, (what, payload, _) in enumerate(sent):
             props = Properties(PacketTypes.PUBLISH)
@@ -175,7 +191,8 @@ def test_downlink_round_trip(tmp_path: Path) -> None:
             if why:
                 assert ack["ok"] is False and why in ack["reason"], ack
             else:
-                assert ack["ok"] is True and ack["id"] == "m5"
+                assert ack["ok"] is True and ack["id"] == "m5", ack
+                assert ack["result"]["signed_by"] == signing.key_id(issuer)
                 assert ack["result"]["depth"] == 0
         assert link.connected.is_set()  # still up and unchanged after all of it
         ops.loop_stop()
