@@ -95,7 +95,14 @@ class EventsInput:
     follow: bool = False
     """In ``run``: keep reading appended lines (tail -f) instead of stopping at EOF."""
     udp_listen: str | None = None
-    """In ``run``: host:port on which to receive JSONL events as UDP datagrams."""
+    """In ``run``: host:port (or [ipv6]:port; [::] is dual-stack) on which to receive
+    JSONL events as UDP datagrams (one or more whole lines each)."""
+    udp_rcvbuf_bytes: Annotated[int, Range(0, 1 << 30)] = 8 * 1024 * 1024
+    """Socket receive buffer for udp_listen (0 = the OS default). Datagrams the kernel
+    still drops are counted (kernel_drops) and logged."""
+    max_line_bytes: Annotated[int, Range(256, 64 * 1024 * 1024)] = 65_536
+    """Longest event line accepted (files and datagrams); longer ones are counted
+    malformed and skipped without being held in memory."""
 
 
 @dataclass

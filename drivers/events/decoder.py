@@ -2,7 +2,8 @@
 
 ``decode_line(line, lineno)`` takes one line of bytes and returns a
 :class:`~edge.records.BaseStationEvent`, a :class:`~edge.records.Malformed`, or
-``None`` for an event of an unknown type (counted, ignored). ``decode_block(data,
+``None`` for an event of an unknown type (counted, ignored). Lines longer than
+``max_line`` bytes are rejected before parsing; identifiers are ASCII digits only. ``decode_block(data,
 first_lineno)`` takes a block of whole lines (as read in bulk from a file or a
 datagram) and returns the records of all of them, in order, without the ``None``s.
 No I/O, no clock.
@@ -33,11 +34,16 @@ _STR_OR_NONE = frozenset((str, type(None)))
 _INF = math.inf
 
 
+def _ascii_digits(s: str) -> bool:
+    return s.isascii() and s.isdigit()
+
+
 class EventDecoder:
     """Decodes lines; keeps counters of what it rejected and ignored."""
 
-    def __init__(self, source: str = "events") -> None:
+    def __init__(self, source: str = "events", *, max_line: int = 65_536) -> None:
         self.source = source
+        self.max_line = max_line
         self.decoded = 0
         self.malformed = 0
         self.unknown_type = 0
@@ -80,6 +86,8 @@ class EventDecoder:
         if not line or line.isspace():
             self.blank += 1
             return None
+        if len(line) > self.max_line:  # before parsing: a 150 MB line cost 30 s, 688 MB
+            return self._bad(lineno, f"line longer than {self.max_line} bytes")
         try:
             obj: Any = orjson.loads(line)
         except orjson.JSONDecodeError:
@@ -102,11 +110,13 @@ class EventDecoder:
             tts = type(ts)
             if ((tts is float or tts is int) and 0 <= ts < _INF
                     and type(imsi) is str and len(imsi) == 15 and imsi.isdigit()
+                    and imsi.isascii()
                     and type(etype) is str and etype in EVENT_TYPES
                     and _STR_OR_NONE.issuperset((
                         type(imei), type(msisdn), type(cell), type(dir_), type(peer),
                         type(call_id), type(cause), type(target_cell)))
-                    and (imei is None or (14 <= len(imei) <= 16 and imei.isdigit()))
+                    and (imei is None or (14 <= len(imei) <= 16 and imei.isdigit()
+                                          and imei.isascii()))
                     and (dir_ is None or dir_ in _DIRS)):
                 duration_s = get("duration_s")
                 auth_ms = get("auth_ms")
@@ -147,7 +157,8 @@ class EventDecoder:
         tts = type(ts)
         if (tts is not float and tts is not int) or not math.isfinite(ts) or ts < 0:
             return self._bad(lineno, "ts is not a finite epoch number")
-        if type(imsi) is not str or len(imsi) != 15 or not imsi.isdigit():
+        # str.isdigit() alone takes Arabic-Indic, fullwidth, superscript digits...
+        if type(imsi) is not str or len(imsi) != 15 or not _ascii_digits(imsi):
             return self._bad(lineno, "imsi is not 15 digits", float(ts))
         if type(etype) is not str:
             return self._bad(lineno, "type is not a string", float(ts))
@@ -170,7 +181,7 @@ class EventDecoder:
                                          target_cell), strict=True):
             if v is not None and type(v) is not str:
                 return self._bad(lineno, f"{name} is not a string", float(ts))
-        if imei is not None and not (14 <= len(imei) <= 16 and imei.isdigit()):
+        if imei is not None and not (14 <= len(imei) <= 16 and _ascii_digits(imei)):
             return self._bad(lineno, "imei is not 14-16 digits", float(ts))
         if dir_ is not None and dir_ not in _DIRS:
             return self._bad(lineno, "dir is not mo or mt", float(ts))

@@ -42,7 +42,7 @@ def normalise(id_type: str, value: str) -> tuple[str, str]:
     domain = _DOMAIN.get(id_type, id_type)
     v = value.strip()
     if domain in ("imsi", "imei", "phone", "iccid"):
-        digits = "".join(c for c in v if c.isdigit())
+        digits = "".join(c for c in v if "0" <= c <= "9")  # ASCII only
         if domain == "phone":
             if v.startswith("+"):
                 pass

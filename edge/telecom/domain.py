@@ -23,17 +23,19 @@ def build_sources(ctx: AssemblyContext) -> list[Any]:
 
     cfg = ctx.cfg
     follow = ctx.live and cfg.inputs.events.follow
-    srcs: list[Any] = [JsonlEventFile(p, follow=follow)
+    ev = cfg.inputs.events
+    srcs: list[Any] = [JsonlEventFile(p, follow=follow, max_line=ev.max_line_bytes)
                        for p in ctx.files("events", cfg.inputs.events.files)]
     srcs += [FastPcapSource(p) for p in ctx.files("pcap", cfg.inputs.pcap.files)]
     if not ctx.live:
         return srcs
-    if cfg.inputs.events.udp_listen:
-        from drivers.events.sources import UdpEventListener
+    if ev.udp_listen:
+        from drivers.events.sources import UdpEventListener, parse_listen
 
-        host, _, port = cfg.inputs.events.udp_listen.rpartition(":")
         try:
-            srcs.append(UdpEventListener(host or "0.0.0.0", int(port)))
+            host, port = parse_listen(ev.udp_listen)
+            srcs.append(UdpEventListener(host, port, rcvbuf=ev.udp_rcvbuf_bytes,
+                                         max_line=ev.max_line_bytes))
         except (ValueError, OSError) as exc:
             for s in srcs:
                 s.close()
