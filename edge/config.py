@@ -342,6 +342,24 @@ class OutputsSection:
 
 
 @dataclass
+class ModelsSection:
+    """Which model packages this agent accepts, and how it watches them once deployed."""
+
+    require_signature: Literal["external", "always", "never"] = "external"
+    """external: every model from outside this release (a configured folder, an update
+    over MQTT) must carry a valid signature by one of security.issuer_keys; always: the
+    packaged ones too; never: no signature check (a lab only)."""
+    canary_rtol: Annotated[float, Range(0.0, 1.0)] = 1e-4
+    """Relative tolerance between a new model's canary outputs on this box and the
+    outputs shipped with it; a larger difference refuses the update."""
+    drift_psi: Annotated[float, Range(0.01, 10.0)] = 0.25
+    """Population stability index (vs the training reference) above which a feature
+    counts as drifted; PSI > 0.25 is the usual "significant shift" bar."""
+    drift_min_rows: Annotated[int, Range(100, 10_000_000)] = 2000
+    """Rows scored since the last drift check before features are compared."""
+
+
+@dataclass
 class MetricsSection:
     """An OpenMetrics endpoint for Prometheus-style scrapers (``run`` only)."""
 
@@ -366,6 +384,7 @@ class Config:
     security: SecuritySection = field(default_factory=SecuritySection)
     outputs: OutputsSection = field(default_factory=OutputsSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
+    models: ModelsSection = field(default_factory=ModelsSection)
     source_path: Path | None = field(default=None, metadata={"internal": True})
     """Where the config was read from (not a config key)."""
     sections: dict[str, Any] = field(default_factory=dict, metadata={"internal": True})
