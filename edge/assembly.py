@@ -84,8 +84,11 @@ def assemble(cfg: Config, *, mode: str, sinks: Sequence[Sink],
         from edge.downlink.watchlist import WatchlistStore
 
         watchlist = WatchlistStore(cfg.agent.data_dir)
+    from models.store import ModelStore
+
     ctx = AssemblyContext(cfg=cfg, mode=mode, pseudonymiser=pseudo, watchlist=watchlist,
-                          inputs={k: list(v) for k, v in (inputs or {}).items()})
+                          inputs={k: list(v) for k, v in (inputs or {}).items()},
+                          model_store=ModelStore(cfg.agent.data_dir, cfg))
     from edge.timeguard import guard
 
     sources: list[Any] = []
@@ -106,6 +109,14 @@ def assemble(cfg: Config, *, mode: str, sinks: Sequence[Sink],
         raise
     stages += list(extra_stages)
     actuators += list(extra_actuators)
+    store = ctx.model_store
+    if store.slots:
+        from edge.modelwatch import ModelWatchStage
+
+        stages.append(ModelWatchStage(store, cfg.agent.id, wall_clock=mode == "run"))
+        ctx.models.extend(s.info for s in store.slots.values()
+                          if s.info not in ctx.models)
+        _wire_models(store, sinks)
     # Report ids: deterministic in replay and demo (same input, same ids), random per
     # run otherwise (a restarted daemon must not reuse ids).
     ns = f"{cfg.agent.site}/{cfg.agent.id}/" + ("replay" if mode != "run"
@@ -122,12 +133,55 @@ def assemble(cfg: Config, *, mode: str, sinks: Sequence[Sink],
                  models=ctx.models, context=ctx)
 
 
+def _wire_models(store: Any, sinks: Sequence[Sink]) -> None:
+    """Birth message lists the models; the downlink serves model updates."""
+    def models_now() -> dict[str, str]:
+        return {n: f"{s.info.version} {s.info.sha256}" for n, s in store.slots.items()}
+
+    def after(result: dict[str, Any]) -> dict[str, Any]:
+        new = dict(models_now())
+        name = result.get("name")
+        if name in new and "version" in result and "sha256" in result:
+            new[name] = f"{result['version']} {result['sha256']}"  # taken at the next batch
+        for sink in sinks:
+            if hasattr(sink, "set_models"):
+                sink.set_models(new)
+        return result
+
+    commands = {
+        "model_chunk": lambda args: after(store.receive_chunk(args)),
+        "model_rollback": lambda args: after(store.rollback(str(args.get("name", "")))),
+        "model_info": lambda args: store.info(),
+    }
+    for sink in sinks:
+        if hasattr(sink, "set_models"):
+            sink.set_models(models_now())
+        if hasattr(sink, "register_command"):
+            for name, fn in commands.items():
+                sink.register_command(name, _model_errors_as_values(fn))
+
+
+def _model_errors_as_values(fn: Any) -> Any:
+    """A refused package is a refused command (its reason in the ack), not an error."""
+    from edge.errors import ModelError
+
+    def call(args: dict[str, Any]) -> Any:
+        try:
+            return fn(args)
+        except ModelError as exc:
+            raise ValueError(str(exc)) from None
+
+    return call
+
+
 def check_stages(cfg: Config) -> list[ModelInfo]:
     """Build (and drop) every domain's stages as at start-up, without touching state:
     models are opened and verified, no key is generated, no source is opened. Raises
     what the builders raise; returns the models loaded (for ``edge-agent check``)."""
+    from models.store import ModelStore
+
     ctx = AssemblyContext(cfg=cfg, mode="replay", pseudonymiser=Pseudonymiser(bytes(32)),
-                          watchlist=None)
+                          watchlist=None, model_store=ModelStore(cfg.agent.data_dir, cfg))
     for dom in available_domains():
         for st in dom.build_stages(ctx):
             close = getattr(st, "close", None)

@@ -56,6 +56,10 @@ class AssemblyContext:
     models: list[ModelInfo] = field(default_factory=list)
     """Builders append every model they load (name, version, sha256): the birth
     message lists them."""
+    model_store: Any = None
+    """The on-device model store (:class:`models.store.ModelStore`): builders open
+    their model through it (installed update or packaged), which makes it updatable
+    over the downlink, watched for drift and listed in the birth message."""
     settings: Any = None
     """The live-settings hub (:class:`edge.settings.Settings`): components subscribe to
     the config keys they read, and get changes on the pipeline thread."""

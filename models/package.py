@@ -142,3 +142,88 @@ def read_canary(folder: Path) -> tuple[dict[str, np.ndarray], list[np.ndarray]] 
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"{path}: canary unreadable: {exc}") from None
     return ins, outs
+
+
+def finish_package(folder: Path, x_train: np.ndarray, *, canary_rows: int = 64,
+                   seed: int = 0) -> None:
+    """Write the canary set and the drift reference of a freshly trained tabular model
+    (call at the end of training, after model.onnx and model.json are written):
+    ``canary_rows`` training rows (a fixed-seed sample) with the outputs onnxruntime
+    gives for them, and the deciles of ``x_train``."""
+    import onnxruntime as ort
+
+    from models.drift import make_reference, save_reference
+    from models.loader import read_contract, session_options
+
+    folder = Path(folder)
+    contract = read_contract(folder)
+    x = np.asarray(x_train, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(x), size=min(canary_rows, len(x)), replace=False))
+    rows = x[pick]
+    sess = ort.InferenceSession(str(folder / "model.onnx"), sess_options=session_options(),
+                                providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    outs = [o for o in sess.run(None, {name: rows}) if isinstance(o, np.ndarray)]
+    write_canary(folder, {name: rows}, outs)
+    save_reference(make_reference(x, list(contract.features)), folder)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m models.package``: sign, verify or pack a model package."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(
+        prog="python -m models.package",
+        description="Sign, verify and pack model packages (see models/package.py).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  python -m models.package sign models/ipplane --key issuer.pem\n"
+               "  python -m models.package verify models/ipplane --pub 'ed25519:...'\n"
+               "  python -m models.package chunks models/ipplane --transfer t1 > cmds.jsonl")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("sign", help="write the manifest and its signature")
+    s.add_argument("folder", type=Path, help="package folder")
+    s.add_argument("--key", type=Path, required=True, help="issuer private key (PEM)")
+    v = sub.add_parser("verify", help="verify the signature and every artefact")
+    v.add_argument("folder", type=Path, help="package folder")
+    v.add_argument("--pub", action="append", default=[], required=True,
+                   help="trusted issuer public key 'ed25519:...' (repeatable)")
+    c = sub.add_parser("chunks", help="print model_chunk command arguments, one JSON a line")
+    c.add_argument("folder", type=Path, help="signed package folder")
+    c.add_argument("--transfer", required=True, help="transfer id (1-64 of [A-Za-z0-9_-])")
+    c.add_argument("--chunk-size", type=int, default=32_768,
+                   help="bytes per chunk (base64 makes it 4/3 larger in the message)")
+    a = ap.parse_args(argv)
+    try:
+        if a.cmd == "sign":
+            from edge.security.signing import load_private_key
+
+            print(sign_package(a.folder, load_private_key(a.key)))
+        elif a.cmd == "verify":
+            from edge.security.signing import trusted_keys
+
+            print(f"{a.folder}: signed by {verify_package(a.folder, trusted_keys(a.pub))}")
+        else:
+            import base64
+            import json
+
+            from models.store import pack_package
+
+            blob = pack_package(a.folder)
+            n = -(-len(blob) // a.chunk_size)
+            digest = hashlib.sha256(blob).hexdigest()
+            for i in range(n):
+                part = blob[i * a.chunk_size:(i + 1) * a.chunk_size]
+                print(json.dumps({"transfer": a.transfer, "index": i, "count": n,
+                                  "size": len(blob), "chunk_size": a.chunk_size,
+                                  "sha256": digest,
+                                  "data": base64.b64encode(part).decode()}))
+    except (ModelError, SignatureError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -41,6 +41,7 @@ class ModelSlot:
         self.batches = 0
         self.rows_scored = 0
         self.drift_events: list[tuple[str, ...]] = []
+        self._drifting: tuple[str, ...] = ()
         self.on_swap: list[Callable[[LoadedModel], None]] = []
 
     # -- the model's surface, as detectors use it
@@ -112,8 +113,11 @@ class ModelSlot:
         self.rows_scored += int(x.shape[0]) if x.ndim else 1
         if self.drift is not None and x.ndim == 2:
             got = self.drift.observe(x)
-            if got:
-                self.drift_events.append(got)
+            # one alert when features start drifting (or others join), not one per window
+            if got is not None:
+                if got and not set(got) <= set(self._drifting):
+                    self.drift_events.append(got)
+                self._drifting = got
 
     def take_drift_events(self) -> list[tuple[str, ...]]:
         ev, self.drift_events = self.drift_events, []

@@ -54,7 +54,6 @@ from edge.report.presence import (
     birth_payload,
     config_hash,
     default_versions,
-    file_sha256,
     heartbeat_payload,
     offline_payload,
     process_stats,
@@ -180,6 +179,7 @@ class MqttLink:
         self._resent_once: set[int] = set()
         self._suspects: dict[int, int] = {}
         self._heartbeat_now = False
+        self._rebirth = False
         if downlink is not None and hasattr(downlink, "register"):
             downlink.register("heartbeat", self._cmd_heartbeat)
             downlink.register("reconnect", self._cmd_reconnect)
@@ -189,6 +189,17 @@ class MqttLink:
             self._thread.start()
 
     # ------------------------------------------------------------------ Sink API
+    def set_models(self, models: dict[str, str]) -> None:
+        """The models this agent runs ({name: "version sha256"}): in the birth message,
+        re-published (retained) when they change, e.g. after a model update."""
+        self.identity.models = dict(models)
+        self._rebirth = True
+
+    def register_command(self, name: str, fn: Any) -> None:
+        """A downlink command served by another part of the agent (model updates...)."""
+        if self.downlink is not None and hasattr(self.downlink, "register"):
+            self.downlink.register(name, fn)
+
     def publish(self, report: dict[str, Any], payload: bytes) -> None:
         """Commit the report to the outbox (durable on return) and wake the sender."""
         cls = classify(report["kind"], report["severity"], self._alert_min)
@@ -572,6 +583,10 @@ class MqttLink:
                         self.outbox.ack(acks)
                     return
             # 5. periodic work
+            if self._rebirth:  # the identity changed (models loaded or swapped)
+                self._rebirth = False
+                client.publish(status_topic(cfg.topic_prefix, self.site, self.agent),
+                               birth_payload(self.identity, time.time()), qos=1, retain=True)
             if now >= next_hb or self._heartbeat_now:
                 self._heartbeat_now = False
                 next_hb = now + cfg.heartbeat_s
@@ -837,14 +852,8 @@ def build_link(cfg: Config) -> MqttLink:
     hash, model hashes), downlink handler with watchlist and runtime-config stores."""
     data_dir = cfg.agent.data_dir
     outbox = open_outbox(cfg.outbox, data_dir)
-    models: dict[str, str] = {}
-    for name in dir(cfg.detectors):
-        section = getattr(cfg.detectors, name)
-        path = getattr(section, "model", None)
-        if isinstance(path, Path) and path.is_file():
-            models[f"{name}:{path.name}"] = file_sha256(path)
     ident = Identity(site=cfg.agent.site, agent=cfg.agent.id, versions=default_versions(),
-                     config_hash=config_hash(cfg.source_path, cfg), models=models)
+                     config_hash=config_hash(cfg.source_path, cfg))
     handler = None
     if cfg.downlink.enabled:
         from edge.downlink.handler import DownlinkHandler

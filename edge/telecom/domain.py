@@ -54,8 +54,8 @@ def build_stages(ctx: AssemblyContext) -> list[Any]:
     from edge.telecom.ipplane.build import build_stages as ipplane
 
     stages: list[Any] = [FrameDecoderStage()]
-    stages += callplane(ctx.cfg)
-    stages += ipplane(ctx.cfg)
+    stages += callplane(ctx.cfg, ctx.model_store)
+    stages += ipplane(ctx.cfg, ctx.model_store)
     wl = ctx.cfg.detectors.watchlist
     if wl.enabled and ctx.watchlist is not None:
         from edge.watchlist.matcher import WatchlistMatcher

@@ -248,6 +248,9 @@ def train(seed: int = 20260101, quick: bool = False, out: Path = HERE,
         },
     }
     (out / "model.json").write_text(json.dumps(contract, indent=2) + "\n", "utf-8")
+    from models.package import finish_package  # canary set and drift reference
+
+    finish_package(out, X, seed=seed)
     log(f"wrote {onnx_path} ({onnx_path.stat().st_size} bytes) in {time.time() - t0:.0f} s")
     return contract
 

@@ -165,7 +165,8 @@ def test_assemble_builds_telecom_sources_per_mode(tmp_path: Path) -> None:
     agent = assemble(cfg, mode="replay", sinks=[], inputs={"events": [ev], "pcap": []})
     assert [s.name for s in agent.sources] == ["events:e.jsonl"]
     names = [s.name for s in agent.pipeline.stages]
-    assert names[0] == "capture.decoder" and names[-1] == "watchlist"
+    # the domains' stages in order, then the model watch (drift, model counters)
+    assert names[0] == "capture.decoder" and names[-2:] == ["watchlist", "models"]
     agent.close()
     with pytest.raises(ValueError, match="mode"):
         assemble(cfg, mode="live", sinks=[])

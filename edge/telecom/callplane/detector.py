@@ -115,6 +115,15 @@ class CallPlaneDetector:
     def flush(self, now: float) -> Sequence[Detection]:
         return self.score(now, force=True) or NOTHING
 
+    def model_swapped(self, model: Any) -> None:
+        """A new model took over (between two batches): its identity, threshold and
+        reference statistics come with it."""
+        self.model_info = model.info
+        self._model_threshold = float(model.contract.get("threshold", 0.9))
+        ref = model.contract.get("reference", {})
+        self._ref = [(ref.get(f, [0.0, 1.0])[0], max(1e-6, ref.get(f, [0.0, 1.0])[1]))
+                     for f in FEATURES]
+
     def counters(self) -> dict[str, int | float]:
         return {**self.tables.counters(), "scored": self.scored, "batches": self.batches,
                 "alerts_sim": self.alerts_sim, "alerts_device": self.alerts_device,

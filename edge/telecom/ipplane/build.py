@@ -23,7 +23,7 @@ def settings_from(sec: IpPlaneSection) -> Any:
         confirm_evals=sec.confirm_evals)
 
 
-def build_stages(cfg: Config) -> list[Any]:
+def build_stages(cfg: Config, store: Any = None) -> list[Any]:
     """``[IpPlaneDetector]``, or ``[]`` when the IP plane is disabled.
 
     A model named in the config must load (ModelError otherwise); when the packaged
@@ -37,7 +37,7 @@ def build_stages(cfg: Config) -> list[Any]:
 
     sigs = load_signatures(sec.signatures)
     try:
-        model = load_default_model(sec.model)
+        model = load_default_model(sec.model, cfg, store)
     except ModelError:
         if sec.model is not None:
             raise
@@ -46,4 +46,10 @@ def build_stages(cfg: Config) -> list[Any]:
     settings = settings_from(sec)
     if sec.threshold is None and model is not None and "threshold" in model.contract:
         settings.threshold = float(model.contract["threshold"])
-    return [IpPlaneDetector(settings, sigs, model)]
+    det = IpPlaneDetector(settings, sigs, model)
+    if model is not None and hasattr(model, "on_swap") and sec.threshold is None:
+        def new_threshold(m: Any) -> None:  # a swapped-in model brings its threshold
+            if "threshold" in m.contract:
+                det.s.threshold = float(m.contract["threshold"])
+        model.on_swap.append(new_threshold)
+    return [det]

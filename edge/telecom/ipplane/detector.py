@@ -630,10 +630,15 @@ def _oui_only(mac: bytes) -> str:
     return mac[:3].hex(":") + ":xx:xx:xx"
 
 
-def load_default_model(path: Path | None = None) -> Any:
-    """The packaged models/ipplane model (or ``path``, a model.onnx beside its model.json)."""
-    from models.loader import MODELS_DIR, load_model
+def load_default_model(path: Path | None = None, cfg: Any = None, store: Any = None) -> Any:
+    """The packaged models/ipplane model (or ``path``, a model.onnx beside its
+    model.json), verified under the config's signature policy; through the model store
+    when given (updatable over the downlink, watched for drift)."""
+    from edge.config import Config
+    from edge.telecom.ipplane.endpoint import FEATURES
+    from models.loader import MODELS_DIR, load_configured
 
-    if path is not None:
-        return load_model(path.parent, path)
-    return load_model(MODELS_DIR / "ipplane")
+    folder = path.parent if path is not None else MODELS_DIR / "ipplane"
+    if store is not None and (path is None or path.name == "model.onnx"):
+        return store.open("ipplane", folder, FEATURES)
+    return load_configured(folder, cfg or Config(), expect_features=FEATURES, onnx_path=path)
