@@ -154,3 +154,20 @@ class CommandOutcome:
     status: str
     detail: str = ""
     latency_s: float | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class PhotoEyeEvent:
+    """A photo-eye edge from the station controller over the firmware bridge.
+
+    ``ts`` is the event time of the edge (controller clock mapped to agent time);
+    ``eye`` is ``"scan"`` (before the barcode scanner), ``"xray"`` (X-ray entry) or
+    ``"divert"`` (at the diverter); ``blocked`` is True on the beam break (leading
+    edge) and False when it clears; ``seq`` is the controller's counter per eye.
+    """
+
+    ts: float
+    lane: str
+    eye: str
+    blocked: bool
+    seq: int
