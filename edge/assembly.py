@@ -20,7 +20,7 @@ from edge.detection import ModelInfo
 from edge.domains import MODES, AssemblyContext, available_domains
 from edge.pipeline import Pipeline
 from edge.report.ids import IdFactory
-from edge.report.pseudonym import Pseudonymiser, load_key
+from edge.report.pseudonym import Pseudonymiser, load_fleet_key, load_key
 from edge.report.reporter import Reporter, Sink
 from edge.report.sinks import JsonlSink, StdoutSink
 
@@ -78,7 +78,8 @@ def assemble(cfg: Config, *, mode: str, sinks: Sequence[Sink],
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    pseudo = Pseudonymiser(load_key(cfg.privacy.key, cfg.privacy.key_file, cfg.agent.data_dir))
+    pseudo = Pseudonymiser(load_key(cfg.privacy.key, cfg.privacy.key_file, cfg.agent.data_dir),
+                           fleet_key=load_fleet_key(cfg.privacy.fleet_key_file))
     watchlist = None
     if cfg.detectors.watchlist.enabled:
         from edge.downlink.watchlist import WatchlistStore

@@ -86,6 +86,11 @@ class PrivacySection:
     key_file: ExistingPath | None = None
     """File holding the per-site HMAC key. If neither is given, a random key is
     created once in data_dir/privacy.key (mode 0600)."""
+    fleet_key_file: ExistingPath | None = None
+    """Optional file holding the operator's fleet key: reports then carry a
+    fleet-scoped pseudonym (subject ``fleet_id``) beside the per-site one, so the
+    fleet collector can correlate across sites. Read docs/fleet-pseudonyms.md first:
+    a leaked fleet key exposes every site."""
 
 
 @dataclass

@@ -11,6 +11,11 @@ if [ "${AFE_WITH_TEST_TOOLS:-0}" = 1 ]; then
   command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)
   command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
   command -v socat >/dev/null 2>&1 || need_apt+=(socat)
+  # the fleet collector's tests start throwaway PostgreSQL clusters (initdb, pg_ctl)
+  # and drive the desk views in Debian's headless Chromium through its chromedriver
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 fi
 
 PY=""

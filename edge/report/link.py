@@ -385,8 +385,11 @@ class MqttLink:
             client.tls_set_context(self._tls.context())
             if cfg.tls.insecure_skip_verify:
                 client.tls_insecure_set(True)
+        # the will carries the time this connection began; the birth repeats it as
+        # conn_ts, so a receiver can order a late will against the next birth
+        self._conn_ts = time.time()
         client.will_set(status_topic(cfg.topic_prefix, self.site, self.agent),
-                        offline_payload(self.identity, time.time(), "lost"), qos=1,
+                        offline_payload(self.identity, self._conn_ts, "lost"), qos=1,
                         retain=True)
         return client
 
@@ -470,7 +473,9 @@ class MqttLink:
         self.connected.set()
         prefix = cfg.topic_prefix
         client.publish(status_topic(prefix, self.site, self.agent),
-                       birth_payload(self.identity, time.time()), qos=1, retain=True)
+                       birth_payload(self.identity, time.time(),
+                                     conn_ts=getattr(self, "_conn_ts", None)),
+                       qos=1, retain=True)
         if self.downlink is not None:
             client.subscribe(downlink_filter(prefix, self.site, self.agent), qos=1)
         inflight: dict[int, tuple[int, str]] = {}  # mid -> (outbox seq, topic); this connection only

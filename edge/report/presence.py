@@ -69,9 +69,12 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def birth_payload(ident: Identity, now: float) -> bytes:
+def birth_payload(ident: Identity, now: float, conn_ts: float | None = None) -> bytes:
+    """``conn_ts``: when this connection began (the time in its will)."""
     d = asdict(ident)
     d.update(state="online", ts=now)
+    if conn_ts is not None:
+        d["conn_ts"] = conn_ts
     return orjson.dumps(d)
 
 

@@ -15,6 +15,12 @@ matches whether it appeared as an MSISDN, a B-number or a waybill sender phone:
                        national "0" kept (numbers are matched as written)
     ip     -> "ip"     canonical text form (ipaddress module)
     other personal types -> their own name, value stripped
+
+Optional fleet-scoped pseudonym (``[privacy] fleet_key_file``; docs/fleet-pseudonyms.md):
+every box of one operator holds the same fleet key and adds, beside the per-site
+pseudonym, ``fleet_id = "f1:" + hex(HMAC-SHA256(fleet_key, "fleet:" + domain + ":" +
+normalised))[:32]`` to each pseudonymised subject, so the collector can tell the same
+SIM, device or endpoint across sites without ever seeing it in clear.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from pathlib import Path
 from edge.errors import ConfigError
 
 PREFIX = "h1:"
+FLEET_PREFIX = "f1:"
 DEFAULT_PERSONAL_TYPES = frozenset(
     {"imsi", "imei", "msisdn", "phone", "peer", "sender_phone", "receiver_phone",
      "sender_id", "ip", "endpoint", "iccid"}
@@ -65,10 +72,14 @@ class Pseudonymiser:
     """Replaces personal identifiers with keyed HMACs. Cheap: results are memoised."""
 
     def __init__(self, key: bytes, personal_types: frozenset[str] = DEFAULT_PERSONAL_TYPES,
-                 cache_size: int = 200_000) -> None:
+                 cache_size: int = 200_000, fleet_key: bytes | None = None) -> None:
         if len(key) < 16:
             raise ConfigError("privacy key must be at least 16 bytes", key="privacy.key")
+        if fleet_key is not None and (len(fleet_key) < 16 or fleet_key == key):
+            raise ConfigError("the fleet key must be at least 16 bytes and differ from the "
+                              "site key", key="privacy.fleet_key_file")
         self._key = key
+        self._fleet_key = fleet_key
         self.personal_types = personal_types
         self._cache: dict[tuple[str, str], str] = {}
         self._cache_size = cache_size
@@ -89,11 +100,39 @@ class Pseudonymiser:
         self._cache[k] = out
         return out
 
+    @property
+    def has_fleet_key(self) -> bool:
+        return self._fleet_key is not None
+
+    def fleet_pseudonym(self, id_type: str, value: str) -> str | None:
+        """The fleet-scoped pseudonym, or None without a fleet key (not memoised: only
+        subjects of reports take it, a few per detection)."""
+        if self._fleet_key is None:
+            return None
+        domain, norm = normalise(id_type, value)
+        msg = f"fleet:{domain}:{norm}".encode()
+        return FLEET_PREFIX + hmac.new(self._fleet_key, msg, hashlib.sha256).hexdigest()[:32]
+
     def apply(self, id_type: str, value: str) -> tuple[str, bool]:
         """(identifier as it may leave the device, whether it was pseudonymised)."""
         if id_type in self.personal_types:
             return self.pseudonym(id_type, value), True
         return value, False
+
+
+def load_fleet_key(key_file: Path | None) -> bytes | None:
+    """The optional fleet key (never created on the box: the operator distributes it)."""
+    if key_file is None:
+        return None
+    try:
+        raw = key_file.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read fleet key file: {exc}",
+                          key="privacy.fleet_key_file") from None
+    if len(raw) < 16:
+        raise ConfigError("fleet key file holds fewer than 16 bytes",
+                          key="privacy.fleet_key_file")
+    return raw
 
 
 def load_key(key: str | None, key_file: Path | None, data_dir: Path) -> bytes:

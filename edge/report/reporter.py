@@ -61,7 +61,10 @@ class Reporter:
 
     def _subject(self, s: Subject) -> dict[str, Any]:
         ident, pseudo = self._pseudo.apply(s.type, s.id)
-        return {"type": s.type, "id": ident, "pseudonymised": pseudo}
+        out = {"type": s.type, "id": ident, "pseudonymised": pseudo}
+        if pseudo and self._pseudo.has_fleet_key:
+            out["fleet_id"] = self._pseudo.fleet_pseudonym(s.type, s.id)
+        return out
 
     def build(self, det: Detection) -> Report:
         """The report for a detection, pseudonymised, not yet published."""

@@ -72,3 +72,20 @@ def test_key_file_and_generated_key(tmp_path: Path) -> None:
     kf.write_bytes(b"short")
     with pytest.raises(ConfigError, match="fewer than 16"):
         load_key(None, kf, tmp_path)
+
+
+def test_fleet_pseudonym_is_the_same_at_every_site_and_optional() -> None:
+    fleet = b"operator-fleet-key-0123456789"
+    a = Pseudonymiser(b"site-a-key-0123456789", fleet_key=fleet)
+    b = Pseudonymiser(b"site-b-key-0123456789", fleet_key=fleet)
+    imsi = "460011234567890"
+    assert a.pseudonym("imsi", imsi) != b.pseudonym("imsi", imsi)        # per site
+    fa = a.fleet_pseudonym("imsi", imsi)
+    assert fa is not None and fa.startswith("f1:") and len(fa) == 35
+    assert fa == b.fleet_pseudonym("imsi", imsi)                          # fleet-wide
+    assert a.fleet_pseudonym("phone", "+8613800000000") == \
+        b.fleet_pseudonym("sender_phone", "+8613800000000")               # same domain
+    assert a.fleet_pseudonym("imei", "86000000000000") != fa
+    assert Pseudonymiser(b"site-a-key-0123456789").fleet_pseudonym("imsi", imsi) is None
+    with pytest.raises(ConfigError):
+        Pseudonymiser(b"site-a-key-0123456789", fleet_key=b"site-a-key-0123456789")
