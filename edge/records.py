@@ -67,7 +67,9 @@ class Packet:
     Produced by the capture decoder (drivers/capture) for UDP and TCP; consumed by the
     IP-plane stages. ``payload`` is the L4 payload. For GTP-U traffic the addresses are
     the *inner* ones and ``teid`` is set. ``eth_src`` is the outer source MAC (6 bytes)
-    when the link layer carries one, for OUI signatures.
+    when the link layer carries one, for OUI signatures. ``tunnel`` names the tunnels
+    the packet was taken out of (outermost first, e.g. ``"erspan2(session=5)@a>b"``),
+    None when it arrived plain.
     """
 
     ts: float
@@ -83,6 +85,7 @@ class Packet:
     tcp_flags: int = 0
     teid: int | None = None
     eth_src: bytes | None = None
+    tunnel: str | None = None
 
 
 @dataclass(slots=True)

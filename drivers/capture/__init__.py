@@ -3,6 +3,7 @@
 - ``pcapio``    walks pcap/pcapng files in large blocks (record offsets, times, link types)
 - ``decode``    per-frame L2-L4 decoding: Ethernet/SLL/SLL2/raw/loopback, VLAN, IPv4/IPv6,
                 UDP/TCP, GTP-U decapsulation, fragment reassembly
+- ``tunnels``   GRE, ERSPAN I/II/III, PPPoE, MPLS, VXLAN, Geneve, IP-in-IP headers
 - ``fragments`` the bounded IP fragment table
 - ``rtp``       RTP classification and per-flow-second aggregation (``RtpBatch``)
 - ``batch``     numpy classification of RTP media over many frames (the fast path)

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from simulators.telecom import pcap_sip as sip
+from simulators.telecom.pcap_encap import Encapsulator
 from simulators.telecom.pcap_frames import (
     PcapWriter,
     Tunnel,
@@ -97,6 +98,8 @@ class PcapSimConfig:
     loss: float = 0.005
     """RTP packet loss probability."""
     max_packets: int | None = None
+    encap: str | None = None
+    """Wrap every frame in this tunnel (``pcap_encap.KINDS``: erspan2, mpls, pppoe, ...)."""
 
 
 @dataclass
@@ -153,6 +156,7 @@ class _Sim:
         self.n = 0
         self.counts: Counter[str] = Counter()
         self.pool: Counter[str] = Counter()
+        self.encap = Encapsulator(cfg.encap) if cfg.encap else None
 
     # ------------------------------------------------------------------ plumbing
     def _addr(self, kind: str) -> str:
@@ -174,6 +178,11 @@ class _Sim:
                                   with_seq=self.rng.random() < 0.3)
 
     def frame(self, src: str, dst: str, pkt: bytes, *, seq: bool = True) -> bytes:
+        """The frame on the wire: link layer, GTP-U, and the capture's tunnel if any."""
+        f = self._link(src, dst, pkt, seq=seq)
+        return f if self.encap is None else self.encap.wrap(f)
+
+    def _link(self, src: str, dst: str, pkt: bytes, *, seq: bool = True) -> bytes:
         """Link-layer framing of an IP packet (GTP-U when either end is a tunnelled UE)."""
         t = self.tunnels.get(src)
         if t is not None:
@@ -261,7 +270,7 @@ class _Sim:
         ssrc = self.rng.getrandbits(32)
         st = _Stream(start, min(end, self.end), b"", ssrc, pt, payload, self.cfg.loss,
                      self.rng.getrandbits(16), self.rng.getrandbits(32))
-        if is_v6(src):
+        if is_v6(src) or (self.encap is not None and self.encap.per_packet):
             st.frame_fn = lambda rtp: self.frame(src, dst, udp(src, dst, sport, dport, rtp))
         else:
             body = bytes(12) + payload

@@ -39,6 +39,7 @@ from edge.telecom.ipplane.rtp import RtpFlow, is_rtcp, rtp_header
 from edge.telecom.ipplane.signatures import Signature, SignatureSet, load_signatures
 from edge.telecom.ipplane.sip import PREFIXES as SIP_PREFIXES
 from edge.telecom.ipplane.sip import SipError, SipMessage, SipStream, parse_message
+from edge.telecom.ipplane.websocket import open_stream
 
 log = logging.getLogger(__name__)
 
@@ -228,12 +229,17 @@ class IpPlaneDetector:
                     if text in p:
                         self._hit(pkt.src, sig, ts, text.decode("ascii", "replace"))
                 return
-            if not p or p[:3] not in SIP_PREFIXES:
+            if not p:
+                return
+            st = SipStream() if p[:3] in SIP_PREFIXES else open_stream(p)
+            if st is None:
                 return
             if len(self.tcp) >= self.s.max_flows // 4:
                 del self.tcp[next(iter(self.tcp))]
                 self.c["tcp_streams_evicted"] += 1
-            st = self.tcp[key] = SipStream()
+            self.tcp[key] = st
+            if type(st) is not SipStream:
+                self.c["sip_websocket_streams"] += 1
         st.last_ts = ts
         if p:
             gaps = st.gaps
@@ -351,6 +357,8 @@ class IpPlaneDetector:
         b = self._endpoint(dst, ts)
         a.sip_messages += 1
         b.sip_messages += 1
+        if pkt.tunnel is not None:  # context for the report: how it reached the mirror
+            a.tunnel = pkt.tunnel
         a.peer(dst, ts)
         b.peer(src, ts)
         h = msg.headers
@@ -587,6 +595,9 @@ class IpPlaneDetector:
                                             "count": h.count, "first_ts": round(h.first_ts, 6),
                                             "detail": h.detail,
                                             "signatures_version": self.sigs.version}))
+        if ep.tunnel is not None:
+            ev.append(Evidence("seen inside a tunnel: the addresses are the inner packet's",
+                               {"tunnel": ep.tunnel}))
         model_info: ModelInfo | None = None
         if row:
             model_info = self.model.info

@@ -109,6 +109,7 @@ class EndpointState:
     last_report: float | None = None
     reported_sigs: set[str] = field(default_factory=set)
     over: int = 0  # consecutive model judgements at or above the threshold
+    tunnel: str | None = None  # the tunnels its last SIP message came through
 
     # -- updates
     def touch(self, ts: float) -> None:

@@ -247,11 +247,19 @@ class SipStream:
         elif delta:  # a gap: the bytes in between are lost
             self.gaps += 1
             self.buf.clear()
-            if not looks_like_sip(payload):
+            if not self._resync(payload):
                 self.next_seq = (seq + len(payload)) & 0xFFFFFFFF
                 return []
         self.next_seq = (start + len(payload)) & 0xFFFFFFFF
         self.buf += payload
+        return self._drain()
+
+    def _resync(self, payload: bytes) -> bool:
+        """After a gap: can parsing start again at this segment?"""
+        return looks_like_sip(payload)
+
+    def _drain(self) -> list[SipMessage]:
+        """Every complete message at the front of the buffer, taken out of it."""
         out: list[SipMessage] = []
         while self.buf:
             # skip keepalive CRLFs (RFC 5626) and resync on garbage
