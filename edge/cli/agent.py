@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="base-station events JSONL (repeatable)")
     rp.add_argument("--pcap", type=Path, action="append", default=[],
                     help="pcap/pcapng file (repeatable)")
+    rp.add_argument("--depot", type=Path, action="append", default=[],
+                    help="depot station recording folder (repeatable; see README 'Depot "
+                         "station')")
     rp.add_argument("--out", type=Path, required=True, help="reports JSONL to write")
     rp.add_argument("--mqtt", action="store_true",
                     help="also publish to the MQTT broker of --config's [mqtt] section "
@@ -174,7 +177,7 @@ def _replay(args: argparse.Namespace) -> int:
                     "default of 127.0.0.1:1883 could hand reports to the wrong one)")
     cfg: Config = load_config(args.config) if args.config else Config()
     setup_logging_from(cfg)
-    for p in args.events + args.pcap:
+    for p in args.events + args.pcap + args.depot:
         if not p.exists():
             return fail(f"input file not found: {p}")
     if args.out.exists():
@@ -183,7 +186,8 @@ def _replay(args: argparse.Namespace) -> int:
                        stdout=not args.quiet and sys.stdout.isatty())
     try:
         agent = assemble(cfg, mode="replay", sinks=sinks,
-                         inputs={"events": args.events, "pcap": args.pcap})
+                         inputs={"events": args.events, "pcap": args.pcap,
+                                 "depot": args.depot})
     except BaseException:
         for sink in sinks:
             sink.close()
@@ -192,7 +196,7 @@ def _replay(args: argparse.Namespace) -> int:
     if not sources:
         agent.close()
         args.out.unlink(missing_ok=True)
-        return fail("nothing to replay: give --events or --pcap, or inputs in the config")
+        return fail("nothing to replay: give --events, --pcap or --depot, or inputs in the config")
     bar = progress_bar("replay", "rec")
     t0 = time.perf_counter()
     try:

@@ -79,6 +79,9 @@ class DepotSection:
     """Scanner reads closer than this are one parcel (double reads)."""
     xray_wait_s: Annotated[float, Range(0.0, 600.0)] = 4.0
     """A parcel is complete this long after its expected X-ray entry."""
+    parcels_out: Path | None = None
+    """When set, every assembled parcel is appended here as a JSON line (no personal
+    fields)."""
     record_dir: Path | None = None
     """When set, raw device bytes and X-ray files are recorded here (replay them with
     edge-agent replay --depot DIR)."""
