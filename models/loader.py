@@ -159,16 +159,23 @@ def load_model(folder: Path | str, onnx_path: Path | None = None, *,
     if require_signature or (keys and is_signed(folder)):
         signed_by = verify_package(folder, keys or {})
     model_path = onnx_path or folder / "model.onnx"
-    if not model_path.exists():
-        raise ModelError(f"model file missing: {model_path} (train it: see {folder}/README)")
-    digest = sha256_file(model_path)
+    try:
+        # read once: the bytes hashed are the bytes onnxruntime gets (a file swapped
+        # between the check and the load cannot slip through)
+        blob = model_path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"model file missing: {model_path} (train it: see {folder}/README)"
+                         ) from None
+    except OSError as exc:
+        raise ModelError(f"model file unreadable: {model_path}: {exc}") from None
+    digest = hashlib.sha256(blob).hexdigest()
     if digest != contract.sha256:
         raise ModelError(f"{model_path}: sha256 {digest[:12]}... does not match the "
                          f"contract's {contract.sha256[:12]}...; refusing to load")
     if expect_features is not None and tuple(expect_features) != contract.features:
         raise ModelError(_feature_mismatch(folder, contract.features, tuple(expect_features)))
     try:
-        sess = ort.InferenceSession(str(model_path), sess_options=session_options(),
+        sess = ort.InferenceSession(blob, sess_options=session_options(),
                                     providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors
         raise ModelError(f"{model_path}: onnxruntime cannot load it: {exc}") from None
