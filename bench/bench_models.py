@@ -66,9 +66,8 @@ def time_it(path: Path, feeds: dict[str, np.ndarray], threads: int, repeat: int)
 
 
 def quantised(folder: Path, tmp: Path) -> Path | None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     graph = onnx.load(str(folder / "model.onnx"))
     if not any(n.op_type in ("MatMul", "Gemm", "Conv") for n in graph.graph.node):
