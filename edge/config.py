@@ -81,7 +81,7 @@ def default_data_dir() -> Path:
 
 @dataclass
 class PrivacySection:
-    key: str | None = None
+    key: str | None = field(default=None, metadata={"secret": True})
     """Per-site HMAC key (at least 16 characters). Prefer key_file."""
     key_file: ExistingPath | None = None
     """File holding the per-site HMAC key. If neither is given, a random key is
@@ -238,7 +238,8 @@ class TlsSection:
     key_file: ExistingPath | None = None
     """Private key of the client certificate."""
     insecure_skip_verify: bool = False
-    """Skip server verification. For lab use only; logged as a warning."""
+    """Skip server verification. For lab use only: a warning at start and on every
+    connect, and the birth message says so (tls.insecure_skip_verify)."""
     reload_check_s: Annotated[float, Range(0.5, 3600.0)] = 10.0
     """How often the CA, cert and key files are checked for changes; a change
     reconnects with the new files (certificate rotation without restart)."""
@@ -260,7 +261,7 @@ class MqttSection:
     """Client id; default afe-<site>-<agent>."""
     username: str | None = None
     """Username, if the broker requires one."""
-    password: str | None = None
+    password: str | None = field(default=None, metadata={"secret": True})
     """Password for username."""
     keepalive_s: Annotated[int, Range(5, 3600)] = 30
     """MQTT keep-alive interval."""
@@ -592,6 +593,28 @@ def _cross_checks(cfg: Config, ctx: _Ctx) -> None:
     tls = cfg.mqtt.tls
     if (tls.cert_file is None) != (tls.key_file is None):
         raise ctx.error("cert_file and key_file go together (mTLS)", "mqtt.tls.cert_file")
+
+
+def redacted(cfg: Any) -> Any:
+    """The config as plain data (dicts, lists, str, numbers) with every secret field
+    (``metadata={"secret": True}``: privacy.key, mqtt.password) replaced by whether it
+    is set. What may be hashed into the birth message or logged."""
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(cfg):
+            if f.metadata.get("internal"):
+                continue
+            v = getattr(cfg, f.name)
+            out[f.name] = ("<set>" if v is not None else None) if f.metadata.get("secret") \
+                else redacted(v)
+        return out
+    if isinstance(cfg, dict):
+        return {str(k): redacted(v) for k, v in cfg.items()}
+    if isinstance(cfg, (list, tuple)):
+        return [redacted(v) for v in cfg]
+    if isinstance(cfg, Path):
+        return str(cfg)
+    return cfg
 
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:

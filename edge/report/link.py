@@ -143,7 +143,13 @@ class MqttLink:
         self.site, self.agent = site, agent
         self.identity = identity or Identity(
             site=site, agent=agent, versions=default_versions(),
-            config_hash=config_hash(None, (cfg, alert_min_severity)))
+            config_hash=config_hash((cfg, alert_min_severity)))
+        self.identity.tls = {"enabled": cfg.tls.enabled,
+                             "insecure_skip_verify": cfg.tls.enabled and
+                             cfg.tls.insecure_skip_verify}
+        if self.identity.tls["insecure_skip_verify"]:
+            log.warning("TLS: insecure_skip_verify = true: the broker's certificate is NOT "
+                        "verified; anyone on the path can read and forge traffic (lab only)")
         if not self.identity.boot_seq:
             self.identity.boot_seq = outbox.bump("boot_seq")
         if not self.identity.boot_ts:
@@ -467,6 +473,9 @@ class MqttLink:
                         self.last_error)
         else:
             log.info("MQTT connected to %s:%d", cfg.host, cfg.port)
+        if self.identity.tls.get("insecure_skip_verify"):
+            log.warning("TLS: connected to %s:%d WITHOUT verifying its certificate "
+                        "(insecure_skip_verify)", cfg.host, cfg.port)
         self.last_error = self._last_logged_error = None
         self._backoff.connected(time.monotonic())
         self.state = "connected"
@@ -858,7 +867,7 @@ def build_link(cfg: Config) -> MqttLink:
     data_dir = cfg.agent.data_dir
     outbox = open_outbox(cfg.outbox, data_dir)
     ident = Identity(site=cfg.agent.site, agent=cfg.agent.id, versions=default_versions(),
-                     config_hash=config_hash(cfg.source_path, cfg))
+                     config_hash=config_hash(cfg))
     handler = None
     if cfg.downlink.enabled:
         from edge.downlink.handler import DownlinkHandler

@@ -45,6 +45,8 @@ def make_client(cfg: MqttSection, client_id: str) -> mqtt.Client:
         except (ssl.SSLError, OSError) as exc:
             raise LinkError(f"TLS setup failed: {exc}") from None
         if cfg.tls.insecure_skip_verify:
+            log.warning("TLS: insecure_skip_verify = true: the broker's certificate is NOT "
+                        "verified (lab only)")
             client.tls_insecure_set(True)
     return client
 
@@ -82,6 +84,9 @@ class MqttSink:
                     props: Any = None) -> None:
         self._connect_rc = rc
         if not rc.is_failure:
+            if self.cfg.tls.enabled and self.cfg.tls.insecure_skip_verify:
+                log.warning("TLS: connected to %s:%d WITHOUT verifying its certificate",
+                            self.cfg.host, self.cfg.port)
             self._connected.set()
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: Any,

@@ -34,6 +34,9 @@ class Identity:
     models: dict[str, str] = field(default_factory=dict)
     boot_seq: int = 0
     boot_ts: float = 0.0
+    tls: dict[str, bool] = field(default_factory=dict)
+    """{"enabled": ..., "insecure_skip_verify": ...}: a box that skips certificate
+    verification says so to whoever watches the fleet."""
 
 
 @dataclass(slots=True)
@@ -52,13 +55,15 @@ def default_versions() -> dict[str, str]:
             "paho": paho.mqtt.__version__}
 
 
-def config_hash(source: Path | None, fallback: object) -> str:
-    """sha256 of the config file's bytes (or of the typed config's repr)."""
-    try:
-        data = source.read_bytes() if source is not None else repr(fallback).encode()
-    except OSError:
-        data = repr(fallback).encode()
-    return hashlib.sha256(data).hexdigest()
+def config_hash(cfg: object) -> str:
+    """sha256 over the typed config with its secrets removed (:func:`edge.config.redacted`),
+    as sorted-key JSON. Not over the file: it may hold the inline site key, and a hash
+    of it would let anyone confirm a guessed key offline."""
+    from edge.config import redacted
+
+    data = orjson.dumps(redacted(cfg), option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+                        default=str)
+    return hashlib.sha256(b"afe-config-v1\n" + data).hexdigest()
 
 
 def file_sha256(path: Path) -> str:

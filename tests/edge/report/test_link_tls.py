@@ -158,3 +158,49 @@ def test_acl_denial_mqtt311_is_silent(tmp_path: Path) -> None:
         assert c["acked"] >= 4 and c["denied"] == 0 and c["pending"] == 0
         link.close()
         sub.close()
+
+
+def test_insecure_skip_verify_warns_at_start_and_every_connect_and_says_so_in_birth(
+        tmp_path: Path, pki: dict, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 9: a mismatched certificate was accepted without the promised warning."""
+    from edge.report.topics import status_topic
+
+    tls = TlsSection(enabled=True, ca_file=pki["other"].pem.cert,  # would not verify
+                     cert_file=pki["client"].cert, key_file=pki["client"].key,
+                     insecure_skip_verify=True)
+    with _tls_broker(pki) as b, caplog.at_level(logging.WARNING):
+        link = _link(tmp_path, b.port, tls=tls)
+        assert any("insecure_skip_verify = true" in r.getMessage() for r in caplog.records)
+        assert link.wait_connected(10), link.last_error
+        sub = ReportSubscriber(b.host, b.port, status_topic("afe/v1", "s1", "a1"),
+                               client_id="ops", tls=_ops_ctx(pki))
+        assert sub.wait_for(1, 10)
+        birth = sub.reports[-1]
+        assert birth["state"] == "online"
+        assert birth["tls"] == {"enabled": True, "insecure_skip_verify": True}
+        link._cmd_reconnect({})
+        deadline = time.monotonic() + 10
+        while link.counters()["connects"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        connects = [r for r in caplog.records if "WITHOUT verifying" in r.getMessage()]
+        assert link.counters()["connects"] == 2 and len(connects) == 2
+        sub.close()
+        link.close(timeout_s=1)
+
+
+def test_config_hash_leaves_secrets_out(tmp_path: Path) -> None:
+    """Issue 9: the hash of a file holding the inline site key confirmed a guess."""
+    import hashlib
+
+    from edge.config import load_config
+    from edge.report.presence import config_hash
+
+    a, b = tmp_path / "a.toml", tmp_path / "b.toml"
+    a.write_text('[privacy]\nkey = "guessable-key-0001"\n[mqtt]\npassword = "pw1"\n')
+    b.write_text('[privacy]\nkey = "another-key-00002"\n[mqtt]\npassword = "pw2"\n')
+    ca, cb = load_config(a), load_config(b)
+    assert config_hash(ca) == config_hash(cb)           # the secret does not enter it
+    assert config_hash(ca) != hashlib.sha256(a.read_bytes()).hexdigest()
+    cb.detectors.callplane.min_calls = 7
+    assert config_hash(ca) != config_hash(cb)           # everything else does
+    assert len(config_hash(ca)) == 64
