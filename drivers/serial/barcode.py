@@ -5,7 +5,10 @@ In: bytes from the scanner's serial line and the time they arrived. Out:
 like a waybill number, ``valid=False``) and ``Malformed`` records for noise. An AIM
 symbology identifier (``]`` + symbology letter + modifier digit, e.g. ``]C1``) is
 split off when present; with ``aim="require"`` a line without one is malformed,
-with ``aim="none"`` a leading ``]`` is kept as part of the code. Double reads are
+with ``aim="none"`` a leading ``]`` is kept as part of the code. A line whose
+bytes are more than ``line_gap_s`` apart is not one decode (a scanner sends a
+decode in one burst): the stale start -- usually the tail of a noise burst -- is
+dropped, so the decode after it is still read. Double reads are
 passed on as two reads: whether they belong to one parcel is the assembly's call.
 """
 
@@ -28,7 +31,7 @@ class BarcodeCore:
 
     def __init__(self, lane: str, *, terminator: bytes = b"\r\n", aim: str = "auto",
                  noread: tuple[str, ...] = DEFAULT_NOREAD, max_len: int = 64,
-                 source: str = "barcode") -> None:
+                 line_gap_s: float = 0.03, source: str = "barcode") -> None:
         if aim not in AIM_MODES:
             raise ValueError(f"aim must be one of {AIM_MODES}, not {aim!r}")
         self.lane = lane
@@ -36,6 +39,8 @@ class BarcodeCore:
         self.noread = frozenset(noread)
         self.source = source
         self._lines = LineSplitter(terminator, max_len)
+        self.line_gap_s = line_gap_s
+        self._last_ts = float("-inf")
         self.reads = 0
         self.noreads = 0
         self.invalid = 0
@@ -43,6 +48,13 @@ class BarcodeCore:
 
     def feed(self, data: bytes, ts: float) -> list[ScanRead | Malformed]:
         out: list[ScanRead | Malformed] = []
+        if ts - self._last_ts > self.line_gap_s:
+            stale = self._lines.discard_pending()
+            if stale is not None:
+                self.malformed += 1
+                out.append(Malformed(self.source, f"byte {stale.offset}",
+                                     f"{stale.reason} ({stale.length} bytes)", ts))
+        self._last_ts = ts
         for item in self._lines.feed(data):
             if isinstance(item, Dropped):
                 self.malformed += 1

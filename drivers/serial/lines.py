@@ -108,6 +108,15 @@ class LineSplitter:
         else:
             out.append(Dropped(start, length, reason))
 
+    def discard_pending(self) -> Dropped | None:
+        """Drop an incomplete line (a device's character timeout expired mid-line)."""
+        if not self._buf:
+            return None
+        d = Dropped(self._start, len(self._buf), "stale partial line")
+        self._buf.clear()
+        self._start = self.offset
+        return d
+
     @property
     def pending(self) -> int:
         """Bytes of an incomplete line held back (bounded by ``max_len``)."""

@@ -23,6 +23,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="edge-sim", description="Simulators for every input the agent reads.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from simulators.depot.cli import add_parser as add_depot
+
+    add_depot(sub)
     e = sub.add_parser("events", help="base-station event feed (JSONL) with a truth file",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     e.add_argument("--seed", type=int, default=1, help="random seed (same seed, same feed)")
@@ -106,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         return _pcap(args)
     if args.command == "play":
         return _play(args)
+    if args.command == "depot":
+        from simulators.depot.cli import run as run_depot
+
+        return run_depot(args)
     return 2
 
 

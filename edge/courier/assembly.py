@@ -25,8 +25,11 @@ the open parcel whose anchor is nearest, within ``match_window_s``:
   other gets a "cross-read" note).
 
 A reading that matches no open parcel opens one (its barcode is then missing). A
-parcel closes ``xray_wait_s`` after its expected X-ray entry, so late X-ray files
-(the watcher waits for sidecars) still make it. Memory is bounded: at most
+parcel closes as soon as every piece is in and its tag reads are over (the diverter
+is seconds downstream), else ``xray_wait_s`` after its expected X-ray entry, so late
+X-ray files (the watcher waits for sidecars) still make it. ``seq`` is the order in
+which parcels close. A reading nearer a closed parcel than any open one is late:
+counted and dropped. Memory is bounded: at most
 ``MAX_OPEN`` parcels are open (the oldest is closed early, counted) and the tag
 history of closed parcels keeps the last ``TAG_HISTORY`` entries.
 """
@@ -34,7 +37,7 @@ history of closed parcels keeps the last ``TAG_HISTORY`` entries.
 from __future__ import annotations
 
 import bisect
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from statistics import median
@@ -71,7 +74,7 @@ class Geometry:
     typical_parcel_m: float = 0.35
     match_window_s: float = 0.9
     double_read_s: float = 0.6
-    xray_wait_s: float = 4.0
+    xray_wait_s: float = 8.0
 
     @classmethod
     def from_section(cls, sec: Any) -> Geometry:
@@ -118,8 +121,9 @@ class ParcelAssembler:
         self._eye_open: _Slot | None = None
         self._eyes = False
         self._tag_best: OrderedDict[str, tuple[int, int]] = OrderedDict()  # epc->(seq,rssi)
+        self._rfid_done = (g.rfid_at_m + g.typical_parcel_m) / v + g.match_window_s + 1.0
+        self._closed: deque[float] = deque(maxlen=32)  # anchors of recently closed parcels
         self.seq = 0
-        self.closed_before = float("-inf")
         self.counts: dict[str, int] = {}
 
     # -- input
@@ -169,10 +173,10 @@ class ParcelAssembler:
 
     def _place(self, expected_anchor: float, piece: str) -> _Slot | None:
         """The slot a reading of ``piece`` goes to (a new one if none is near)."""
-        if expected_anchor < self.closed_before:
+        slot, other = self._nearest(expected_anchor, self.geo.match_window_s)
+        if self._late(expected_anchor, self.geo.match_window_s, slot):
             self._count(f"late.{piece}")
             return None
-        slot, other = self._nearest(expected_anchor, self.geo.match_window_s)
         if slot is None:
             self._count(f"opened_by.{piece}")
             return self._insert(expected_anchor, piece)
@@ -199,7 +203,7 @@ class ParcelAssembler:
             self._eye_open = None
 
     def _scan(self, r: ScanRead) -> None:
-        if r.ts < self.closed_before:
+        if self._late(r.ts, self.geo.double_read_s, None):
             self._count("late.barcode")
             return
         if self._eyes:
@@ -261,10 +265,10 @@ class ParcelAssembler:
 
     def _rfid(self, r: RfidRead) -> None:
         exp = r.ts - (self.geo.rfid_at_m + self.geo.typical_parcel_m / 2) / self.geo.belt_mps
-        if exp < self.closed_before:
+        slot, _ = self._nearest(exp, self.geo.match_window_s + 1.0)
+        if self._late(exp, self.geo.match_window_s + 1.0, slot):
             self._count("late.rfid")
             return
-        slot, _ = self._nearest(exp, self.geo.match_window_s + 1.0)
         if slot is None:
             self._count("rfid.unplaced")
             return
@@ -279,12 +283,23 @@ class ParcelAssembler:
 
     # -- output
     def tick(self, now: float) -> list[Parcel]:
-        """Parcels whose last reading cannot come any more by ``now``."""
+        """Parcels that are complete, or whose missing pieces cannot come any more."""
         out: list[Parcel] = []
-        while self._open and (self._open[0].anchor + self._close_after <= now
-                              or len(self._open) > MAX_OPEN):
-            out.append(self._close(self._pop()))
+        i = 0
+        while i < len(self._open):
+            s = self._open[i]
+            if s.anchor + self._close_after <= now or self._complete(s, now) \
+                    or (i == 0 and len(self._open) > MAX_OPEN):
+                out.append(self._close(self._pop(i)))
+            else:
+                i += 1
         return out
+
+    def _complete(self, s: _Slot, now: float) -> bool:
+        """Every piece is in and the tag reads are over: no reason to wait (the
+        diverter is a few seconds downstream)."""
+        return bool((s.scans or s.by == "eye") and s.weighings and s.dims and s.xrays
+                    and now >= s.anchor + self._rfid_done)
 
     def flush(self) -> list[Parcel]:
         """Every open parcel, as it is (end of a replay, shutdown)."""
@@ -295,16 +310,21 @@ class ParcelAssembler:
                 slot.weighings.append(w)
         out = []
         while self._open:
-            out.append(self._close(self._pop()))
+            out.append(self._close(self._pop(0)))
         return out
 
-    def _pop(self) -> _Slot:
-        self._anchors.pop(0)
-        slot = self._open.pop(0)
-        self.closed_before = max(self.closed_before, slot.anchor + self.geo.match_window_s / 2)
+    def _pop(self, i: int) -> _Slot:
+        self._anchors.pop(i)
+        slot = self._open.pop(i)
+        self._closed.append(slot.anchor)
         if slot is self._eye_open:
             self._eye_open = None
         return slot
+
+    def _late(self, anchor: float, window: float, best: _Slot | None) -> bool:
+        """True when ``anchor`` is nearer a parcel already closed than any open one."""
+        near = min((abs(a - anchor) for a in self._closed), default=float("inf"))
+        return near <= window and (best is None or near < abs(best.anchor - anchor))
 
     def _close(self, s: _Slot) -> Parcel:
         self.seq += 1
@@ -406,7 +426,8 @@ class ParcelAssembler:
     def _tags_of(self, s: _Slot, notes: list[str]) -> tuple[str, ...]:
         keep: list[tuple[int, str]] = []
         for epc, (reads, rssi) in s.tags.items():
-            rivals = [o.tags[epc][1] for o in self._open[:2] if epc in o.tags]
+            rivals = [o.tags[epc][1] for o in self._open
+                      if o.anchor > s.anchor and epc in o.tags]
             prev = self._tag_best.get(epc)
             if prev is not None and prev[1] >= rssi and prev[0] >= self.seq - 2:
                 notes.append(f"rfid: tag {epc} cross-read, it belongs to parcel {prev[0]}")

@@ -26,6 +26,8 @@ class DepotSection:
     """Line terminator the scanner is set to."""
     scanner_aim: Literal["auto", "require", "none"] = "auto"
     """AIM symbology prefix: split off when present, required, or never looked for."""
+    scanner_line_gap_s: Annotated[float, Range(0.001, 10.0)] = 0.03
+    """A pause longer than this inside a line means its start was noise (dropped)."""
     scale_port: str = ""
     """MT-SICS scale serial port (2b)."""
     scale_mode: Literal["poll_si", "poll_s", "stream"] = "poll_si"
@@ -77,8 +79,9 @@ class DepotSection:
     Keep it below half the smallest gap between parcels' leading edges."""
     double_read_s: Annotated[float, Range(0.05, 60.0)] = 0.6
     """Scanner reads closer than this are one parcel (double reads)."""
-    xray_wait_s: Annotated[float, Range(0.0, 600.0)] = 4.0
-    """A parcel is complete this long after its expected X-ray entry."""
+    xray_wait_s: Annotated[float, Range(0.0, 600.0)] = 8.0
+    """A parcel still missing a piece is closed this long after its expected X-ray entry
+    (complete parcels close at once)."""
     parcels_out: Path | None = None
     """When set, every assembled parcel is appended here as a JSON line (no personal
     fields)."""

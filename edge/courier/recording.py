@@ -65,14 +65,15 @@ class Recorder:
     """A recording folder being written by a live agent."""
 
     def __init__(self, folder: Path, lane: str, devices: dict[str, dict[str, Any]],
-                 waybills: Path | None = None) -> None:
+                 waybills: Path | None = None, started: float | None = None) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "xray").mkdir(exist_ok=True)
         (folder / "manifest.json").write_bytes(orjson.dumps(
-            {"format": FORMAT, "lane": lane, "started": time.time(), "devices": devices},
+            {"format": FORMAT, "lane": lane, "started": time.time() if started is None else started, "devices": devices},
             option=orjson.OPT_INDENT_2))
-        if waybills is not None and waybills.exists():
+        if waybills is not None and waybills.exists() \
+                and waybills.resolve() != (folder / "waybills.jsonl").resolve():
             shutil.copyfile(waybills, folder / "waybills.jsonl")
         self.streams = {name: StreamRecorder(folder / f"{name}.rec") for name in devices}
         self._xlock = threading.Lock()

@@ -21,7 +21,8 @@ def device_options(sec: Any) -> dict[str, dict[str, Any]]:
     """The manifest entry of every device the ``[depot]`` section configures a port for."""
     opts: dict[str, dict[str, Any]] = {}
     if sec.scanner_port:
-        opts["scanner"] = {"terminator": sec.scanner_terminator, "aim": sec.scanner_aim}
+        opts["scanner"] = {"terminator": sec.scanner_terminator, "aim": sec.scanner_aim,
+                           "line_gap_s": sec.scanner_line_gap_s}
     if sec.scale_port:
         opts["scale"] = {"mode": sec.scale_mode}
     if sec.dims_port:
@@ -36,7 +37,8 @@ def make_core(device: str, lane: str, opts: dict[str, Any]) -> Any:
     src = f"depot.{device}"
     if device == "scanner":
         return BarcodeCore(lane, terminator=parse_terminator(opts.get("terminator", "crlf")),
-                           aim=opts.get("aim", "auto"), source=src)
+                           aim=opts.get("aim", "auto"),
+                           line_gap_s=float(opts.get("line_gap_s", 0.03)), source=src)
     if device == "scale":
         return MtSicsCore(lane, source=src)
     if device == "dims":

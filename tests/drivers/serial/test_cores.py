@@ -213,3 +213,13 @@ def test_rfid_random_garbage_never_hides_more_than_one_frame() -> None:
         pos += n
     reads = [r.epc for r in got if isinstance(r, RfidRead)]
     assert reads == [e.hex().upper() for e in epcs]
+
+
+def test_barcode_stale_partial_line_dropped_after_a_gap() -> None:
+    core = BarcodeCore("L1", line_gap_s=0.1)
+    assert core.feed(b"q7#", 1.0) == []  # the printable tail of a noise burst
+    out = core.feed(b"]C1SF1234567890123\r\n", 1.5)
+    assert isinstance(out[0], Malformed) and out[1] == ScanRead(1.5, "L1", "SF1234567890123",
+                                                                "]C1")
+    assert good(core.feed(b"SF12345", 2.0) + core.feed(b"67890123\r\n", 2.01)) == [
+        ScanRead(2.01, "L1", "SF1234567890123")]
