@@ -37,9 +37,20 @@ class SerialDeviceSource:
         self._clock = clock
         self._rec = recorder
         self._stop = threading.Event()
+        self._running = False
         self.polls = 0
 
     def __iter__(self) -> Iterator[Any]:
+        self._running = True
+        try:
+            yield from self._loop()
+        finally:
+            # closed here, on the reading thread: closing a pyserial port under a
+            # blocked read on another thread makes pyserial fail inside os.read
+            self._running = False
+            self.reader.close()
+
+    def _loop(self) -> Iterator[Any]:
         next_poll = 0.0
         timeout = min(self.poll_s, 0.2) if self.poll else 0.2
         while not self._stop.is_set():
@@ -68,5 +79,7 @@ class SerialDeviceSource:
         return out
 
     def close(self) -> None:
+        """Stop; the port is closed by the reading thread within one read timeout."""
         self._stop.set()
-        self.reader.close()
+        if not self._running:
+            self.reader.close()
