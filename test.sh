@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite. Installs what it needs first (venv, mosquitto, tshark, sipp).
+# The whole test suite. Installs what it needs first (venv, mosquitto, tshark, sipp, sngrep).
 # Extra arguments go to pytest (e.g. ./test.sh -k config).
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -130,10 +130,24 @@ class CaptureInput:
 
 
 @dataclass
+class HepInput:
+    listen: str | None = None
+    """In ``run``: host:port (or [ipv6]:port) on which to receive HEP v2/v3 datagrams from
+    SIP probes (Kamailio/OpenSIPS siptrace, heplify, captagent); the SIP and RTCP they
+    carry go to the IP-plane stages with their original addresses and times."""
+    rcvbuf_bytes: Annotated[int, Range(0, 1 << 30)] = 8 * 1024 * 1024
+    """Socket receive buffer for the HEP listener (0 = the OS default)."""
+    auth_key: str | None = None
+    """When set, HEP3 datagrams must carry this auth key (chunk 14); others are counted
+    and dropped."""
+
+
+@dataclass
 class InputsSection:
     events: EventsInput = field(default_factory=EventsInput)
     pcap: PcapInput = field(default_factory=PcapInput)
     capture: CaptureInput = field(default_factory=CaptureInput)
+    hep: HepInput = field(default_factory=HepInput)
     max_future_s: Annotated[float, Range(0.0, 86_400.0)] = 600.0
     """In run: a record stamped further ahead of the wall clock is counted malformed
     and never moves event time."""

@@ -10,6 +10,7 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 if [ "${AFE_WITH_TEST_TOOLS:-0}" = 1 ]; then
   command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)
   command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
+  command -v sngrep >/dev/null 2>&1 || need_apt+=(sngrep)
   command -v socat >/dev/null 2>&1 || need_apt+=(socat)
   # the fleet collector's tests start throwaway PostgreSQL clusters (initdb, pg_ctl)
   # and drive the desk views in Debian's headless Chromium through its chromedriver

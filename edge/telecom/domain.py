@@ -3,7 +3,8 @@ detections out.
 
 Sources: event JSONL files (``inputs.events.files`` + ``--events``; followed in
 ``run`` when ``inputs.events.follow``), pcap files (``inputs.pcap.files`` +
-``--pcap``), and in ``run`` only the UDP event listener and live capture. Stages, in
+``--pcap``), and in ``run`` only the UDP event listener, live capture and the HEP
+listener (``inputs.hep.listen``: SIP/RTCP from SIP probes). Stages, in
 routing order: the frame decoder (for sources handing over raw frames), the call
 plane, the IP plane, the watchlist matcher. Heavy imports happen in the builders, so
 importing this module (done when a config is parsed) stays cheap.
@@ -41,6 +42,20 @@ def build_sources(ctx: AssemblyContext) -> list[Any]:
                 s.close()
             raise ConfigError(f"cannot listen on {cfg.inputs.events.udp_listen}: {exc}",
                               key="inputs.events.udp_listen") from None
+    hep = cfg.inputs.hep
+    if hep.listen:
+        from drivers.capture.hep import HepListener
+        from drivers.events.sources import parse_listen
+
+        try:
+            host, port = parse_listen(hep.listen)
+            srcs.append(HepListener(host, port, rcvbuf=hep.rcvbuf_bytes,
+                                    auth_key=hep.auth_key))
+        except (ValueError, OSError) as exc:
+            for s in srcs:
+                s.close()
+            raise ConfigError(f"cannot listen on {hep.listen}: {exc}",
+                              key="inputs.hep.listen") from None
     if cfg.inputs.capture.interface:
         from drivers.capture.live import open_live_source
 
@@ -65,5 +80,10 @@ def build_stages(ctx: AssemblyContext) -> list[Any]:
     return stages
 
 
+def has_live_inputs(cfg: Any) -> bool:
+    """A live input of this domain beyond the core ones preflight knows (HEP)."""
+    return bool(cfg.inputs.hep.listen)
+
+
 DOMAIN = Domain(name="telecom", build_sources=build_sources, build_stages=build_stages,
-                input_kinds=("events", "pcap"))
+                input_kinds=("events", "pcap"), has_live_inputs=has_live_inputs)
