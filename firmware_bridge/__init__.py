@@ -1,5 +1,9 @@
-"""The microcontroller link (station controller, base-station monitor firmware).
+"""The firmware bridge: an authenticated binary link to base-station and station-controller
+firmware over a UART or a socket.
 
-Not built yet: no open issue covers it. Live base-station events arrive today as JSONL
-over UDP or a followed file (``drivers/events``).
+Layers, each a small module: :mod:`~firmware_bridge.schema` (the field language),
+:mod:`~firmware_bridge.messages` (every message), :mod:`~firmware_bridge.codec`
+(COBS framing, CRC, signing; sans-IO), :mod:`~firmware_bridge.link` (hello, ACK and
+retransmission; sans-IO), then the I/O runtime, the pipeline source and the
+``station`` actuator. The wire specification is PROTOCOL.md beside this file.
 """
