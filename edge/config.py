@@ -310,7 +310,8 @@ class OutboxSection:
     path: Path | None = None
     """SQLite file; default: <agent.data_dir>/outbox.sqlite."""
     max_bytes: Annotated[int, Range(65_536, 2**50)] = 256 * 1024 * 1024
-    """Byte cap on pending reports; when full, health goes first, then low, then alerts."""
+    """Byte cap on the outbox files on disk (database, WAL, index); when full, health
+    goes first, then low, then alerts."""
     ttl_health_s: Annotated[float, Range(1.0, 365 * 86_400.0)] = 86_400.0
     """Health telemetry older than this is dropped."""
     ttl_low_s: Annotated[float, Range(1.0, 365 * 86_400.0)] = 7 * 86_400.0

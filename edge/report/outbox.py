@@ -5,7 +5,16 @@ SQLite in WAL mode, one table of pending reports keyed by a local sequence numbe
 it survives a crash or SIGKILL of the process; ``sync="full"``: also a power loss).
 ``ack`` deletes reports whose PUBACK was mapped back to their sequence number.
 
-Bounded: a byte cap over every pending report and a TTL per class. Classes, in the
+Bounded: a byte cap and a TTL per class. The cap (``max_bytes``) holds for the files
+on disk: database, write-ahead log and its shared-memory index together. Checkpoint
+policy: the WAL is checkpointed every :data:`WAL_SHARE` of the cap
+(``wal_autocheckpoint``) and truncated back to that size afterwards
+(``journal_size_limit``, and an explicit ``wal_checkpoint(TRUNCATE)`` after a commit
+that left it larger); of what is left after the WAL and the 32 KiB ``-shm`` index,
+pending reports may use :data:`PAYLOAD_SHARE` (counted as payload +
+:data:`ROW_OVERHEAD`), the rest is B-tree slack (overflow pages, part-full leaves).
+Dead letters keep at most :data:`DEAD_SHARE` of the cap. Freed pages are reused, so
+the database file stays at its high-water mark, under the cap. Classes, in the
 order they are dropped when the cap is reached (oldest first within a class):
 
     0 health   agent.* telemetry
@@ -42,6 +51,10 @@ _SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 # Per-row bookkeeping SQLite spends beyond the payload (rowid, header, index entry):
 # counted into the cap so the file size tracks the cap.
 ROW_OVERHEAD = 48
+PAYLOAD_SHARE = 0.6
+WAL_SHARE = 0.15
+DEAD_SHARE = 0.03
+SHM_BYTES = 32_768
 _SQLITE_FULL = 13
 
 
@@ -117,6 +130,7 @@ class Outbox:
                  clock: object = time.time) -> None:
         self.path = Path(path)
         self.max_bytes = int(max_bytes)
+        self._wal = Path(str(self.path) + "-wal")
         self.ttl_s = tuple(float(t) for t in ttl_s)
         if len(self.ttl_s) != 3:
             raise ValueError("ttl_s needs one TTL per class (health, low, alert)")
@@ -139,6 +153,14 @@ class Outbox:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
             db.execute("PRAGMA busy_timeout=5000")
+            page = int(db.execute("PRAGMA page_size").fetchone()[0])
+            self._wal_limit = max(4 * page, int(self.max_bytes * WAL_SHARE))
+            db.execute(f"PRAGMA wal_autocheckpoint={max(2, self._wal_limit // page // 2)}")
+            db.execute(f"PRAGMA journal_size_limit={self._wal_limit}")
+            # what is left after the WAL and the -shm index, less B-tree slack (rows
+            # above a page spill into overflow pages, leaves are not full)
+            self._budget = max(4096, int((self.max_bytes - SHM_BYTES - self._wal_limit)
+                                         * PAYLOAD_SHARE))
             db.executescript(_SCHEMA)
             check = db.execute("PRAGMA quick_check").fetchone()[0]
         except sqlite3.DatabaseError as exc:
@@ -188,7 +210,7 @@ class Outbox:
             drops: dict[str, int] = {}
             try:
                 db.execute("BEGIN IMMEDIATE")
-                if sum(self._bytes) + need > self.max_bytes:
+                if sum(self._bytes) + need > self._budget:
                     rows = self._make_room(rows, drops)
                 if rows:
                     db.executemany(_INSERT, rows)
@@ -211,6 +233,7 @@ class Outbox:
                 self._count[r[2]] += 1
             self._count_drops_memory(drops)
             self.submitted += len(rows)
+            self._trim_wal()
             if self.disk_full:
                 self.disk_full = False
                 log.warning("outbox %s: writes succeed again (disk space available)",
@@ -223,14 +246,15 @@ class Outbox:
         full store does not pay for an eviction on every submit."""
         kept: list[tuple] = []
         total = sum(self._bytes)
-        slack = self.max_bytes // 100
+        budget = self._budget
+        slack = budget // 100
         for row in rows:
             size, cls = row[4], row[2]
-            if total + size > self.max_bytes:
-                goal = total + size - self.max_bytes + slack
+            if total + size > budget:
+                goal = total + size - budget + slack
                 freed = self._evict_upto(cls, goal, drops)
                 total -= freed
-            if total + size > self.max_bytes:
+            if total + size > budget:
                 key = f"{CLASS_NAMES[cls]}.cap"
                 drops[key] = drops.get(key, 0) + 1
                 continue
@@ -292,6 +316,7 @@ class Outbox:
                 self._bytes[cls] -= size
                 self._count[cls] -= 1
             self.acked += len(gone)
+            self._trim_wal()
             return len(gone)
 
     def dead_letter(self, seq: int, reason: str) -> bool:
@@ -313,6 +338,7 @@ class Outbox:
                         (seq, rid, topic, reason, self._clock(), payload))  # type: ignore[operator]
                     self._db.execute("DELETE FROM dead WHERE n <= ?",
                                      ((cur.lastrowid or 0) - self._dead_keep,))
+                    self._trim_dead()
                     drops[f"{CLASS_NAMES[cls]}.denied"] = 1
                     self._persist_drops(drops)
                 self._db.execute("COMMIT")
@@ -323,6 +349,7 @@ class Outbox:
                     self._enter_disk_full(exc)
                     return False
                 raise LinkError(f"outbox {self.path}: dead-letter failed: {exc}") from None
+            self._trim_wal()
             if row is None:
                 return False
             self._bytes[cls] -= size
@@ -362,6 +389,7 @@ class Outbox:
                         self._bytes[c] -= size
                         self._count[c] -= 1
                     self._count_drops_memory(drops)
+                    self._trim_wal()
                     total += len(gone)
                     if len(victims) < len(got):
                         break
@@ -420,7 +448,38 @@ class Outbox:
             self._db.close()
             self._lockfile.close()  # releases the flock
 
+    def disk_bytes(self) -> int:
+        """Bytes the outbox's files take on disk (database, WAL, shared-memory index)."""
+        total = 0
+        for p in (self.path, self._wal, Path(str(self.path) + "-shm")):
+            try:
+                total += p.stat().st_size
+            except OSError:
+                pass
+        return total
+
     # ------------------------------------------------------------------ internals
+    def _trim_wal(self) -> None:
+        """After a commit: a WAL above its share is checkpointed and truncated (a large
+        batch or eviction can outgrow the auto-checkpoint interval in one commit)."""
+        try:
+            if self._wal.stat().st_size <= self._wal_limit:
+                return
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except (OSError, sqlite3.DatabaseError):
+            pass  # a reader holds the WAL or the disk is full: the next commit retries
+
+    def _trim_dead(self) -> None:
+        limit = int(self.max_bytes * DEAD_SHARE)
+        total = self._db.execute("SELECT coalesce(sum(length(payload)), 0) FROM dead"
+                                 ).fetchone()[0]
+        while total > limit:
+            row = self._db.execute("DELETE FROM dead WHERE n = (SELECT min(n) FROM dead) "
+                                   "RETURNING length(payload)").fetchone()
+            if row is None:
+                break
+            total -= row[0]
+
     def _persist_drops(self, drops: dict[str, int]) -> None:
         for k, n in drops.items():
             if n:

@@ -104,7 +104,7 @@ def test_bounds_while_broker_down_then_drain(tmp_path: Path,
                            session_expiry_s=600)
     time.sleep(2.2)
     b.kill()
-    ob = Outbox(tmp_path / "ob.sqlite", max_bytes=300_000)
+    ob = Outbox(tmp_path / "ob.sqlite", max_bytes=640_000)  # ~300 kB of it for rows
     with caplog.at_level(logging.WARNING):
         link = MqttLink(_cfg(b.port), ob, site="s1", agent="a1", data_dir=tmp_path)
         n = 0

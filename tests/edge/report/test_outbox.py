@@ -14,7 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from edge.report.outbox import ALERT, HEALTH, LOW, Outbox, classify, drain_all
+from edge.report.outbox import (
+    ALERT,
+    HEALTH,
+    LOW,
+    PAYLOAD_SHARE,
+    SHM_BYTES,
+    Outbox,
+    classify,
+    drain_all,
+)
 
 
 def _rid(i: int) -> str:
@@ -74,7 +83,8 @@ def test_submit_is_durable_across_sigkill(tmp_path: Path) -> None:
 
 def test_cap_drops_health_then_low_then_alert(tmp_path: Path,
                                                caplog: pytest.LogCaptureFixture) -> None:
-    ob = Outbox(tmp_path / "ob.sqlite", max_bytes=100_000)
+    cap = int((100_000 / PAYLOAD_SHARE + SHM_BYTES) / 0.85) + 1  # rows: 100 kB of it
+    ob = Outbox(tmp_path / "ob.sqlite", max_bytes=cap)
     payload = b"x" * 900  # ~1000 bytes with overhead: about 100 fit
     n = 0
 
@@ -109,7 +119,7 @@ def test_cap_drops_health_then_low_then_alert(tmp_path: Path,
     assert ids[-1] == _rid(n - 1)  # the newest alert is kept
     # counts survive a restart
     ob.close()
-    assert Outbox(tmp_path / "ob.sqlite", max_bytes=100_000).stats().drops == st.drops
+    assert Outbox(tmp_path / "ob.sqlite", max_bytes=cap).stats().drops == st.drops
 
 
 def test_ttl_per_class(tmp_path: Path) -> None:
@@ -205,3 +215,32 @@ def test_one_process_per_outbox(tmp_path: Path) -> None:
     ob.close()
     Outbox(tmp_path / "ob.sqlite").close()  # free again
     assert issubclass(LinkError, ConnectionError)
+
+
+@pytest.mark.parametrize("cap", [256 * 1024, 1 << 20, 4 << 20])
+def test_byte_cap_holds_for_the_files_on_disk_wal_included(tmp_path: Path, cap: int) -> None:
+    """Issue 9: the cap counted logical bytes while the files (WAL!) grew past it
+    (the same load before the fix: 18x the cap at 256 KiB, 5.6x at 1 MiB, 2.3x at 4)."""
+    import random
+
+    rnd = random.Random(cap)
+    ob = Outbox(tmp_path / "ob.sqlite", max_bytes=cap)
+    worst = 0
+    n = 0
+    for round_ in range(40):   # broker down: singles, batches, evictions, some acks
+        for _ in range(20):
+            ob.submit(_rid(n), rnd.choice((HEALTH, LOW, ALERT)), "t/x",
+                      rnd.randbytes(rnd.randint(200, 3000)))
+            n += 1
+        batch = [(_rid(n + i), ALERT, "t/x", rnd.randbytes(rnd.randint(200, 6000)))
+                 for i in range(rnd.randint(1, 200))]
+        n += len(batch)
+        ob.submit_many(batch)
+        if round_ % 5 == 4:
+            ob.ack([p.seq for p in ob.fetch(0, 50)])
+        worst = max(worst, ob.disk_bytes())
+        for p in ob.fetch(0, 3):
+            ob.dead_letter(p.seq, "denied" * 50)
+    assert ob.stats().drops.get("alert.cap", 0) > 0  # it really was full
+    assert worst <= cap, (worst, cap)
+    ob.close()
