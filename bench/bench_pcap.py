@@ -9,8 +9,12 @@ then for each size measures, in this one run:
   per second extracting the same SIP fields;
 - the fast source alone in this process (``FastPcapSource``), for reference;
 - and the simulator's own generation rate.
+With ``--encap erspan2,mpls`` the same capture (same seed, same packets) is also
+written with every frame inside each of those tunnels, and replayed and fed to
+tshark the same way, so the tunnel cost reads as a ratio to the plain replay.
 
 Run by hand:  python bench/bench_pcap.py [--sizes 250000,500000,1000000] [--workdir DIR]
+              [--encap erspan2,mpls]
 """
 
 from __future__ import annotations
@@ -67,6 +71,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=4)
     ap.add_argument("--workdir", type=Path)
     ap.add_argument("--no-tshark", action="store_true")
+    ap.add_argument("--encap", default="",
+                    help="also replay the capture wrapped in these tunnels (comma list of "
+                         "simulators.telecom.pcap_encap.KINDS, e.g. erspan2,mpls)")
     ap.add_argument("--reference", action="store_true",
                     help="also time scapy's full dissection and its raw reader (first frames)")
     args = ap.parse_args()
@@ -79,11 +86,14 @@ def main() -> int:
     agent = shutil.which("edge-agent") or "edge-agent"
     tshark = shutil.which("tshark")
     rows = []
-    for n in [int(x) for x in args.sizes.split(",")]:
-        pcap = work / f"sip-rtp-{n}.pcap"
+    variants = [None, *[k for k in args.encap.split(",") if k]]
+    for n, encap in [(int(x), v) for x in args.sizes.split(",") for v in variants]:
+        tag = f"-{encap}" if encap else ""
+        pcap = work / f"sip-rtp-{n}{tag}.pcap"
         t0 = time.perf_counter()
-        res = simulate_pcap(PcapSimConfig(seed=args.seed, duration_s=3600.0, max_packets=n),
-                            pcap, work / f"sip-rtp-{n}.truth.json")
+        res = simulate_pcap(PcapSimConfig(seed=args.seed, duration_s=3600.0, max_packets=n,
+                                          encap=encap),
+                            pcap, work / f"sip-rtp-{n}{tag}.truth.json")
         gen_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         src = FastPcapSource(pcap)
@@ -101,10 +111,11 @@ def main() -> int:
                                        "-e", "sip.Method", "-e", "sip.Call-ID",
                                        "-e", "sip.User-Agent"], work / "tshark.log")
         reports = sum(1 for _ in open(out)) if out.exists() else 0
-        rows.append((n, pcap.stat().st_size >> 20, res.packets / gen_s, n / src_s, recs,
+        rows.append((f"{n:,}{' ' + encap if encap else ''}", pcap.stat().st_size >> 20, res.packets / gen_s, n / src_s, recs,
                      n / rep_s, n / pipe_s, rss, reports, rc,
                      n / ts_s if ts_s == ts_s else float("nan")))
-        print(f"{n:>9,} pkts: sim {res.packets / gen_s:>9,.0f}/s | source {n / src_s:>9,.0f}/s "
+        print(f"{rows[-1][0]:>16} pkts: sim {res.packets / gen_s:>9,.0f}/s "
+              f"| source {n / src_s:>9,.0f}/s "
               f"({recs:,} records) | replay {n / rep_s:>9,.0f}/s (pipeline {n / pipe_s:,.0f}/s)"
               f", RSS {rss} MiB, {reports} reports, rc {rc} | tshark {rows[-1][-1]:>8,.0f}/s",
               flush=True)
@@ -114,10 +125,10 @@ def main() -> int:
           "tshark fields pkt/s | replay / tshark |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, mib, gen, src_r, recs, rep, pipe, rss, _reports, _rc, tsr in rows:
-        print(f"| {n:,} | {mib} | {gen:,.0f} | {src_r:,.0f} | {recs:,} | {rep:,.0f} | "
+        print(f"| {n} | {mib} | {gen:,.0f} | {src_r:,.0f} | {recs:,} | {rep:,.0f} | "
               f"{pipe:,.0f} | {rss} | {tsr:,.0f} | {rep / tsr:.1f}x |")
     if args.reference and rows:
-        reference(work / f"sip-rtp-{rows[-1][0]}.pcap")
+        reference(pcap)
     print(f"\n(files in {work}; python {sys.version.split()[0]}, {os.cpu_count()} cpus)")
     return 0
 

@@ -2,7 +2,8 @@
 
 Given the raw bytes of a block and the data offsets of a run of frames of one link
 type, :func:`find_rtp` marks the frames that are plain IPv4 (no options, not a
-fragment, not truncated) UDP carrying RTP-looking payload on media ports, exactly
+fragment, not truncated) UDP carrying RTP-looking payload on media ports (directly,
+in GTP-U, or under the GRE/ERSPAN/MPLS tunnels of a mirror, see ``_peel``), exactly
 the frames the per-frame decoder would hand to the RTP aggregator, and
 :func:`rtp_groups` reduces them per flow to partial aggregates. Every other frame is
 left to the per-frame decoder, so the two paths give the same records.
@@ -11,6 +12,7 @@ left to the per-frame decoder, so the two paths give the same records.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -56,13 +58,10 @@ def find_rtp(raw: np.ndarray, off: np.ndarray, caplen: np.ndarray, linktype: int
     def g8(idx: np.ndarray) -> np.ndarray:
         return raw[np.minimum(idx, last)].astype(np.int64)
 
+    lim = off + caplen  # end of what the innermost packet may use (outer lengths)
     if linktype == LINKTYPE_ETHERNET:
-        et = (g8(off + 12) << 8) | g8(off + 13)
-        l3 = off + 14
-        vlan = et == 0x8100  # one tag on the fast path; deeper stacks go per frame
-        if vlan.any():
-            et = np.where(vlan, (g8(off + 16) << 8) | g8(off + 17), et)
-            l3 = np.where(vlan, off + 18, l3)
+        et, l3 = _ether(g8, off)
+        et, l3, lim = _peel(g8, et, l3, lim)
     elif linktype == LINKTYPE_LINUX_SLL:
         et = (g8(off + 14) << 8) | g8(off + 15)
         l3 = off + 16
@@ -83,7 +82,7 @@ def find_rtp(raw: np.ndarray, off: np.ndarray, caplen: np.ndarray, linktype: int
         ok &= (ulen >= 8) & (ulen <= tot - 20)
         return ok, sport, dport, ulen
 
-    ok, sport, dport, ulen = udp4(l3, np.where(et == 0x0800, caplen - (l3 - off), 0))
+    ok, sport, dport, ulen = udp4(l3, np.where(et == 0x0800, lim - l3, 0))
     # GTP-U G-PDU without extension headers, carrying IPv4: look at the inner packet
     gflags = g8(l3 + 28)
     gtp = ok & ((sport == GTPU_PORT) | (dport == GTPU_PORT)) & ((gflags & 0xF4) == 0x30)
@@ -122,6 +121,71 @@ def find_rtp(raw: np.ndarray, off: np.ndarray, caplen: np.ndarray, linktype: int
     return RtpFields(sel, be32(b + 12), be32(b + 16), sport[sel], dport[sel], be32(b + 36),
                      (raw[b + 30].astype(np.int64) << 8) | raw[b + 31], be32(b + 32), pt[sel],
                      ulen[sel] - 8, teid[sel], gtp[sel])
+
+
+def _ether(g8: Any, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(EtherType, L3 offset) of Ethernet frames at ``e``; one 802.1Q tag taken off
+    (deeper stacks go per frame)."""
+    et = (g8(e + 12) << 8) | g8(e + 13)
+    l3 = e + 14
+    vlan = et == 0x8100
+    if vlan.any():
+        et = np.where(vlan, (g8(e + 16) << 8) | g8(e + 17), et)
+        l3 = np.where(vlan, e + 18, l3)
+    return et, l3
+
+
+def _peel(g8: Any, et: np.ndarray, l3: np.ndarray, lim: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Take off the tunnels a mirror adds, for every frame at once: GRE over plain IPv4
+    (checksum/key/sequence options; IPv4, MPLS, TEB, ERSPAN I/II/III inside) and MPLS
+    stacks of up to four labels (IPv4, or pseudowire Ethernet with a control word).
+    Frames whose tunnel is anything else keep an EtherType the RTP test rejects, so
+    they go per frame. Bounded: at most ``_PEEL_ROUNDS`` layers."""
+    for _ in range(_PEEL_ROUNDS):
+        gre = g8(l3 + 9) == 47  # cheapest test first: plain captures leave here
+        mpls = et == 0x8847
+        if not (gre.any() or mpls.any()):
+            break
+        gre &= (et == 0x0800) & (g8(l3) == 0x45) & (((g8(l3 + 6) & 0x3F) | g8(l3 + 7)) == 0)
+        if gre.any():
+            tot = (g8(l3 + 2) << 8) | g8(l3 + 3)
+            g = l3 + 20
+            f0, f1 = g8(g), g8(g + 1)
+            gproto = (g8(g + 2) << 8) | g8(g + 3)
+            gre &= ((f0 & 0x40) == 0) & ((f1 & 0x07) == 0) & (tot >= 24)
+            seq = (f0 & 0x10) != 0
+            p = g + 4 + 4 * (((f0 >> 7) & 1) + ((f0 >> 5) & 1) + seq.astype(np.int64))
+            e2 = (gproto == 0x88BE) & gre
+            e3 = (gproto == 0x22EB) & gre
+            teb = (gproto == 0x6558) & gre
+            eth_at = np.where(e2, p + np.where(seq, 8, 0), p)
+            eth_at = np.where(e3, p + np.where(g8(p + 11) & 1, 20, 12), eth_at)
+            to_eth = e2 | e3 | teb
+            iet, il3 = _ether(g8, eth_at)
+            inner_ip = gre & ((gproto == 0x0800) | (gproto == 0x8847))
+            lim = np.where(gre, np.minimum(lim, l3 + tot), lim)
+            et = np.where(to_eth, iet, np.where(inner_ip, gproto, np.where(gre, 0, et)))
+            l3 = np.where(to_eth, il3, np.where(inner_ip, p, l3))
+            mpls = et == 0x8847  # MPLS carried in GRE is peeled in this round too
+        if mpls.any():
+            q = l3
+            done = np.zeros(len(l3), dtype=bool)
+            for _k in range(4):
+                bottom = (g8(q + 2) & 1) == 1
+                q = np.where(mpls & ~done, q + 4, q)
+                done |= bottom
+            mpls &= done
+            nib = g8(q) >> 4
+            iet, il3 = _ether(g8, q + 4)
+            ip = mpls & (nib == 4)
+            pw = mpls & (nib == 0)
+            et = np.where(ip, 0x0800, np.where(pw, iet, np.where(et == 0x8847, 0, et)))
+            l3 = np.where(ip, q, np.where(pw, il3, l3))
+    return et, l3, lim
+
+
+_PEEL_ROUNDS = 3
 
 
 @dataclass(slots=True)
