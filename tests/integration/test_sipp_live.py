@@ -2,7 +2,8 @@
 
 The capture source listens on ``lo`` with a BPF filter for the two SIPp ports; the
 decoded Packets are parsed with the IP-plane SIP parser, and every call SIPp made
-must show up: its INVITE, and the same Call-IDs SIPp logged. Needs root and sipp.
+must show up: its INVITE, and the same Call-IDs SIPp logged; the IP plane reads every
+message and raises nothing (a real negative). Needs root and sipp.
 """
 
 from __future__ import annotations
@@ -103,6 +104,15 @@ def test_sipp_calls_are_captured_on_loopback(tmp_path: Path) -> None:
     assert methods.get("200", 0) == 2 * CALLS
     c = src.counters()
     assert c["queue_drops"] == 0 and c["malformed"] == 0
+    # SIPp's calls are ordinary SIP recorded on lo: a real negative for the IP plane,
+    # which must read every message and raise nothing
+    from edge.eval.ipplane import run_packets
+    from edge.records import RtpBatch
+    from edge.telecom.ipplane.detector import IpPlaneDetector, load_default_model
+
+    det = IpPlaneDetector(model=load_default_model())
+    assert run_packets(det, [r for r in records if type(r) in (Packet, RtpBatch)]) == []
+    assert det.counters()["sip_messages"] == sum(methods.values())
 
 
 @pytest.mark.needs_root

@@ -221,6 +221,15 @@ def test_real_sip_captures_match_tshark(captures_dir: Path, name: str) -> None:
     theirs, methods = check_sip(captures_dir / "sip" / name, ours)
     assert len(theirs) >= 5 and "INVITE" in methods
     assert src.counters()["malformed"] == 0
+    # the IP plane reads every one of those messages and raises nothing on these calls
+    from edge.eval.ipplane import run_packets
+    from edge.telecom.ipplane.detector import IpPlaneDetector, load_default_model
+
+    det = IpPlaneDetector(model=load_default_model())
+    assert run_packets(det, [r for r in ours if type(r) in (Packet, RtpBatch)]) == []
+    c = det.counters()
+    assert c["sip_messages"] == sum(len(r["sip.Call-ID"]) for r in theirs.values())
+    assert c["internal_errors"] == 0
 
 
 def test_the_real_captures_are_there() -> None:

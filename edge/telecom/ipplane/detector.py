@@ -112,7 +112,7 @@ class IpPlaneDetector:
         self.now = 0.0
         self.c: dict[str, int] = dict.fromkeys((
             "packets", "rtp_batches", "rtcp_packets", "sip_messages", "sip_errors", "sip_tcp_gaps", "rtp_packets",
-            "rtp_unannounced", "goip_sms", "dhcp", "dns", "signature_hits",
+            "rtp_unannounced", "sip_websocket_streams", "goip_sms", "dhcp", "dns", "signature_hits",
             "signature_unattributed", "evaluations", "server_role_skipped",
             "model_batches", "detections", "endpoints_evicted_idle", "endpoints_evicted_full",
             "flows_evicted_idle", "flows_evicted_full", "media_evicted_full",

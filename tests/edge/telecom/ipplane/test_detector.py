@@ -69,8 +69,31 @@ def test_evidence_before_a_time_gap_is_judged_not_evicted(captures_dir: Path) ->
     assert st.flush(pk[-1].ts + 6 * 365 * 86400.0) == []
 
 
+REAL_SIP = sorted(p.name for p in (Path(__file__).resolve().parents[4] / "../shared/captures/sip"
+                                   ).glob("*.pcap*"))
+
+
+@pytest.mark.parametrize("name", REAL_SIP)
+def test_real_sip_calls_raise_nothing(captures_dir: Path, name: str) -> None:
+    """Real softphones, IP phones and PBXes (registrations with challenges, calls with
+    RTP, SUBSCRIBE/PUBLISH, SIP over TCP and WebSocket, one inside ERSPAN): no report,
+    and the detector really read their signalling (so the test can fail)."""
+    from drivers.capture.fastpcap import FastPcapSource
+
+    st = _packaged()
+    recs = [r for r in FastPcapSource(captures_dir / "sip" / name)
+            if type(r) in (Packet, RtpBatch)]
+    assert _goip_reports(run_packets(st, recs)) == {}
+    c = st.counters()
+    assert c["sip_messages"] >= 5 and c["internal_errors"] == 0 and c["sip_errors"] == 0
+
+
+def test_the_real_sip_captures_are_there() -> None:
+    assert len(REAL_SIP) >= 7, REAL_SIP
+
+
 @pytest.mark.parametrize("name", ["sipp/g711a.pcap", "sipp/dtmf_2833_1.pcap"])
-def test_ordinary_rtp_captures_raise_nothing(captures_dir: Path, name: str) -> None:
+def test_rtp_only_captures_are_counted(captures_dir: Path, name: str) -> None:
     st = _packaged()
     pk = packets_from_pcap(captures_dir / name)
     assert run_packets(st, pk) == []
