@@ -263,9 +263,16 @@ class Codec:
     def counters(self) -> dict[str, int | float]:
         c: dict[str, int | float] = {"frames_in": self.frames_in, "frames_out": self.frames_out,
                                      "bytes_in": self.bytes_in, "signed_in": self.signed_in}
-        for k, v in sorted(self.errors.items()):
+        errors = self.errors.copy()  # one C call: safe against the I/O thread adding keys
+        for k, v in sorted(errors.items()):
             c[f"errors.{k}"] = v
-        auth = sum(v for k, v in self.errors.items() if k in AUTH_REASONS)
+        auth = sum(v for k, v in errors.items() if k in AUTH_REASONS)
         if auth:
             c["errors.auth"] = auth
         return c
+
+
+def split_frames(data: bytes) -> list[bytes]:
+    """The frames in a run of encoded bytes, each with its two delimiters (for fault
+    injection and tests: drop, duplicate or corrupt one frame at a time)."""
+    return [b"\x00" + p + b"\x00" for p in data.split(b"\x00") if p]

@@ -1,0 +1,1 @@
+"""Simulated device firmware for the firmware bridge (base station, station controller)."""

@@ -1,0 +1,159 @@
+"""End to end over a real pseudo-terminal pair at 115200 baud, with the simulated
+firmware on the master side and the agent's bridge on the slave (pyserial)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from drivers.transport.pty import PtyPair
+from drivers.transport.serialport import SerialTransport
+from edge.assembly import assemble
+from edge.config import parse_config
+from edge.pipeline import merge_by_time
+from edge.records import Command, CommandOutcome
+from edge.report.sinks import JsonlSink
+from edge.timeguard import guard
+from firmware_bridge import messages as M
+from firmware_bridge.actuator import StationActuator
+from firmware_bridge.client import BridgeClient
+from firmware_bridge.codec import LinkKey
+from firmware_bridge.source import BridgeSource
+from simulators.firmware.device import BaseStationFirmware, Faults, StationFirmware
+
+SECRET = bytes(range(100, 132))
+BAUD = 115_200
+
+
+@pytest.fixture()
+def pty() -> Iterator[PtyPair]:
+    p = PtyPair("fw")
+    yield p
+    p.close()
+
+
+def _client(pty: PtyPair, role: int, **kw: object) -> BridgeClient:
+    return BridgeClient("dev", SerialTransport(pty.slave_path, baudrate=BAUD),
+                        peer_role=role, key=LinkKey(SECRET, 0), **kw)  # type: ignore[arg-type]
+
+
+def _cfg(tmp: Path):  # type: ignore[no-untyped-def]
+    return parse_config(f'[agent]\nsite = "s"\nid = "a"\ndata_dir = "{tmp}/data"\n'
+                        f'status_interval_s = 1800\n[privacy]\nkey = "bridge-e2e-key-0001"\n')
+
+
+def _reports(path: Path) -> list[bytes]:
+    """Report lines other than agent.status (whose counters name the source)."""
+    return [ln for ln in path.read_bytes().splitlines()
+            if orjson.loads(ln)["kind"] != "agent.status"]
+
+
+def test_a_simulated_day_over_the_bridge_gives_the_file_replays_reports(
+        tmp_path: Path, pty: PtyPair) -> None:
+    from simulators.telecom.events import EventSimConfig, write_events
+
+    day = tmp_path / "day.jsonl"
+    write_events(EventSimConfig(seed=901, subscribers=60, hours=1, simbox_devices=1,
+                                ports_per_device=4), day)
+    cfg = _cfg(tmp_path)
+    # the file replay
+    a = assemble(cfg, mode="replay", sinks=[JsonlSink(tmp_path / "file.jsonl")],
+                 inputs={"events": [day]}, domains=["telecom"])
+    a.pipeline.run(merge_by_time(a.sources))
+    a.close()
+    # the same day from the simulated base station over the pty
+    client = _client(pty, M.ROLE_BASE_STATION)
+    src = BridgeSource(client)
+    b = assemble(cfg, mode="replay", sinks=[JsonlSink(tmp_path / "bridge.jsonl")],
+                 domains=["telecom"])
+    fw = BaseStationFirmware(pty, BaseStationFirmware.read_feed(day),
+                             key=LinkKey(SECRET, 1), faults=Faults(baud=BAUD))
+    client.start()
+    time.sleep(0.1)  # pyserial flushes input when it opens the port
+    fw.start()
+
+    def close_when_done() -> None:
+        t_end = time.monotonic() + 60
+        while time.monotonic() < t_end and not (
+                fw.done() and client.c["records"] >= fw.sent):
+            time.sleep(0.05)
+        src.close()
+
+    threading.Thread(target=close_when_done, daemon=True).start()
+    t0 = time.monotonic()
+    try:
+        b.pipeline.run(merge_by_time([guard(src, cfg, live=False)]))
+    finally:
+        b.close()
+        fw.stop()
+        client.close()
+    elapsed = time.monotonic() - t0
+    file_reports = _reports(tmp_path / "file.jsonl")
+    assert fw.sent == sum(1 for _ in day.open()) and fw.skipped == 0
+    assert client.counters()["link.codec.signed_in"] >= fw.sent
+    assert any(b'"simbox.' in r for r in file_reports)
+    assert _reports(tmp_path / "bridge.jsonl") == file_reports
+    # it really went at UART speed: ~90 bytes a signed event frame
+    assert elapsed > fw.sent * 80 * 10 / BAUD
+
+
+def test_divert_commands_are_acknowledged_within_their_deadline_despite_frame_loss(
+        pty: PtyPair) -> None:
+    client = _client(pty, M.ROLE_STATION)
+    act = StationActuator(client)
+    fw = StationFirmware(pty, key=LinkKey(SECRET, 1),
+                         faults=Faults(drop_in=0.01, drop_out=0.01, baud=BAUD, seed=3))
+    client.start()
+    time.sleep(0.1)
+    fw.start()
+    n = 150
+    outcomes: list[CommandOutcome] = []
+    try:
+        t_end = time.monotonic() + 10
+        while client.state != "up" and time.monotonic() < t_end:
+            time.sleep(0.01)
+        for i in range(n):
+            now = time.time()
+            act.submit(Command(ts=now, target="station", action="divert",
+                               args={"lane": "L1", "parcel_seq": i, "waybill": f"SF{i:013d}"},
+                               deadline=now + 0.6, correlation_id=f"c{i}"))
+            fw.beam("L1", "divert", True)
+            time.sleep(0.01)
+            outcomes += act.poll(now)
+        t_end = time.monotonic() + 5
+        while len(outcomes) < n and time.monotonic() < t_end:
+            time.sleep(0.02)
+            outcomes += act.poll(time.time())
+    finally:
+        fw.stop()
+        client.close()
+    injected = fw.injected["dropped_in"] + fw.injected["dropped_out"]
+    assert injected > 0, "the fault injection did not drop anything"
+    assert act.c["acked_in_time"] == n, act.counters()
+    assert sorted(o.correlation_id for o in outcomes) == sorted(f"c{i}" for i in range(n))
+    assert {o.status for o in outcomes} == {"acted"}
+    assert len(fw.diverted) == n  # each exactly once, retransmissions notwithstanding
+    eyes = list(client.records.queue)
+    assert len(eyes) >= n - 5 and all(e.eye == "divert" and e.blocked for e in eyes)
+    assert act.ack_latency_max_s < 0.6
+
+
+def test_a_device_with_the_wrong_key_never_gets_a_link(pty: PtyPair) -> None:
+    client = _client(pty, M.ROLE_STATION)
+    fw = StationFirmware(pty, key=LinkKey(b"w" * 32, 1))
+    client.start()
+    time.sleep(0.1)
+    fw.start()
+    try:
+        time.sleep(0.8)
+    finally:
+        fw.stop()
+        client.close()
+    c = client.counters()
+    assert client.state != "up" and c["link.codec.errors.forged"] > 0
+    assert c["link.codec.frames_in"] == 0
