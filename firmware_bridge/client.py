@@ -24,6 +24,7 @@ from drivers.transport.reconnect import ReconnectingReader
 from edge.records import Malformed
 from firmware_bridge import messages as M
 from firmware_bridge.codec import Codec, LinkKey
+from firmware_bridge.image import ImageUpload, offer_for
 from firmware_bridge.link import (
     Acked,
     Down,
@@ -78,6 +79,8 @@ class BridgeClient:
         self.state = "negotiating"
         self.last_refusal = ""
         self.peer: M.Hello | None = None
+        self.upload: ImageUpload | None = None
+        self._next_image = 1
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
@@ -96,6 +99,16 @@ class BridgeClient:
         """Queue ``msg`` for the link (from any thread). ``deadline``: Unix time."""
         self._inbox.put((msg, deadline))
 
+    def upload_image(self, image: bytes, signature_line: str, kind: str = "firmware",
+                     chunk_size: int = 256, window: int = 4) -> ImageUpload:
+        """Start sending a signed image to the device; poll the returned object's
+        ``result`` ("done" or why not). One upload at a time."""
+        up = ImageUpload(offer_for(self._next_image, image, signature_line, kind,
+                                   chunk_size), image, window=window)
+        self._next_image += 1
+        self._inbox.put((up, None))
+        return up
+
     # ------------------------------------------------------------------ the thread
     def _run(self) -> None:
         link, reader = self.link, self.reader
@@ -113,11 +126,17 @@ class BridgeClient:
                     msg, deadline = self._inbox.get_nowait()
                 except queue.Empty:
                     break
+                if isinstance(msg, ImageUpload):
+                    self.upload = msg
+                    self._send_all(msg.start(now), now)
+                    continue
                 try:
                     link.send(msg, now, deadline)
                 except (OverflowError, M.PayloadError) as exc:
                     self.results.put(LinkEvent("gave_up", msg, str(exc), now))
             events += link.poll(now)
+            if self.upload is not None:
+                self._send_all(self.upload.poll(now), now)
             out = link.output()
             if out:
                 reader.write(out)
@@ -126,6 +145,10 @@ class BridgeClient:
         out = link.output()
         if out:
             reader.write(out)
+
+    def _send_all(self, msgs: list[Any], now: float) -> None:
+        for m in msgs:
+            self.link.send(m, now)
 
     def _event(self, ev: Any, now: float) -> None:
         if isinstance(ev, Received):
@@ -138,6 +161,8 @@ class BridgeClient:
             self.results.put(LinkEvent("nacked", ev.msg, ev.reason, now))
         elif isinstance(ev, Up):
             self.state, self.peer = "up", ev.peer
+            if self.upload is not None:
+                self._send_all(self.upload.link_up(now), now)
             self.clock_map.sample(now, ev.peer.uptime_us)
             log.info("%s: link up with %s (role %s)", self.name, ev.peer.name,
                      M.ROLES.get(ev.peer.role, ev.peer.role))
@@ -161,6 +186,10 @@ class BridgeClient:
                 rec: Any = wire_to_event(msg)
             elif isinstance(msg, M.PhotoEye):
                 rec = photo_eye_record(msg, self.clock_map, now)
+            elif isinstance(msg, M.ImageStatus):
+                if self.upload is not None:
+                    self._send_all(self.upload.on_status(msg, now), now)
+                return
             elif isinstance(msg, M.DivertResult):
                 self.results.put(LinkEvent("result", msg, "", now))
                 return

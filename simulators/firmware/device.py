@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ import orjson
 
 from firmware_bridge import messages as M
 from firmware_bridge.codec import Codec, LinkKey, split_frames
+from firmware_bridge.image import ImageReceiver
 from firmware_bridge.link import Link, Received
 
 
@@ -58,8 +59,12 @@ class FirmwareSim:
     def __init__(self, transport: Any, *, key: LinkKey | None = None,
                  faults: Faults | None = None, name: str = "sim",
                  clock: Callable[[], float] = time.time,
-                 link_options: dict[str, Any] | None = None) -> None:
+                 link_options: dict[str, Any] | None = None,
+                 image_keys: Mapping[str, Any] | None = None) -> None:
         self.transport = transport
+        # the image receiver's flash survives reboots; the issuer keys are the
+        # device's trust anchor
+        self.images = ImageReceiver(image_keys or {})
         self.key = key
         self.faults = faults or Faults()
         self.rng = random.Random(self.faults.seed)
@@ -83,9 +88,11 @@ class FirmwareSim:
                     **self.link_options)
 
     def reboot(self) -> None:
-        """Power-cycle: RAM state (link, sequence numbers, queues) is lost."""
+        """Power-cycle: RAM state (link, sequence numbers, queues) is lost; the flash
+        (a partly received image) is kept."""
         with self._lock:
             self.link = self._new_link()
+            self.images = ImageReceiver(self.images.keys, self.images.flash)
             self.on_reboot()
 
     def on_reboot(self) -> None:
@@ -174,6 +181,11 @@ class FirmwareSim:
 
     # ------------------------------------------------------------------ role hooks
     def on_message(self, msg: Any, now: float) -> None:
+        if isinstance(msg, (M.ImageOffer, M.ImageChunk, M.ImageQuery)):
+            st = self.images.handle(msg)
+            if st is not None:
+                self.link.send(st, now)
+            return
         if isinstance(msg, M.DeviceInfoReq):
             self.link.send(M.DeviceInfo(self.role, self.link.boot_id,
                                         self.link.uptime_us(now), "sim-board-1",

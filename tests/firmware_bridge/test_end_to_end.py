@@ -157,3 +157,63 @@ def test_a_device_with_the_wrong_key_never_gets_a_link(pty: PtyPair) -> None:
     c = client.counters()
     assert client.state != "up" and c["link.codec.errors.forged"] > 0
     assert c["link.codec.frames_in"] == 0
+
+
+def _signed_image(size: int, context: str = "firmware") -> tuple[bytes, str, dict]:  # type: ignore[type-arg]
+    from edge.security.signing import generate_private_key, key_id, sign_detached
+
+    key = generate_private_key()
+    image = bytes((i * 7 + (i >> 8)) & 0xFF for i in range(size))
+    return image, sign_detached(image, key, context), {key_id(key): key.public_key()}
+
+
+def _wait(pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_an_image_transfer_survives_a_reboot_in_the_middle(pty: PtyPair) -> None:
+    image, sig, keys = _signed_image(12_000)
+    client = _client(pty, M.ROLE_STATION)
+    fw = StationFirmware(pty, key=LinkKey(SECRET, 1), image_keys=keys,
+                         faults=Faults(baud=BAUD, drop_out=0.01, seed=5))
+    client.start()
+    time.sleep(0.1)
+    fw.start()
+    try:
+        assert _wait(lambda: client.state == "up", 5)
+        up = client.upload_image(image, sig)
+        assert _wait(lambda: len(fw.images.flash.data) >= 5_000, 10)
+        fw.reboot()
+        assert _wait(lambda: up.result is not None, 20), up
+    finally:
+        fw.stop()
+        client.close()
+    assert up.result == "done", (up.result, up.reason)
+    assert bytes(fw.images.flash.data) == image and fw.images.verified_by == next(iter(keys))
+    assert fw.boots == 2 and client.link.c["peer_restarts"] == 1
+    # resumed, not restarted: far fewer than twice the image went over the link
+    assert up.bytes_sent < 1.5 * len(image)
+
+
+def test_an_image_with_a_bad_signature_is_refused_by_the_device(pty: PtyPair) -> None:
+    image, sig, keys = _signed_image(3_000)
+    _, other_sig, _ = _signed_image(3_000)  # signed by someone else
+    client = _client(pty, M.ROLE_STATION)
+    fw = StationFirmware(pty, key=LinkKey(SECRET, 1), image_keys=keys)
+    client.start()
+    time.sleep(0.1)
+    fw.start()
+    try:
+        assert _wait(lambda: client.state == "up", 5)
+        up = client.upload_image(image, other_sig)
+        assert _wait(lambda: up.result is not None, 10)
+    finally:
+        fw.stop()
+        client.close()
+    assert up.result == "bad_signature" and "unknown key id" in up.reason
+    assert not fw.images.flash.done
