@@ -203,28 +203,35 @@ class ParcelAssembler:
             self._eye_open = None
 
     def _scan(self, r: ScanRead) -> None:
-        if self._late(r.ts, self.geo.double_read_s, None):
+        # A NoRead comes when the parcel leaves the read zone: its leading edge passed
+        # about one parcel length earlier.
+        at = r.ts - self.geo.typical_parcel_m / self.geo.belt_mps if r.noread else r.ts
+        if self._late(at, self.geo.double_read_s, None):
             self._count("late.barcode")
             return
+        slot: _Slot | None = None
         if self._eyes:
             # the scanner decodes while the parcel passes the eye: the latest beam
             # break before the read (or just after, by a little clock skew)
             i = bisect.bisect(self._anchors, r.ts + 0.05) - 1
             slot = self._open[i] if i >= 0 and self._open[i].by == "eye" else None
             if slot is None:
-                slot = self._place(r.ts, "barcode")
+                slot = self._place(at, "barcode")
         else:
             i = bisect.bisect(self._anchors, r.ts) - 1
-            slot = None
             if i >= 0 and self._open[i].scans \
                     and r.ts - self._open[i].scans[-1].ts <= self.geo.double_read_s:
                 slot = self._open[i]
             if slot is None:
-                near, _ = self._nearest(r.ts, self.geo.match_window_s)
+                near, _ = self._nearest(at, self.geo.match_window_s)
                 if near is not None and not near.scans:
                     slot = near  # opened earlier by another device's reading
+                elif not r.valid and not r.noread:
+                    # a stray decode (noise that looked like text) opens no parcel
+                    self._count("barcode.stray")
+                    return
                 else:
-                    slot = self._insert(r.ts, "scan")
+                    slot = self._insert(at, "scan")
         if slot is not None:
             slot.scans.append(r)
 
