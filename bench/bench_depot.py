@@ -43,15 +43,21 @@ def main() -> int:
     ap.add_argument("--parcels", type=int, default=30000, help="parcels in the simulated day")
     ap.add_argument("--seed", type=int, default=3, help="station seed")
     ap.add_argument("--workdir", type=Path, default=None, help="keep the recording here")
+    ap.add_argument("--reuse", action="store_true",
+                    help="replay the recording already in --workdir instead of writing one")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-depot-"))
     t0 = time.perf_counter()
-    plan = plan_station(StationConfig(parcels=args.parcels, seed=args.seed, render="flat",
-                                      mm_per_px=3.0, unplugs=2))
-    write_recording(plan, work, poll_s={"scale": 0.2, "dims": 0.5, "rfid": 0.25})
-    del plan
-    print(f"recording of {args.parcels:,} parcels written in {time.perf_counter() - t0:.0f} s "
-          f"({sum(f.stat().st_size for f in work.rglob('*') if f.is_file()) / 2**20:.0f} MiB)")
+    if not (args.reuse and (work / "manifest.json").exists()):
+        plan = plan_station(StationConfig(parcels=args.parcels, seed=args.seed, render="flat",
+                                          mm_per_px=3.0, unplugs=2))
+        write_recording(plan, work, poll_s={"scale": 0.2, "dims": 0.5, "rfid": 0.25})
+        del plan
+        print(f"recording of {args.parcels:,} parcels written in "
+              f"{time.perf_counter() - t0:.0f} s")
+    size = sum(f.stat().st_size for f in work.rglob('*') if f.is_file()) / 2**20
+    print(f"recording {work}: {size:.0f} MiB")
+    rss_start = rss_mib()
     src = DepotReplaySource(work)
     store = WaybillStore(work / "waybills.jsonl")
     stage = AssemblyStage(ParcelAssembler("L1", Geometry(), store.get), store)
@@ -64,7 +70,7 @@ def main() -> int:
         stage.feed(rec)
         if n % 512 == 0:
             out += [parcel_line(p) for p in stage.tick(rec.ts)]
-            if n % 200_000 == 0:
+            if n % 131_072 == 0:
                 samples.append((len(out), rss_mib()))
     out += [parcel_line(p) for p in stage.flush(0.0)]
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
@@ -78,6 +84,8 @@ def main() -> int:
     print("RSS MiB by parcels done: " + ", ".join(f"{p:,}: {m:.1f}" for p, m in samples[::max(
         1, len(samples) // 8)]) + f" | last {samples[-1][1]:.1f} vs {ref[1]:.1f} after "
           f"{ref[0]:,} parcels ({(samples[-1][1] - ref[1]) / ref[1] * 100:+.1f} %)")
+    print(f"RSS before the replay {rss_start:.1f} MiB; parcel lines kept for scoring: "
+          f"{len(out):,}")
     print(f"accuracy: {res['accuracy']} all four: {res['all_four']} "
           f"(matched {res['matched']:,}/{res['parcels']:,}, extra {res['extra']})")
     return 0
