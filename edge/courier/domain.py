@@ -134,6 +134,39 @@ def build_stages(ctx: AssemblyContext) -> list[Any]:
     return stages
 
 
+def preflight(cfg: Config, probe: bool) -> list[Any]:
+    """What ``run`` would trip over: a missing X-ray folder or waybill export, a port
+    path that does not exist, and (``probe``) a port that cannot be opened now."""
+    from edge.ops.preflight import Problem
+
+    sec = _section(cfg)
+    out: list[Problem] = []
+    if sec.xray_dir is not None and not sec.xray_dir.is_dir():
+        out.append(Problem("depot.xray_dir", f"not a folder: {sec.xray_dir}"))
+    if sec.waybills is not None and not sec.waybills.is_file():
+        out.append(Problem("depot.waybills", f"file not found: {sec.waybills}"))
+    for dev in ("scanner", "scale", "dims", "rfid"):
+        port = getattr(sec, f"{dev}_port")
+        if not port:
+            continue
+        key = f"depot.{dev}_port"
+        if port.startswith("/") and not Path(port).exists():
+            out.append(Problem(key, f"no such device: {port} (unplugged?)"))
+            continue
+        if probe:
+            from drivers.transport.factory import open_transport
+            from edge.errors import TransportError
+
+            t = open_transport(port, baudrate=sec.baudrate)
+            try:
+                t.open()
+            except TransportError as exc:
+                out.append(Problem(key, str(exc)))
+            finally:
+                t.close()
+    return out
+
+
 DOMAIN = Domain(name="depot", build_sources=build_sources, build_stages=build_stages,
                 config_key="depot", config_type=DepotSection, input_kinds=("depot",),
-                has_live_inputs=has_live_inputs)
+                has_live_inputs=has_live_inputs, preflight=preflight)

@@ -88,3 +88,21 @@ def test_replay_source_counts_noise_and_cut_tail(tmp_path: Path) -> None:
     c = src.counters()
     assert c["truncated_tail"] == 1 and c["scanner.malformed"] == 2
     assert sum(type(r).__name__ == "XrayImage" for r in recs) == 2
+
+
+def test_preflight_names_missing_devices_and_folders(tmp_path: Path) -> None:
+    from drivers.transport.pty import PtyPair
+    from edge.courier.domain import preflight
+
+    pair = PtyPair("scanner")
+    try:
+        cfg = parse_config(f'[agent]\nid = "a"\ndata_dir = "{tmp_path}/d"\n'
+                           f'[privacy]\nkey = "depot-test-key-0001"\n[depot]\n'
+                           f'scanner_port = "{pair.slave_path}"\n'
+                           f'scale_port = "{tmp_path}/ttyUSB9"\n'
+                           f'xray_dir = "{tmp_path}/nope"\n')
+        problems = {p.key: p.message for p in preflight(cfg, True)}
+    finally:
+        pair.close()
+    assert set(problems) == {"depot.scale_port", "depot.xray_dir"}
+    assert "unplugged" in problems["depot.scale_port"]
