@@ -58,14 +58,14 @@ def frames(n: int) -> None:
         blob = b"".join(wire)
         reads = [blob[i:i + 4096] for i in range(0, len(blob), 4096)]
 
-        def decode() -> None:
+        def decode(signed: bool = signed, reads: list[bytes] = reads) -> None:
             rx = Codec(LinkKey(SECRET, 0) if signed else None)
             feed = rx.feed
             for r in reads:
                 feed(r, NOW)
             assert rx.frames_in == n, rx.counters()
 
-        def encode() -> None:
+        def encode(signed: bool = signed) -> None:
             c = Codec(LinkKey(SECRET, 1) if signed else None)
             enc = c.encode
             for i, m in enumerate(msgs):
@@ -127,14 +127,15 @@ def events(n_events: int) -> None:
         fw.start()
         fed = [0, 0.0]
 
-        def watch() -> None:
+        def watch(fw: BaseStationFirmware = fw, client: BridgeClient = client,
+                  src: BridgeSource = src) -> None:
             while not (fw.done() and client.c["records"] >= fw.sent):
                 time.sleep(0.01)
             src.close()
 
         threading.Thread(target=watch, daemon=True).start()
 
-        def counted():  # type: ignore[no-untyped-def]
+        def counted(src: BridgeSource = src, fed: list = fed):  # type: ignore[no-untyped-def,type-arg]
             for rec in src:
                 fed[0] += 1
                 fed[1] = time.perf_counter()
