@@ -30,6 +30,7 @@ import struct
 import time
 from collections.abc import Iterator
 
+from drivers.transport.udp_rx import UdpReceiver
 from edge.records import Malformed, Packet
 from edge.timeguard import MAX_EPOCH
 
@@ -206,33 +207,24 @@ class HepListener:
                  auth_key: str | None = None) -> None:
         self.name = f"hep:udp:{port}"
         self.decoder = HepDecoder(self.name, auth_key=auth_key)
-        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._sock = socket.socket(fam, socket.SOCK_DGRAM)
-        try:
-            if fam == socket.AF_INET6 and host == "::":
-                self._sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            if rcvbuf:
-                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            self._sock.bind((host, port))
-        except OSError:
-            self._sock.close()
-            raise
-        self._sock.settimeout(timeout_s)
+        # the shared live-UDP socket: IPv6, receive buffer, kernel drops counted
+        self._rx = UdpReceiver(self.name, host, port, rcvbuf=rcvbuf, timeout_s=timeout_s)
         self._stopped = False
 
     @property
     def address(self) -> tuple[str, int]:
-        return self._sock.getsockname()[:2]  # type: ignore[no-any-return]
+        return self._rx.address
 
     def __iter__(self) -> Iterator[Packet | Malformed]:
         n = 0
         while not self._stopped:
             try:
-                data, addr = self._sock.recvfrom(65535)
-            except TimeoutError:
-                continue
+                got = self._rx.recv()
             except OSError:
                 break
+            if got is None:
+                continue
+            data, addr = got
             n += 1
             rec = self.decoder.decode(data, addr[0], n)
             if rec is not None:
@@ -240,7 +232,7 @@ class HepListener:
 
     def close(self) -> None:
         self._stopped = True
-        self._sock.close()
+        self._rx.close()
 
     def counters(self) -> dict[str, int | float]:
-        return dict(self.decoder.counters())
+        return {**self.decoder.counters(), "kernel_drops": self._rx.kernel_drops}

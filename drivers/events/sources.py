@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from drivers.events.decoder import EventDecoder
+from drivers.transport.udp_rx import UdpReceiver
 from edge.errors import InputError
 from edge.records import BaseStationEvent, Malformed
 
@@ -31,8 +30,6 @@ log = logging.getLogger(__name__)
 
 BLOCK_BYTES = 1 << 18
 MAX_LINE = 65_536
-SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # Linux value; Python may not name it
-SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 
 
 class JsonlEventFile:
@@ -168,64 +165,31 @@ class UdpEventListener:
                  rcvbuf: int = 0, max_line: int = MAX_LINE) -> None:
         self.name = f"events:udp:{port}"
         self.decoder = EventDecoder(self.name, max_line=max_line)
-        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._sock = socket.socket(fam, socket.SOCK_DGRAM)
-        try:
-            if fam == socket.AF_INET6 and host == "::":
-                self._sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            self.rcvbuf = self._set_rcvbuf(rcvbuf) if rcvbuf else \
-                self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-            try:
-                self._sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
-                self._ovfl = True
-            except OSError:  # not Linux: drops cannot be read from the socket
-                self._ovfl = False
-                log.warning("%s: SO_RXQ_OVFL unavailable; kernel drops are not counted",
-                            self.name)
-            self._sock.bind((host, port))
-        except OSError:
-            self._sock.close()
-            raise
-        self._sock.settimeout(timeout_s)
+        self._rx = UdpReceiver(self.name, host, port, rcvbuf=rcvbuf, timeout_s=timeout_s)
+        self.rcvbuf = self._rx.rcvbuf
         self._stopped = False
         self.datagrams = 0
-        self.kernel_drops = 0
-
-    def _set_rcvbuf(self, want: int) -> int:
-        try:  # root (CAP_NET_ADMIN) may exceed net.core.rmem_max
-            self._sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, want)
-        except OSError:
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, want)
-        got = int(self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
-        if got < want:  # Linux reports twice the usable size, so this is a real cap
-            log.warning("%s: receive buffer is %d bytes, %d asked for (raise "
-                        "net.core.rmem_max)", self.name, got, want)
-        return got
 
     @property
     def address(self) -> tuple[str, int]:
-        return self._sock.getsockname()[:2]  # type: ignore[no-any-return]
+        return self._rx.address
+
+    @property
+    def kernel_drops(self) -> int:
+        return self._rx.kernel_drops
 
     def __iter__(self) -> Iterator[BaseStationEvent | Malformed]:
         n = 0
-        anc = socket.CMSG_SPACE(4) if self._ovfl else 0
+        recv = self._rx.recv
         while not self._stopped:
             try:
-                data, cmsgs, _flags, _addr = self._sock.recvmsg(65535, anc)
-            except TimeoutError:
-                continue
+                got = recv()
             except OSError:
                 break
-            for level, kind, raw in cmsgs:
-                if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(raw) >= 4:
-                    total = struct.unpack("I", raw[:4])[0]  # cumulative for the socket
-                    if total > self.kernel_drops:
-                        log.warning("%s: the kernel dropped %d datagrams (receive buffer "
-                                    "full; %d in total)", self.name,
-                                    total - self.kernel_drops, total)
-                        self.kernel_drops = total
+            if got is None:
+                continue
             self.datagrams += 1
-            for line in data.split(b"\n"):
+            for line in got[0].split(b"\n"):
                 if not line:
                     continue
                 n += 1
@@ -235,7 +199,7 @@ class UdpEventListener:
 
     def close(self) -> None:
         self._stopped = True
-        self._sock.close()
+        self._rx.close()
 
     def counters(self) -> dict[str, int | float]:
         return {**self.decoder.counters(), "datagrams": self.datagrams,

@@ -20,6 +20,19 @@ def _udp_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _wait_bound(port: int, timeout: float = 30.0) -> None:
+    """Until the agent's socket holds the port (datagrams sent before are lost)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on udp {port}")
+
+
 def test_run_live_udp_events_detects_and_stops_cleanly(tmp_path: Path) -> None:
     port = _udp_port()
     out = tmp_path / "reports.jsonl"
@@ -39,7 +52,7 @@ path = "{out}"
     stop = threading.Event()
     t = threading.Thread(target=run_live, args=(cfg,), kwargs={"stop": stop})
     t.start()
-    time.sleep(0.5)
+    _wait_bound(port)  # assembly (models) takes a while on a loaded machine
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     base = 1_767_225_600.0
     imsi = "460009999999999"

@@ -26,6 +26,7 @@ from edge.report.sinks import JsonlSink
 from edge.telecom.callplane.build import build_stages
 from edge.timeguard import CONFIRM_RECORDS, MAX_EPOCH, GuardedSource
 from simulators.telecom.events import EventSimConfig, EventSimulator
+from tests.edge.test_live import _wait_bound
 
 BASE = 1_767_225_600.0
 TEN_YEARS = 10 * 365 * 86_400.0
@@ -178,13 +179,17 @@ def _poison_lines() -> list[bytes]:
     return lines
 
 
-def _run_agent(cfg_path: Path, out: Path, send: Any = None, wait_s: float = 1.0) -> dict:
+def _run_agent(cfg_path: Path, out: Path, send: Any = None, wait_s: float = 1.0,
+               port: int | None = None) -> dict:
     cfg = load_config(cfg_path)
     stop = threading.Event()
     box: dict[str, Any] = {}
     t = threading.Thread(target=lambda: box.setdefault("rc", run_live(cfg, stop=stop)))
     t.start()
-    time.sleep(0.4)
+    if port is not None:
+        _wait_bound(port)
+    else:
+        time.sleep(0.4)
     if send is not None:
         send()
     time.sleep(wait_s)
@@ -214,7 +219,7 @@ def test_poison_datagrams_over_udp_are_counted_not_fatal(tmp_path: Path) -> None
                 tx.sendto(ln, ("127.0.0.1", port))
                 time.sleep(0.002)
 
-    feats = _run_agent(cfg, out, send)
+    feats = _run_agent(cfg, out, send, port=port)
     src = f"source.events:udp:{port}"
     assert feats[f"{src}.ts_rejected"] == 3       # 1e17, 1.79e308, ten years ahead
     assert feats["malformed"] == 4                 # + 1e400 (not a finite number)
