@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import orjson
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -61,7 +63,8 @@ def main() -> int:
     src = DepotReplaySource(work)
     store = WaybillStore(work / "waybills.jsonl")
     stage = AssemblyStage(ParcelAssembler("L1", Geometry(), store.get), store)
-    out = []
+    sink = (work / "parcels.jsonl").open("wb")  # not kept in memory: memory must stay flat
+    done = 0
     samples: list[tuple[int, float]] = []
     n = 0
     c0, w0 = time.process_time(), time.perf_counter()
@@ -69,23 +72,27 @@ def main() -> int:
         n += 1
         stage.feed(rec)
         if n % 512 == 0:
-            out += [parcel_line(p) for p in stage.tick(rec.ts)]
+            for p in stage.tick(rec.ts):
+                sink.write(orjson.dumps(parcel_line(p)) + b"\n")
+                done += 1
             if n % 131_072 == 0:
-                samples.append((len(out), rss_mib()))
-    out += [parcel_line(p) for p in stage.flush(0.0)]
+                samples.append((done, rss_mib()))
+    for p in stage.flush(0.0):
+        sink.write(orjson.dumps(parcel_line(p)) + b"\n")
+        done += 1
+    sink.close()
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
-    samples.append((len(out), rss_mib()))
-    res = score(load_jsonl(work / "truth.jsonl"), out)
+    samples.append((done, rss_mib()))
+    res = score(load_jsonl(work / "truth.jsonl"), load_jsonl(work / "parcels.jsonl"))
     chunks = src.counters()["chunks"]
-    print(f"parcels: {len(out):,} in {cpu:.1f} CPU-s ({wall:.1f} s wall): "
-          f"{len(out) / cpu:,.0f} parcels per CPU-second; {chunks / cpu:,.0f} device chunks "
+    print(f"parcels: {done:,} in {cpu:.1f} CPU-s ({wall:.1f} s wall): "
+          f"{done / cpu:,.0f} parcels per CPU-second; {chunks / cpu:,.0f} device chunks "
           f"and {n / cpu:,.0f} records per CPU-second")
     ref = samples[max(0, len(samples) // 10)] if len(samples) > 1 else samples[0]
     print("RSS MiB by parcels done: " + ", ".join(f"{p:,}: {m:.1f}" for p, m in samples[::max(
         1, len(samples) // 8)]) + f" | last {samples[-1][1]:.1f} vs {ref[1]:.1f} after "
           f"{ref[0]:,} parcels ({(samples[-1][1] - ref[1]) / ref[1] * 100:+.1f} %)")
-    print(f"RSS before the replay {rss_start:.1f} MiB; parcel lines kept for scoring: "
-          f"{len(out):,}")
+    print(f"RSS before the replay {rss_start:.1f} MiB")
     print(f"accuracy: {res['accuracy']} all four: {res['all_four']} "
           f"(matched {res['matched']:,}/{res['parcels']:,}, extra {res['extra']})")
     return 0
