@@ -101,6 +101,7 @@ class FleetLoad:
         self._seq = 0
         self.paused = False
         self.hold = False  # True: boxes do not reconnect (their network is down)
+        self.muted: set[int] = set()
         n_depot = max(1, round(spec.sites * spec.depot_share)) if spec.depot_share > 0 else 0
         for i in range(spec.boxes):
             j = i % spec.sites
@@ -266,7 +267,8 @@ class FleetLoad:
                 continue
             box = self.boxes[idx]
             if what == "hb":
-                self._heartbeat(box)
+                if idx not in self.muted:
+                    self._heartbeat(box)
                 self._schedule(now + self.spec.heartbeat_s, idx, "hb")
             elif what == "report":
                 if not self.paused:
@@ -304,6 +306,20 @@ class FleetLoad:
         end = time.monotonic() + duration_s
         while time.monotonic() < end and not (until and until()):
             self.step()
+
+    def vanish(self, idx: int) -> None:
+        """The box's link dies without a DISCONNECT (power cut): the broker publishes
+        its will. It stays away until :attr:`Box.retry_at` is reset."""
+        box = self.boxes[idx]
+        if box.sock is not None:
+            box.sock.close()
+        box.connected = False
+        self._register(box, None)
+        box.retry_at = float("inf")
+
+    def mute(self, idx: int) -> None:
+        """The box stays connected but stops sending heartbeats (a hung process)."""
+        self.muted.add(idx)
 
     def pending(self) -> int:
         return sum(len(b.pending) for b in self.boxes)
