@@ -122,9 +122,15 @@ def group(members: Iterable[Member], max_key_reports: int = 500) -> list[Case]:
 
 def load_members(conn: Any, since: datetime, until: datetime,
                  kind_prefixes: tuple[str, ...] = ()) -> list[Member]:
-    rows = conn.execute("""SELECT report_id, site, ts, kind, id_type, pseudonym, fleet_id
-        FROM report_identifiers WHERE id_ts >= %s AND id_ts < %s""",
-                        (since, until)).fetchall()
+    # the kind filters run in SQL, so a day of agent.status reports costs nothing here
+    where = ["id_ts >= %s", "id_ts < %s"] + ["kind NOT LIKE %s"] * len(NOT_ALERTS)
+    args: list[Any] = [since, until, *(p + "%" for p in NOT_ALERTS)]
+    if kind_prefixes:
+        where.append("(" + " OR ".join(["kind LIKE %s"] * len(kind_prefixes)) + ")")
+        args += [p + "%" for p in kind_prefixes]
+    rows = conn.execute("SELECT report_id, site, ts, kind, id_type, pseudonym, fleet_id "
+                        "FROM report_identifiers WHERE " + " AND ".join(where),
+                        args).fetchall()
     acc: dict[str, tuple[str, datetime, str, set[str]]] = {}
     for rid, site, ts, kind, id_type, pseudo, fid in rows:
         if kind.startswith(NOT_ALERTS):

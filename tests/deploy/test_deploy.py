@@ -51,3 +51,13 @@ def test_install_script_parses_and_helps() -> None:
     out = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True,
                          check=True).stdout
     assert "systemd" in out and "virtualenv" in out
+
+
+def test_fleet_collector_unit_restarts_and_keeps_its_name() -> None:
+    cp = configparser.ConfigParser(strict=False, interpolation=None)
+    cp.optionxform = str  # type: ignore[assignment,method-assign]
+    cp.read(REPO / "deploy" / "systemd" / "edge-fleet@.service")
+    svc = cp["Service"]
+    assert svc["Restart"] == "always" and svc["KillSignal"] == "SIGTERM"
+    assert "--name %i" in svc["ExecStart"] and "edge-fleet collect" in svc["ExecStart"]
+    assert svc["NoNewPrivileges"] == "yes"

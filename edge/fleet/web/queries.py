@@ -7,6 +7,7 @@ fraud desk the telecom and watchlist alerts, the inspection desk the parcel aler
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -89,10 +90,26 @@ def list_alerts(conn: Any, desk: str, f: Filters, limit: int = 1000) -> list[Ale
     return [_alert_row(r, cases.get(r[0])) for r in rows]
 
 
+_CASES: dict[tuple[str, str, date], tuple[float, list[Case]]] = {}
+CASES_TTL_S = 20.0
+
+
 def day_cases(conn: Any, desk: str, day: date) -> list[Case]:
+    """The desk's cases of one day, recomputed at most every CASES_TTL_S per database
+    (each page of a desk needs them; grouping a busy day costs a scan of its
+    identifiers)."""
+    key = (conn.info.dsn, desk, day)
+    hit = _CASES.get(key)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < CASES_TTL_S:
+        return hit[1]
     lo = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return load_cases(conn, days=1, until=lo + timedelta(days=1),
-                      kind_prefixes=DESK_KINDS[desk][1])
+    cases = load_cases(conn, days=1, until=lo + timedelta(days=1),
+                       kind_prefixes=DESK_KINDS[desk][1])
+    if len(_CASES) > 64:
+        _CASES.clear()
+    _CASES[key] = (now, cases)
+    return cases
 
 
 def facets(conn: Any, desk: str, day: date) -> dict[str, list[str]]:
