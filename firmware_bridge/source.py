@@ -19,8 +19,10 @@ class BridgeSource:
         self.name = f"bridge:{client.name}"
         self.poll_s = poll_s
         self._closed = False
+        self._started = False
 
     def __iter__(self) -> Iterator[Any]:
+        self._started = True
         self.client.start()
         q = self.client.records
         while True:
@@ -44,6 +46,8 @@ class BridgeSource:
     def close(self) -> None:
         """Stop after the records already received (none is dropped)."""
         self._closed = True
+        if not self._started and self.owns_client:
+            self.client.close()
 
     def counters(self) -> dict[str, int | float]:
         return self.client.counters()
