@@ -25,8 +25,9 @@ the open parcel whose anchor is nearest, within ``match_window_s``:
   other gets a "cross-read" note).
 
 A reading that matches no open parcel opens one (its barcode is then missing). A
-parcel closes as soon as every piece is in and its tag reads are over (the diverter
-is seconds downstream), else ``xray_wait_s`` after its expected X-ray entry, so late
+parcel closes as soon as its X-ray image is in and the earlier devices' windows are
+over (the diverter
+is seconds downstream; the stage emits it on the image itself), else ``xray_wait_s`` after its expected X-ray entry, so late
 X-ray files (the watcher waits for sidecars) still make it. ``seq`` is the order in
 which parcels close. A reading nearer a closed parcel than any open one is late:
 counted and dropped. Memory is bounded: at most
@@ -303,10 +304,14 @@ class ParcelAssembler:
         return out
 
     def _complete(self, s: _Slot, now: float) -> bool:
-        """Every piece is in and the tag reads are over: no reason to wait (the
-        diverter is a few seconds downstream)."""
-        return bool((s.scans or s.by == "eye") and s.weighings and s.dims and s.xrays
-                    and now >= s.anchor + self._rfid_done)
+        """The X-ray image is in: it is the last device before the diverter, every
+        other reading was due earlier (the tag reads and the dimensioner's reply, by
+        their windows), so waiting longer could only miss the divert."""
+        if not s.xrays:
+            return False
+        dims_due = (self.geo.dims_at_m + self._length(s)) / self.geo.belt_mps \
+            + self.geo.match_window_s
+        return now >= s.anchor + max(self._rfid_done, dims_due)
 
     def flush(self) -> list[Parcel]:
         """Every open parcel, as it is (end of a replay, shutdown)."""
@@ -466,9 +471,17 @@ class AssemblyStage:
         self.name = name
         self.assembler = assembler
         self.waybills = waybills
+        self._now = float("-inf")
 
     def feed(self, item: Any) -> Sequence[Any]:
+        ts = item.ts
+        if ts > self._now:
+            self._now = ts
         self.assembler.feed(item)
+        if type(item) is XrayImage:
+            # the image usually completes a parcel: hand it on now, not at the next
+            # pipeline tick (up to a second later; the diverter is seconds away)
+            return self.assembler.tick(self._now)
         return ()
 
     def tick(self, now: float) -> Sequence[Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from edge.courier.assembly import Geometry, ParcelAssembler
 from edge.courier.records import (
@@ -154,3 +155,19 @@ def test_reading_without_a_scan_opens_a_parcel_and_other_lanes_ignored() -> None
     assert p.missing == ("barcode", "weight", "dims")
     assert any("found by its xray" in n for n in p.notes)
     assert asm.counters()["other_lane"] == 1
+
+
+def test_stage_emits_the_parcel_on_its_xray_image_even_with_a_piece_missing() -> None:
+    from edge.courier.assembly import AssemblyStage
+
+    stage = AssemblyStage(ParcelAssembler("L1", G, WAYBILLS.get))
+    recs = [r for r in station(2, skip={0: "weight"}) if r.ts < 1008.0]  # type: ignore[attr-defined]
+    got: list[object] = []
+    for r in recs:
+        got += stage.feed(r)
+        if got:
+            break
+    (p,) = got
+    assert isinstance(p, Parcel) and isinstance(r, XrayImage)  # emitted on the image itself
+    assert p.waybill == "SF0000000000001" and p.missing == ("weight",)
+    assert p.xray_exit_ts == pytest.approx(r.ts + (G.xray_len_m + 200 * 1.5 / 1000) / 0.5)
