@@ -163,7 +163,6 @@ class BridgeClient:
             self.state, self.peer = "up", ev.peer
             if self.upload is not None:
                 self._send_all(self.upload.link_up(now), now)
-            self.clock_map.sample(now, ev.peer.uptime_us)
             log.info("%s: link up with %s (role %s)", self.name, ev.peer.name,
                      M.ROLES.get(ev.peer.role, ev.peer.role))
         elif isinstance(ev, Refused):

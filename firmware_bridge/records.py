@@ -63,8 +63,8 @@ class ClockMap:
         self.offset = None
 
     def to_agent(self, device_us: int, agent_now: float) -> float:
-        if self.offset is None:
-            self.sample(agent_now, device_us)
+        """Agent time of ``device_us``, received at ``agent_now`` (also a sample)."""
+        self.sample(agent_now, device_us)
         assert self.offset is not None
         if abs(self.offset) < self.synced_s:
             return device_us / 1e6

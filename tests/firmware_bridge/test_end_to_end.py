@@ -222,3 +222,39 @@ def test_an_image_with_a_bad_signature_is_refused_by_the_device(pty: PtyPair) ->
         client.close()
     assert up.result == "bad_signature" and "unknown key id" in up.reason
     assert not fw.images.flash.done
+
+
+@pytest.mark.parametrize("scheme", ["tcp", "socket"])
+def test_the_station_link_over_tcp_and_pyserial_socket_urls(scheme: str) -> None:
+    from drivers.transport.factory import open_transport
+    from simulators.firmware.tcp import TcpDeviceEnd
+
+    dev = TcpDeviceEnd()
+    client = BridgeClient("st", open_transport(f"{scheme}://127.0.0.1:{dev.port}"),
+                          peer_role=M.ROLE_STATION, key=LinkKey(SECRET, 0))
+    act = StationActuator(client)
+    fw = StationFirmware(dev, key=LinkKey(SECRET, 1))
+    fw.start()
+    client.start()
+    outcomes: list[CommandOutcome] = []
+    try:
+        assert _wait(lambda: client.state == "up", 5)
+        now = time.time()
+        fw.beam("L2", "xray", True, at=now)
+        act.submit(Command(ts=now, target="station", action="divert",
+                           args={"lane": "L2", "parcel_seq": 9, "waybill": "YT1"},
+                           deadline=now + 2, correlation_id="t1"))
+
+        def got() -> bool:
+            outcomes.extend(act.poll(time.time()))
+            return bool(outcomes) and client.records.qsize() > 0
+
+        assert _wait(got, 5)
+    finally:
+        fw.stop()
+        client.close()
+        dev.close()
+    assert outcomes[0].status == "acted" and outcomes[0].correlation_id == "t1"
+    eye = client.records.get_nowait()
+    assert (eye.lane, eye.eye, eye.blocked, eye.seq) == ("L2", "xray", True, 1)
+    assert abs(eye.ts - now) < 1e-3  # a synchronised controller clock is used as it is
