@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from simulators.depot.run import LiveStation
+from simulators.depot.run import LiveStation, write_truth
 from simulators.depot.score import load_jsonl, score
 from simulators.depot.station import StationConfig, plan_station
 
@@ -49,7 +49,7 @@ belt_mps = {0.5 * s}
 scale_poll_s = {0.1 / s}
 dims_poll_s = {0.25 / s}
 rfid_poll_s = {0.1 / s}
-match_window_s = {0.9 / s}
+match_window_s = {1.2 / s}
 double_read_s = {0.6 / s}
 xray_wait_s = 3.0
 parcels_out = "{parcels_out}"
@@ -70,25 +70,36 @@ def test_simulated_station_through_ptys_then_replayed(tmp_path: Path) -> None:
     station = LiveStation(plan, tmp_path / "station")
     live_out, record = tmp_path / "live.jsonl", tmp_path / "rec"
     cfg = agent_config(tmp_path, station, record, live_out)
-    station.start(lead_s=2.5)
+    write_truth(plan, tmp_path / "station")  # the waybill export exists before the agent
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     agent = subprocess.Popen([sys.executable, "-m", "edge.cli.agent", "run", "--config",
                               str(cfg)], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT)
+    lines: list[bytes] = []
     try:
+        # the belt starts once the agent has its ports open (pyserial flushes at open)
+        assert agent.stdout is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = agent.stdout.readline()
+            lines.append(line)
+            if not line or b"running with" in line:
+                break
+        assert lines and b"running with" in lines[-1], b"".join(lines)[-2000:]
+        station.start(lead_s=1.0)
         assert station.wait(plan.duration / SPEED + 60), "station timeline did not finish"
         time.sleep(4.0)  # the last parcel's pieces (sidecar wait, X-ray wait)
     finally:
         agent.send_signal(signal.SIGTERM)
         try:
-            log = agent.communicate(timeout=30)[0].decode(errors="replace")
+            log = (b"".join(lines) + agent.communicate(timeout=30)[0]).decode(errors="replace")
         finally:
             station.stop()
     assert agent.returncode == 0, log[-3000:]
     truth = load_jsonl(tmp_path / "station" / "truth.jsonl")
     live = load_jsonl(live_out)
     res = score(truth, live)
-    print(orjson.dumps({k: v for k, v in res.items() if k != "wrong"}).decode())
+    print(orjson.dumps(res).decode())
     assert res["matched"] == PARCELS, res
     # the goal is >= 99.5 %; on a loaded 2-core CI box one late read in 50 is tolerated here
     assert res["all_four"] >= 0.98, res
