@@ -80,6 +80,7 @@ class BridgeClient:
         self.last_refusal = ""
         self.peer: M.Hello | None = None
         self.upload: ImageUpload | None = None
+        self.device_info: M.DeviceInfo | None = None
         self._next_image = 1
 
     # ------------------------------------------------------------------ control
@@ -161,6 +162,7 @@ class BridgeClient:
             self.results.put(LinkEvent("nacked", ev.msg, ev.reason, now))
         elif isinstance(ev, Up):
             self.state, self.peer = "up", ev.peer
+            self.link.send(M.DeviceInfoReq(0), now)
             if self.upload is not None:
                 self._send_all(self.upload.link_up(now), now)
             log.info("%s: link up with %s (role %s)", self.name, ev.peer.name,
@@ -193,6 +195,7 @@ class BridgeClient:
                 self.results.put(LinkEvent("result", msg, "", now))
                 return
             elif isinstance(msg, M.DeviceInfo):
+                self.device_info = msg
                 log.info("%s: device %s fw %s serial %s", self.name, msg.hw, msg.fw, msg.serial)
                 return
             else:

@@ -247,7 +247,8 @@ def test_the_station_link_over_tcp_and_pyserial_socket_urls(scheme: str) -> None
 
         def got() -> bool:
             outcomes.extend(act.poll(time.time()))
-            return bool(outcomes) and client.records.qsize() > 0
+            return bool(outcomes) and client.records.qsize() > 0 and \
+                client.device_info is not None
 
         assert _wait(got, 5)
     finally:
@@ -255,6 +256,54 @@ def test_the_station_link_over_tcp_and_pyserial_socket_urls(scheme: str) -> None
         client.close()
         dev.close()
     assert outcomes[0].status == "acted" and outcomes[0].correlation_id == "t1"
+    assert client.device_info is not None and client.device_info.fw == "sim-fw-1.0"
     eye = client.records.get_nowait()
     assert (eye.lane, eye.eye, eye.blocked, eye.seq) == ("L2", "xray", True, 1)
     assert abs(eye.ts - now) < 1e-3  # a synchronised controller clock is used as it is
+
+
+def test_the_live_daemon_reads_the_base_station_over_the_bridge(
+        tmp_path: Path, pty: PtyPair) -> None:
+    """`edge-agent run` (run_live) with [bridge] base_station_port: the detections of
+    the file replay come out of the live agent too (ids and times of live reports
+    differ by design; kind, subject and score do not)."""
+    from edge.live import run_live
+    from simulators.telecom.events import EventSimConfig, write_events
+
+    day = tmp_path / "day.jsonl"
+    write_events(EventSimConfig(seed=901, subscribers=60, hours=1, simbox_devices=1,
+                                ports_per_device=4), day)
+    cfg = _cfg(tmp_path)
+    a = assemble(cfg, mode="replay", sinks=[JsonlSink(tmp_path / "file.jsonl")],
+                 inputs={"events": [day]}, domains=["telecom"])
+    a.pipeline.run(merge_by_time(a.sources))
+    a.close()
+    key = tmp_path / "link.key"
+    key.write_text(SECRET.hex())
+    live = parse_config(
+        f'[agent]\nsite = "s"\nid = "a"\ndata_dir = "{tmp_path}/data2"\n'
+        f'status_interval_s = 1800\n[privacy]\nkey = "bridge-e2e-key-0001"\n'
+        f'[outputs.jsonl]\npath = "{tmp_path}/live.jsonl"\n'
+        f'[bridge]\nbase_station_port = "{pty.slave_path}"\nkey_file = "{key}"\n')
+    fw = BaseStationFirmware(pty, BaseStationFirmware.read_feed(day), key=LinkKey(SECRET, 1))
+    stop = threading.Event()
+    t = threading.Thread(target=run_live, args=(live,), kwargs={"stop": stop}, daemon=True)
+    t.start()
+    time.sleep(0.3)
+    fw.start()
+    try:
+        assert _wait(fw.done, 30)
+        time.sleep(0.5)  # the last records through the queue
+    finally:
+        stop.set()
+        t.join(timeout=20)
+        fw.stop()
+
+    def key_of(line: bytes) -> tuple[str, str, float]:
+        r = orjson.loads(line)
+        return r["kind"], r["subject"]["id"], r["score"]
+
+    want = sorted(key_of(x) for x in _reports(tmp_path / "file.jsonl"))
+    got = sorted(key_of(x) for x in _reports(tmp_path / "live.jsonl")
+                 if orjson.loads(x)["kind"].startswith("simbox."))
+    assert want and got == want
