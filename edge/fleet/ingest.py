@@ -16,7 +16,8 @@ from typing import Any
 
 import orjson
 
-from edge.report.schema import SCHEMA_ID, validation_errors
+from edge.fleet.validate import report_errors
+from edge.report.schema import SCHEMA_ID
 
 _ULID = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ULID_VAL = {c: i for i, c in enumerate(_ULID)}
@@ -142,7 +143,7 @@ def parse_report(topic: str, site: str, agent: str, kind: str, payload: bytes,
         return Rejected(topic, "not a JSON object", payload)
     if doc.get("schema") != SCHEMA_ID:
         return Rejected(topic, f"schema is {doc.get('schema')!r}, not {SCHEMA_ID}", payload)
-    errors = validation_errors(doc)
+    errors = report_errors(doc)
     if errors:
         return Rejected(topic, "schema: " + "; ".join(errors[:3]), payload)
     if (doc["site"], doc["agent"], doc["kind"]) != (site, agent, kind):
