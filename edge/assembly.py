@@ -110,6 +110,13 @@ def assemble(cfg: Config, *, mode: str, sinks: Sequence[Sink],
         raise
     stages += list(extra_stages)
     actuators += list(extra_actuators)
+    for st in stages:  # stages that serve downlink commands (response_undo, ...)
+        cmds = getattr(st, "downlink_commands", None)
+        if cmds is not None:
+            for sink in sinks:
+                if hasattr(sink, "register_command"):
+                    for name, fn in cmds().items():
+                        sink.register_command(name, fn)
     store = ctx.model_store
     if store.slots:
         from edge.modelwatch import ModelWatchStage

@@ -235,10 +235,23 @@ class WatchlistSection:
 
 
 @dataclass
+class WarningSection:
+    """Early warning: subscribers contacted by SIM-boxes or watchlisted numbers."""
+
+    enabled: bool = True
+    """Report potential victims (warning.victim, route warning) for the carrier to warn."""
+    window_s: Annotated[float, Range(60.0, 90 * 86400.0)] = 7 * 86400.0
+    """Report the same potential victim again only after this long (event time)."""
+    recent_s: Annotated[float, Range(0.0, 7 * 86400.0)] = 86400.0
+    """Callees contacted this long before their caller was flagged are reported too."""
+
+
+@dataclass
 class DetectorsSection:
     callplane: CallPlaneSection = field(default_factory=CallPlaneSection)
     ipplane: IpPlaneSection = field(default_factory=IpPlaneSection)
     watchlist: WatchlistSection = field(default_factory=WatchlistSection)
+    warning: WarningSection = field(default_factory=WarningSection)
 
 
 @dataclass
@@ -381,6 +394,28 @@ class ModelsSection:
 
 
 @dataclass
+class ResponseSection:
+    """Acting on watchlist hits (suspend/re-verify requests, IP blocks, diverts)."""
+
+    enabled: bool = True
+    """Run the response stage on watchlist hits (every action audited and reported)."""
+    dry_run: bool = True
+    """Decide and audit every action but do not act (actuators answer dry_run)."""
+    rules: list[str] = field(default_factory=lambda: [
+        "*/imsi/*=suspend_request", "*/iccid/*=suspend_request",
+        "*/msisdn/call=suspend_request", "*/ip/*=block_ip", "*/*/depot=divert",
+        "*/*/*=report_only"])
+    """"<list>/<kind>/<plane>=<action>" rules, first match wins; actions:
+    suspend_request, reverify_request, block_ip, divert, report_only."""
+    block_ttl_s: Annotated[float, Range(60.0, 365 * 86400.0)] = 86400.0
+    """How long an IP block lasts (an nftables element timeout: expires by itself)."""
+    nft_table: str = "afe"
+    """The nftables table (family inet) the agent owns for its blocks."""
+    divert_deadline_s: Annotated[float, Range(0.1, 600.0)] = 5.0
+    """Deadline of a divert ordered by a watchlist hit at the depot."""
+
+
+@dataclass
 class MetricsSection:
     """An OpenMetrics endpoint for Prometheus-style scrapers (``run`` only)."""
 
@@ -406,6 +441,7 @@ class Config:
     outputs: OutputsSection = field(default_factory=OutputsSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
     models: ModelsSection = field(default_factory=ModelsSection)
+    response: ResponseSection = field(default_factory=ResponseSection)
     source_path: Path | None = field(default=None, metadata={"internal": True})
     """Where the config was read from (not a config key)."""
     sections: dict[str, Any] = field(default_factory=dict, metadata={"internal": True})

@@ -12,6 +12,7 @@ if [ "${AFE_WITH_TEST_TOOLS:-0}" = 1 ]; then
   command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
   command -v sngrep >/dev/null 2>&1 || need_apt+=(sngrep)
   command -v socat >/dev/null 2>&1 || need_apt+=(socat)
+  command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need_apt+=(nftables)
   # the fleet collector's tests start throwaway PostgreSQL clusters (initdb, pg_ctl)
   # and drive the desk views in Debian's headless Chromium through its chromedriver
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)

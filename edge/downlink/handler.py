@@ -132,7 +132,7 @@ class DownlinkHandler:
             except OSError as exc:
                 return Ack(kind, msg.id, False, f"cannot store watchlist: {exc}")
             return Ack(kind, msg.id, True, result={"version": wl.version,
-                                                   "entries": len(wl.entries)})
+                                                   "entries": len(wl)})
         if isinstance(msg, ConfigUpdate):
             if self.runtime is None:
                 return Ack(kind, msg.id, False, "runtime config updates are not enabled")
@@ -157,7 +157,10 @@ class DownlinkHandler:
 
     def _watchlist_info(self, args: dict[str, Any]) -> dict[str, Any]:
         wl = self.watchlists.current()
-        return {"version": wl.version, "entries": len(wl.entries), "id_type": wl.id_type}
+        kinds: dict[str, int] = {}
+        for kind, _ in wl.entries:
+            kinds[kind] = kinds.get(kind, 0) + 1
+        return {"version": wl.version, "entries": len(wl), "by_kind": kinds}
 
 
 def _corr_text(correlation: bytes | None) -> str | None:

@@ -5,8 +5,11 @@ signature line (see :mod:`edge.downlink.envelope`, checked before this module se
 the body):
 
 config      ``{"id": "...", "version": 7, "set": {"detectors.callplane.threshold": 0.8}}``
-watchlist   ``{"id": "...", "version": 12, "id_type": "imsi", "format": "pseudonymised",
-              "entries": ["h1:...", ...]}``
+watchlist   a snapshot ``{"id": "...", "version": 12, "type": "snapshot", "entries":
+              [{"kind": "imsi", "value": "h1:...", "reason", "case", "issuer",
+              "expires"}, ...]}`` or a delta ``{"id", "version": 13, "type": "delta",
+              "base_version": 12, "add": [...], "remove": [{"kind", "value"}]}``
+              (see :mod:`edge.watchlist.model`; plain strings with ``id_type`` too)
 command     ``{"id": "...", "version": 31, "command": "ping", "args": {}}``
 
 ``id`` is the correlation id echoed in the acknowledgement (MQTT 5 CorrelationData
@@ -40,14 +43,20 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
     "watchlist": {
-        "type": "object", "additionalProperties": False,
-        "required": ["id", "version", "entries"],
+        # entries are checked one by one by edge.watchlist.model.parse_entry (a schema
+        # walk over a million items would cost seconds before anything is applied)
+        "type": "object", "additionalProperties": False, "required": ["id", "version"],
         "properties": {
             "id": _ID, "version": _VERSION,
+            "type": {"enum": ["snapshot", "delta"]},
+            "base_version": {"type": "integer", "minimum": 0, "maximum": 2**53},
+            "expires": {"type": "number"},
+            "issuer": {"type": "string", "maxLength": 200},
             "id_type": {"type": "string", "pattern": "^[a-z_]{1,32}$"},
             "format": {"enum": ["pseudonymised", "clear"]},
-            "entries": {"type": "array", "maxItems": 5_000_000,
-                        "items": {"type": "string", "minLength": 1, "maxLength": 128}},
+            "entries": {"type": "array", "maxItems": 5_000_000},
+            "add": {"type": "array", "maxItems": 5_000_000},
+            "remove": {"type": "array", "maxItems": 5_000_000},
         },
     },
     "command": {
@@ -70,11 +79,11 @@ class ConfigUpdate:
 
 @dataclass(slots=True, frozen=True)
 class WatchlistUpdate:
+    """A snapshot or delta (``body``, applied by :mod:`edge.watchlist.model`)."""
+
     id: str
     version: int
-    entries: tuple[str, ...]
-    id_type: str = "any"
-    format: str = "pseudonymised"
+    body: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True, frozen=True)
@@ -153,8 +162,7 @@ def _typed(kind: str, body: dict[str, Any]) -> Message:
     if kind == "config":
         return ConfigUpdate(body["id"], dict(body["set"]), body.get("version"))
     if kind == "watchlist":
-        return WatchlistUpdate(body["id"], body["version"], tuple(body["entries"]),
-                               body.get("id_type", "any"), body.get("format", "pseudonymised"))
+        return WatchlistUpdate(body["id"], body["version"], body)
     return Command(body["id"], body["command"], dict(body.get("args", {})),
                    body.get("version"))
 

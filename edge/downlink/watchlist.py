@@ -1,13 +1,12 @@
-"""The current watchlist: what the downlink stored last, for detectors to read.
+"""The stored watchlist: what the downlink (or a signed file) applied last.
 
-A watchlist is a versioned set of identifiers (pseudonyms ``h1:...`` as produced by
-:mod:`edge.report.pseudonym`, or clear identifiers where the site allows that). The
-store keeps it in one JSON file under the data dir, replaced atomically; versions only
-go up (an older or equal version is rejected, so a replayed message cannot roll the
-list back).
+One JSON file under the data dir (``watchlist.json``), replaced atomically, so the
+lists survive restarts; an update (snapshot or delta, :mod:`edge.watchlist.model`)
+is applied to a copy and written before it takes effect, so a refused or failed
+update leaves the old list in force. Versions only go up.
 
-Detectors call ``WatchlistStore(data_dir).current()``: cheap (an ``os.stat`` per call
-at most every ``check_s``), and it picks up a file replaced by the agent's downlink.
+Stages call ``store.current()``: cheap (an ``os.stat`` at most every ``check_s``),
+and it picks up a file replaced by another process (``edge-agent watchlist load``).
 """
 
 from __future__ import annotations
@@ -15,37 +14,23 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from edge.downlink.atomic import write_atomic
-from edge.downlink.messages import WatchlistUpdate
+from edge.watchlist.model import UpdateError, Watchlist, apply_update
 
 FILENAME = "watchlist.json"
+EMPTY = Watchlist()
 
-
-@dataclass(slots=True, frozen=True)
-class Watchlist:
-    version: int
-    entries: frozenset[str]
-    id_type: str = "any"
-    format: str = "pseudonymised"
-    updated: float = 0.0
-
-    def __contains__(self, ident: object) -> bool:
-        return ident in self.entries
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-
-EMPTY = Watchlist(0, frozenset())
+__all__ = ["EMPTY", "FILENAME", "Watchlist", "WatchlistStore", "current_watchlist"]
 
 
 class WatchlistStore:
-    """The watchlist file under ``data_dir``: read by detectors, replaced by the downlink."""
+    """The watchlist file under ``data_dir``: read by stages, updated by the downlink."""
 
     def __init__(self, data_dir: Path, *, check_s: float = 1.0) -> None:
         self.path = Path(data_dir) / FILENAME
@@ -54,6 +39,7 @@ class WatchlistStore:
         self._current = EMPTY
         self._stamp: tuple[int, int] | None = None
         self._next_check = 0.0
+        self.load_errors = 0
         self._reload()
 
     def current(self) -> Watchlist:
@@ -64,23 +50,26 @@ class WatchlistStore:
             self._reload()
         return self._current
 
-    def replace(self, upd: WatchlistUpdate) -> Watchlist:
-        """Store a newer watchlist atomically. Raises ValueError when its version is
-        not newer than the stored one, OSError when it cannot be written (the old
-        list then stays in force)."""
+    def apply(self, body: Mapping[str, Any], now: float | None = None) -> Watchlist:
+        """Apply a snapshot or delta and store it. Raises ValueError (UpdateError) with
+        the reason when refused, OSError when it cannot be written; the old list then
+        stays in force."""
+        now = time.time() if now is None else now
         with self._lock:
             self._reload()
-            if upd.version <= self._current.version:
-                raise ValueError(f"version {upd.version} is not newer than the current "
-                                 f"version {self._current.version}")
-            wl = Watchlist(upd.version, frozenset(upd.entries), upd.id_type, upd.format,
-                           time.time())
+            wl = apply_update(self._current, body, now)
+            # one table per kind, value -> the other fields: parsed by orjson in C, so a
+            # million entries load in about a second
             write_atomic(self.path, orjson.dumps({
-                "version": wl.version, "id_type": wl.id_type, "format": wl.format,
-                "updated": wl.updated, "entries": sorted(wl.entries)}))
+                "version": wl.version, "updated": wl.updated, "layout": 2,
+                "kinds": wl.kinds}))
             self._current = wl
             self._stamp = self._stat()
             return wl
+
+    def replace(self, upd: Any) -> Watchlist:
+        """A downlink WatchlistUpdate (its ``body``)."""
+        return self.apply(upd.body)
 
     def _stat(self) -> tuple[int, int] | None:
         try:
@@ -99,12 +88,15 @@ class WatchlistStore:
             return
         try:
             d = orjson.loads(self.path.read_bytes())
-            self._current = Watchlist(int(d["version"]), frozenset(d["entries"]),
-                                      d.get("id_type", "any"),
-                                      d.get("format", "pseudonymised"),
-                                      float(d.get("updated", 0.0)))
-        except (OSError, ValueError, KeyError, TypeError):
+            if d.get("layout") != 2:
+                raise ValueError("unknown watchlist file layout")
+            wl = Watchlist(version=int(d["version"]), updated=float(d.get("updated", 0.0)),
+                           kinds=d["kinds"])
+            wl._index()
+            self._current = wl
+        except (OSError, ValueError, KeyError, TypeError, UpdateError):
             # A damaged file cannot come from write_atomic; keep what we had
+            self.load_errors += 1
             self._stamp = None
 
 

@@ -77,6 +77,24 @@ def build_stages(ctx: AssemblyContext) -> list[Any]:
 
         stages.append(WatchlistMatcher(ctx.watchlist, ctx.pseudonymiser,
                                        realert_s=wl.realert_s))
+        rs = ctx.cfg.response
+        if rs.enabled:
+            from edge.watchlist.audit import AuditLog
+            from edge.watchlist.response import ResponseStage
+
+            stages.append(ResponseStage(
+                # replays keep their own chain: the live audit log holds live actions only
+                AuditLog(ctx.cfg.agent.data_dir / ("audit.jsonl" if ctx.live
+                                                   else "audit-replay.jsonl")),
+                rules=rs.rules,
+                dry_run=rs.dry_run, block_ttl_s=rs.block_ttl_s,
+                divert_deadline_s=rs.divert_deadline_s,
+                pseudonymise=ctx.pseudonymiser.pseudonym))
+    if ctx.cfg.detectors.warning.enabled:
+        from edge.watchlist.warning import VictimWarningStage
+
+        w = ctx.cfg.detectors.warning
+        stages.append(VictimWarningStage(window_s=w.window_s, recent_s=w.recent_s))
     return stages
 
 
@@ -85,5 +103,15 @@ def has_live_inputs(cfg: Any) -> bool:
     return bool(cfg.inputs.hep.listen)
 
 
+def build_actuators(ctx: AssemblyContext) -> list[Any]:
+    rs = ctx.cfg.response
+    if not rs.enabled:
+        return []
+    from edge.watchlist.nft import NftablesActuator
+
+    return [NftablesActuator(table=rs.nft_table, dry_run=rs.dry_run)]
+
+
 DOMAIN = Domain(name="telecom", build_sources=build_sources, build_stages=build_stages,
-                input_kinds=("events", "pcap"), has_live_inputs=has_live_inputs)
+                build_actuators=build_actuators, input_kinds=("events", "pcap"),
+                has_live_inputs=has_live_inputs)

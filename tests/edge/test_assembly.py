@@ -166,7 +166,7 @@ def test_assemble_builds_telecom_sources_per_mode(tmp_path: Path) -> None:
     assert [s.name for s in agent.sources] == ["events:e.jsonl"]
     names = [s.name for s in agent.pipeline.stages]
     # the domains' stages in order, then the model watch (drift, model counters)
-    assert names[0] == "capture.decoder" and names[-2:] == ["watchlist", "models"]
+    assert names[0] == "capture.decoder" and names[-4:] == ["watchlist", "response", "warning", "models"]
     agent.close()
     with pytest.raises(ValueError, match="mode"):
         assemble(cfg, mode="live", sinks=[])

@@ -111,7 +111,7 @@ def test_watchlist_signed_stored_atomically_and_versioned(tmp_path: Path) -> Non
     ok = h.handle(T + "watchlist", _signed("watchlist", msg))
     assert ok.ok and ok.result["version"] == 3 and ok.result["entries"] == 2
     wl = reader.current()
-    assert wl.version == 3 and ("h1:" + "a" * 32) in wl and wl.id_type == "imsi"
+    assert wl.version == 3 and ("imsi", "h1:" + "a" * 32) in wl.entries
     stale = h.handle(T + "watchlist", _signed("watchlist", {"id": "w2", "version": 3,
                                                             "entries": []}))
     assert not stale.ok and "not newer" in stale.reason

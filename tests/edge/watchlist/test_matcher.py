@@ -29,8 +29,8 @@ def _events(path: Path) -> None:
 
 
 def _store(data: Path, entries: list[str], fmt: str = "pseudonymised") -> None:
-    WatchlistStore(data).replace(WatchlistUpdate(id="w1", version=1, entries=tuple(entries),
-                                                 id_type="any", format=fmt))
+    WatchlistStore(data).replace(WatchlistUpdate(id="w1", version=1, body={
+        "id": "w1", "version": 1, "id_type": "any", "format": fmt, "entries": entries}))
 
 
 def test_pseudonymised_watchlist_hits_are_reported_once_per_hour(tmp_path: Path) -> None:

@@ -1,0 +1,109 @@
+"""Stage ``warning``: potential victims of a SIM-box, a GoIP or a watchlisted number.
+
+The law asks carriers to find potential victims early and dissuade them (Zhejiang
+art. 32, Beijing item 6). A subscriber called or texted by a source of fraud — a SIM
+reported as a SIM-box SIM (``simbox.sim``) or a watchlisted IMSI or number
+(``watchlist.hit``) — is reported as a
+``warning.victim`` (route ``warning``, the subject the called number, pseudonymised),
+once per victim per ``window_s``, so the carrier can call, text or warn them.
+
+Calls made *before* the source was flagged count too: each SIM's last
+``recent_per_sim`` outgoing callees of the last ``recent_s`` are kept (bounded), and
+reported when the SIM is flagged; later calls are reported as they happen. (A GoIP
+found on the IP plane is an address: the numbers it dials appear in the event feed
+under its SIMs, which the call plane flags in turn.)
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from typing import Any
+
+from edge.detection import Detection, Evidence, Subject
+from edge.records import BaseStationEvent
+
+NOTHING: tuple[()] = ()
+_SOURCES = ("simbox.sim", "watchlist.hit")
+
+
+class VictimWarningStage:
+    name = "warning"
+    consumes: tuple[type, ...] = (BaseStationEvent, Detection)
+
+    def __init__(self, *, window_s: float = 7 * 86400.0, recent_s: float = 86400.0,
+                 recent_per_sim: int = 50, max_sims: int = 200_000,
+                 max_victims: int = 1_000_000) -> None:
+        self.window_s = window_s
+        self.recent_s = recent_s
+        self.recent_per_sim = recent_per_sim
+        self.max_sims = max_sims
+        self.max_victims = max_victims
+        self._recent: OrderedDict[str, deque[tuple[float, str, str]]] = OrderedDict()
+        self._flagged: dict[str, tuple[str, float]] = {}  # imsi or msisdn -> (why, since)
+        self._warned: OrderedDict[str, float] = OrderedDict()
+        self.c = dict.fromkeys(("sources", "victims", "suppressed", "evicted"), 0)
+
+    def feed(self, rec: Any) -> Sequence[Detection]:
+        if type(rec) is Detection:
+            return self._source(rec)
+        ev: BaseStationEvent = rec
+        if ev.dir != "mo" or not ev.peer or ev.type not in ("call_start", "sms"):
+            return NOTHING
+        why = self._flagged.get(ev.imsi) or (self._flagged.get(ev.msisdn)
+                                             if ev.msisdn else None)
+        if why is not None:
+            return self._warn(ev.peer, ev.ts, why[0], ev.imsi, ev.type)
+        q = self._recent.get(ev.imsi)
+        if q is None:
+            if len(self._recent) >= self.max_sims:
+                self._recent.popitem(last=False)
+                self.c["evicted"] += 1
+            q = self._recent[ev.imsi] = deque(maxlen=self.recent_per_sim)
+        else:
+            self._recent.move_to_end(ev.imsi)
+        q.append((ev.ts, ev.peer, ev.type))
+        return NOTHING
+
+    def _source(self, d: Detection) -> Sequence[Detection]:
+        if d.kind not in _SOURCES or d.subject.type not in ("imsi", "phone", "msisdn"):
+            return NOTHING
+        ident = d.subject.id
+        if ident in self._flagged:
+            return NOTHING
+        self._flagged[ident] = (d.kind, d.ts)
+        self.c["sources"] += 1
+        out: list[Detection] = []
+        for ts, peer, kind in self._recent.pop(ident, ()):  # called before it was flagged
+            if d.ts - ts <= self.recent_s:
+                out += self._warn(peer, d.ts, d.kind, ident, kind, earlier_ts=ts)
+        return out
+
+    def _warn(self, peer: str, ts: float, why: str, source: str, how: str,
+              earlier_ts: float | None = None) -> list[Detection]:
+        last = self._warned.get(peer)
+        if last is not None and ts - last < self.window_s:
+            self.c["suppressed"] += 1
+            return []
+        if len(self._warned) >= self.max_victims:
+            self._warned.popitem(last=False)
+        self._warned[peer] = ts
+        self._warned.move_to_end(peer)
+        self.c["victims"] += 1
+        stype = "imsi" if source.isdigit() and len(source) == 15 else "phone"
+        feats: dict[str, Any] = {"source_kind": why, "contact": how}
+        if earlier_ts is not None:
+            feats["contact_ts"] = round(earlier_ts, 3)
+        return [Detection(ts, "warning.victim", "medium", 0.8, Subject("phone", peer),
+                          [Evidence(f"contacted ({how}) by a {why.replace('.', ' ')} source",
+                                    feats)],
+                          ["warning"], related=[Subject(stype, source)], detector=self.name)]
+
+    def tick(self, now: float) -> Sequence[Detection]:
+        return NOTHING
+
+    def flush(self, now: float) -> Sequence[Detection]:
+        return NOTHING
+
+    def counters(self) -> dict[str, int | float]:
+        return {**self.c, "flagged": len(self._flagged), "tracked_sims": len(self._recent)}
