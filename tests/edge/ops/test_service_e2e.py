@@ -139,7 +139,7 @@ port = {metrics}
             time.sleep(max(0.0, t0 + (i + 10) / 1000 - time.monotonic()))
         cpu_per_s = (_cpu_s(proc.pid) - cpu0) / (time.monotonic() - t0)
         tx.close()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # a loaded CI box may be slow, not lossy
         while "afe_records_total 3000.0" not in scrape():
             assert time.monotonic() < deadline, scrape()[:2000]
             time.sleep(0.2)
