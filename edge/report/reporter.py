@@ -18,6 +18,7 @@ from edge.detection import SEVERITIES, Detection, Subject
 from edge.report.ids import IdFactory
 from edge.report.pseudonym import Pseudonymiser
 from edge.report.schema import SCHEMA_ID
+from edge.timeguard import MAX_EPOCH
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class Reporter:
         """The report for a detection, pseudonymised, not yet published."""
         if det.severity not in SEVERITIES:
             raise ValueError(f"unknown severity {det.severity!r}")
+        if not 0.0 <= det.ts < MAX_EPOCH:  # inputs are bounded (edge.timeguard): a bug
+            raise ValueError(f"detection time {det.ts!r} is impossible (1970..2100)")
         personal = self._pseudo.personal_types
         evidence = []
         for ev in det.evidence:

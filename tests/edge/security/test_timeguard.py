@@ -239,3 +239,16 @@ def test_poison_in_a_followed_file_survives_restarts(tmp_path: Path) -> None:
         feats = _run_agent(cfg, out)
         assert feats["source.events:feed.jsonl.ts_rejected"] == 3
         assert feats["malformed"] == 4
+
+
+@pytest.mark.parametrize("ts", [1e17, 1.79e308, float("nan"), float("inf"), -1.0])
+def test_reporter_refuses_impossible_times_with_a_clear_error(ts: float) -> None:
+    """Second line of defence: formatting 1e17 raised OverflowError in the reporter."""
+    from edge.detection import Detection, Subject
+
+    rep = Reporter(site="s", agent="a", pseudonymiser=Pseudonymiser(b"timeguard-key-0001"),
+                   ids=IdFactory("s/a/x"), sinks=[])
+    det = Detection(ts=ts, kind="agent.status", severity="info", score=0.0,
+                    subject=Subject("agent", "a"), evidence=[], route=["ops"])
+    with pytest.raises(ValueError, match="impossible"):
+        rep.build(det)
