@@ -8,6 +8,7 @@ stages and actuators, and joins them with the reporter and the sinks into an
 
 from __future__ import annotations
 
+import copy
 import logging
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +24,7 @@ from edge.report.ids import IdFactory
 from edge.report.pseudonym import Pseudonymiser, load_fleet_key, load_key
 from edge.report.reporter import Reporter, Sink
 from edge.report.sinks import JsonlSink, StdoutSink
+from edge.settings import Settings, connect_runtime
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class Agent:
     actuators: list[Any] = field(default_factory=list)
     models: list[ModelInfo] = field(default_factory=list)
     context: AssemblyContext | None = None
+    settings: Settings | None = None
 
     def close(self) -> None:
         """Close sources, actuators, then sinks (so nothing reported is lost)."""
@@ -74,10 +77,15 @@ def assemble(cfg: Config, *, mode: str, sinks: Sequence[Sink],
     ``inputs`` are the CLI's files by kind (added to the configured ones); ``domains``
     restricts the installed domains used (default: all); ``extra_stages`` and
     ``extra_actuators`` are appended (embedding code, tests). If building a domain
-    fails, what was opened is closed again and the error raised.
+    fails, what was opened is closed again and the error raised. The agent works on a
+    copy of ``cfg``; accepted runtime updates reach it through ``agent.settings``.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    # The pipeline's own copy: runtime changes reach it only through ``settings``, on
+    # the pipeline thread (the caller's cfg is the one the downlink updates).
+    cfg = copy.deepcopy(cfg)
+    settings = Settings(cfg)
     pseudo = Pseudonymiser(load_key(cfg.privacy.key, cfg.privacy.key_file, cfg.agent.data_dir),
                            fleet_key=load_fleet_key(cfg.privacy.fleet_key_file))
     watchlist = None
@@ -89,7 +97,7 @@ def assemble(cfg: Config, *, mode: str, sinks: Sequence[Sink],
 
     ctx = AssemblyContext(cfg=cfg, mode=mode, pseudonymiser=pseudo, watchlist=watchlist,
                           inputs={k: list(v) for k, v in (inputs or {}).items()},
-                          model_store=ModelStore(cfg.agent.data_dir, cfg))
+                          model_store=ModelStore(cfg.agent.data_dir, cfg), settings=settings)
     from edge.timeguard import guard
 
     sources: list[Any] = []
@@ -134,11 +142,16 @@ def assemble(cfg: Config, *, mode: str, sinks: Sequence[Sink],
     pipeline = Pipeline(stages, reporter, actuators=actuators,
                         status_interval_s=cfg.agent.status_interval_s)
     pipeline.sources = sources
-    for sink in sinks:  # per-detector counters in the MQTT heartbeat
-        if hasattr(sink, "set_counters_provider"):
+    pipeline.settings = settings
+    settings.subscribe(["agent.status_interval_s"], pipeline.set_status_interval)
+    for sink in sinks:
+        if hasattr(sink, "set_counters_provider"):  # per-detector counters in the heartbeat
             sink.set_counters_provider(pipeline.counters)
+        runtime = getattr(getattr(sink, "downlink", None), "runtime", None)
+        if runtime is not None:  # downlink config updates -> the pipeline thread
+            connect_runtime(runtime, settings)
     return Agent(cfg, pipeline, reporter, pseudo, sources=sources, actuators=actuators,
-                 models=ctx.models, context=ctx)
+                 models=ctx.models, context=ctx, settings=settings)
 
 
 def _wire_models(store: Any, sinks: Sequence[Sink]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from edge.assembly import assemble, make_sinks
 from edge.config import Config
-from edge.downlink.runtime import RUNTIME_KEYS
+from edge.downlink.runtime import allowed_keys
 from edge.errors import ConfigError
 from edge.ops.service import ServiceHooks
 
@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 _END = object()
 
 
-def _apply_live(cfg: Config) -> Any:
-    """Applies SIGHUP changes of live keys to the running config."""
+def _apply_live(cfg: Config, settings: Any) -> Any:
+    """Applies SIGHUP changes of live keys to the running config (the link's view)
+    and, through the settings, to the pipeline's copy (called on the pipeline thread)."""
     from edge.config import apply_overrides
     from edge.ops.reload import flatten
 
@@ -39,6 +40,8 @@ def _apply_live(cfg: Config) -> Any:
             for part in path:
                 obj = getattr(obj, part)
             setattr(obj, leaf, checked[key])
+        if settings is not None:
+            settings.submit({key: checked[key] for key in changes})
         return changes
 
     return apply
@@ -76,7 +79,8 @@ def run_live(cfg: Config, *, stop: threading.Event | None = None,
     q: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
     hooks = ServiceHooks(cfg, counters=lambda: {**agent.pipeline.counters(),
                                                 "live.queue_depth": q.qsize()},
-                         apply_live=_apply_live(cfg), live_keys=RUNTIME_KEYS)
+                         apply_live=_apply_live(cfg, agent.settings),
+                         live_keys=allowed_keys())
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -95,6 +99,7 @@ def run_live(cfg: Config, *, stop: threading.Event | None = None,
     try:
         while not stop.is_set() and live_ends < len(threads):
             hooks.turn()
+            pipeline.apply_settings()  # downlink config updates, on this thread
             try:
                 rec = q.get(timeout=0.5)
             except queue.Empty:

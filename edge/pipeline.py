@@ -152,6 +152,7 @@ class Pipeline:
         self._malformed_log_limit = malformed_log_limit
         self.sources: list[Source] = []
         self._feeders: dict[type, list[Any]] = {}
+        self.settings: Any = None  # edge.settings.Settings: live changes, taken per tick
 
     # -- driving
     def run(self, records: Iterable[Any], progress: Any = None) -> None:
@@ -294,7 +295,20 @@ class Pipeline:
             if res:
                 self._dispatch(res)
 
+    def apply_settings(self) -> None:
+        """Take runtime setting changes other threads submitted (live loop, ticks)."""
+        if self.settings is not None and self.settings.pending():
+            self.settings.apply_pending()
+
+    def set_status_interval(self, changes: dict[str, Any]) -> None:
+        """Settings subscriber: a new ``agent.status_interval_s`` counts from now."""
+        self.status_interval_s = float(changes["agent.status_interval_s"])
+        if self.now is not None:
+            self._next_status = min(self._next_status, self.now + self.status_interval_s)
+
     def _advance(self, now: float) -> None:
+        if self.settings is not None and self.settings.pending():
+            self.settings.apply_pending()
         self._next_tick = now + self.tick_s
         for st in self.stages:
             try:

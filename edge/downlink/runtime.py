@@ -39,6 +39,13 @@ RUNTIME_KEYS = frozenset({
 })
 
 
+def allowed_keys() -> frozenset[str]:
+    """RUNTIME_KEYS plus the keys the installed domains declare (edge.domains)."""
+    from edge.domains import runtime_keys
+
+    return RUNTIME_KEYS | runtime_keys()
+
+
 class RuntimeConfig:
     def __init__(self, cfg: Config, data_dir: Path) -> None:
         self.cfg = cfg
@@ -56,10 +63,11 @@ class RuntimeConfig:
         """Validate and apply; returns {key: new value}. Raises ValueError (with the
         reason) when the update is refused; nothing has changed then."""
         with self._lock:
-            bad = sorted(set(changes) - RUNTIME_KEYS)
+            allowed = allowed_keys()
+            bad = sorted(set(changes) - allowed)
             if bad:
                 raise ValueError(f"not changeable at runtime: {', '.join(bad)} "
-                                 f"(allowed: {', '.join(sorted(RUNTIME_KEYS))})")
+                                 f"(allowed: {', '.join(sorted(allowed))})")
             if version is not None and version <= self.version:
                 raise ValueError(f"version {version} is not newer than the current "
                                  f"version {self.version}")
@@ -90,14 +98,14 @@ class RuntimeConfig:
         try:
             d = orjson.loads(self.path.read_bytes())
             checked = apply_overrides(self.cfg, {k: v for k, v in d["set"].items()
-                                                 if k in RUNTIME_KEYS})
+                                                 if k in allowed_keys()})
         except FileNotFoundError:
             return
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             log.error("ignoring %s: %s", self.path, exc)
             return
         for key in d["set"]:
-            if key in RUNTIME_KEYS:
+            if key in allowed_keys():
                 _set(self.cfg, key, _get(checked, key))
         self.version, self.overrides = int(d["version"]), dict(d["set"])
 

@@ -507,6 +507,7 @@ class MqttLink:
         hold = cfg.ack_hold_s
         held: deque[tuple[float, list[int]]] = deque()
         next_hb = time.monotonic() + cfg.heartbeat_s
+        hb_period = cfg.heartbeat_s
         next_tls = time.monotonic() + cfg.tls.reload_check_s
         next_expire = time.monotonic() + 10.0
         exhausted = False
@@ -601,6 +602,9 @@ class MqttLink:
                 self._rebirth = False
                 client.publish(status_topic(cfg.topic_prefix, self.site, self.agent),
                                birth_payload(self.identity, time.time()), qos=1, retain=True)
+            if cfg.heartbeat_s != hb_period:  # a runtime config update: counts from now
+                hb_period = cfg.heartbeat_s
+                next_hb = min(next_hb, now + hb_period)
             if now >= next_hb or self._heartbeat_now:
                 self._heartbeat_now = False
                 next_hb = now + cfg.heartbeat_s

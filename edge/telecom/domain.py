@@ -69,8 +69,13 @@ def build_stages(ctx: AssemblyContext) -> list[Any]:
     from edge.telecom.ipplane.build import build_stages as ipplane
 
     stages: list[Any] = [FrameDecoderStage()]
+    # The call plane reads its section of the pipeline's config copy at use time, so
+    # threshold and min_calls changes reach it as applied (on the pipeline thread).
     stages += callplane(ctx.cfg, ctx.model_store)
-    stages += ipplane(ctx.cfg, ctx.model_store)
+    ip = ipplane(ctx.cfg, ctx.model_store)
+    for det in ip:
+        _follow_ipplane_threshold(ctx, det)
+    stages += ip
     wl = ctx.cfg.detectors.watchlist
     if wl.enabled and ctx.watchlist is not None:
         from edge.watchlist.matcher import WatchlistMatcher
@@ -110,6 +115,23 @@ def build_actuators(ctx: AssemblyContext) -> list[Any]:
     from edge.watchlist.nft import NftablesActuator
 
     return [NftablesActuator(table=rs.nft_table, dry_run=rs.dry_run)]
+
+
+def _follow_ipplane_threshold(ctx: AssemblyContext, det: Any) -> None:
+    """The IP-plane detector copies its settings at build time: it subscribes to the
+    runtime key (None = back to the running model's own threshold)."""
+    if ctx.settings is None:
+        return
+
+    def apply(changes: dict[str, Any]) -> None:
+        thr = changes["detectors.ipplane.threshold"]
+        if thr is None:
+            model = det.model
+            thr = float(model.contract["threshold"]) if model is not None and \
+                "threshold" in model.contract else 0.9
+        det.s.threshold = float(thr)
+
+    ctx.settings.subscribe(["detectors.ipplane.threshold"], apply)
 
 
 DOMAIN = Domain(name="telecom", build_sources=build_sources, build_stages=build_stages,
