@@ -39,20 +39,22 @@ from simulators.telecom.ipplane_behaviour import TRAIN_COUNTS, generate
 
 HERE = Path(__file__).resolve().parent
 NAME = "ipplane"
-VERSION = "1.1.0"
+VERSION = "1.2.0"
 # each split sees half the features: redundant cues (several say "relay") all get used, so
 # one imitated cue does not carry the decision alone
 MAX_FEATURES = 0.5
 
 
-def collect(seeds: list[int], profile: str, duration_s: float
+def collect(seeds: list[int], profile: str, duration_s: float, exclude: tuple[str, ...] = ()
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """(X, y, sample weight, endpoint ids) over the scenarios of ``seeds``."""
+    """(X, y, sample weight, endpoint ids) over the scenarios of ``seeds``, without the
+    persona families in ``exclude`` (leave-one-family-out)."""
     xs: list[list[float]] = []
     ys: list[int] = []
     keys: list[str] = []
+    counts = {**TRAIN_COUNTS, **dict.fromkeys(exclude, 0)}
     for seed in seeds:
-        sc = generate(seed, profile=profile, duration_s=duration_s, counts=TRAIN_COUNTS)
+        sc = generate(seed, profile=profile, duration_s=duration_s, counts=counts)
         pos = {e["ip"]: bool(e["positive"]) for e in sc.truth["endpoints"]}
         det = IpPlaneDetector(DetectorSettings())
         rows: list[tuple[str, list[float]]] = []
@@ -67,7 +69,7 @@ def collect(seeds: list[int], profile: str, duration_s: float
     return np.array(xs, dtype=np.float32), y, _weights(y, keys), keys
 
 
-def collect_pcap(seeds: list[int], duration_s: float
+def collect_pcap(seeds: list[int], duration_s: float, exclude: tuple[str, ...] = ()
                  ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Feature rows from the pcap simulator (simulators/telecom/pcap.py) decoded by the
     fast reader: the same path live captures take, and personas written by another hand."""
@@ -88,7 +90,8 @@ def collect_pcap(seeds: list[int], duration_s: float
             pcap = Path(tmp) / f"sim{seed}.pcap"
             res = simulate_pcap(cfg, pcap)
             eps: list[dict[str, Any]] = res.truth["endpoints"]  # type: ignore[assignment]
-            pos = {e["ip"]: bool(e["positive"]) for e in eps}
+            pos = {e["ip"]: bool(e["positive"]) for e in eps
+                   if PCAP_FAMILY.get(e["persona"], e["persona"]) not in exclude}
             det = IpPlaneDetector(DetectorSettings())
             rows: list[tuple[str, list[float]]] = []
             det.feature_sink = lambda now, addr, f, rows=rows: rows.append((addr, f))
@@ -107,6 +110,10 @@ def collect_pcap(seeds: list[int], duration_s: float
         np.array(ys, dtype=np.int64), keys
 
 
+# the pcap simulator's persona names, as families of the behaviour generator
+PCAP_FAMILY = {"simbank": "simbank_client", "softphone6": "softphone"}
+
+
 def _weights(y: np.ndarray, keys: list[str]) -> np.ndarray:
     """Each endpoint weighs the same however often it was judged; classes weigh the same."""
     count: dict[str, int] = defaultdict(int)
@@ -123,7 +130,7 @@ def _weights(y: np.ndarray, keys: list[str]) -> np.ndarray:
 
 def train(out: Path, seed: int = 1, n_train: int = 30, n_val: int = 6,
           duration_s: float = 1200.0, n_estimators: int = 150, n_pcap: int = 3,
-          pcap_duration_s: float = 600.0) -> dict[str, Any]:
+          pcap_duration_s: float = 600.0, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
     from sklearn.ensemble import GradientBoostingClassifier
@@ -131,17 +138,17 @@ def train(out: Path, seed: int = 1, n_train: int = 30, n_val: int = 6,
     t0 = time.perf_counter()
     tr_seeds = list(range(seed, seed + n_train))
     va_seeds = list(range(seed + 500, seed + 500 + n_val))
-    x, y, _, keys = collect(tr_seeds, "train", duration_s)
+    x, y, _, keys = collect(tr_seeds, "train", duration_s, exclude)
     pcap_seeds = list(range(seed + 100, seed + 100 + n_pcap))
     if pcap_seeds:
-        xp, yp, kp = collect_pcap(pcap_seeds, pcap_duration_s)
+        xp, yp, kp = collect_pcap(pcap_seeds, pcap_duration_s, exclude)
         x, y, keys = np.concatenate([x, xp]), np.concatenate([y, yp]), keys + kp
     w = _weights(y, keys)
     clf = GradientBoostingClassifier(n_estimators=n_estimators, max_depth=3,
                                      learning_rate=0.1, subsample=0.8, min_samples_leaf=20,
                                      max_features=MAX_FEATURES, random_state=seed)
     clf.fit(x, y, sample_weight=w)
-    xv, yv, _, kv = collect(va_seeds, "train", duration_s)
+    xv, yv, _, kv = collect(va_seeds, "train", duration_s, exclude)
     pv = clf.predict_proba(xv)[:, 1] if len(xv) else np.zeros(0)
     per_ep: dict[str, tuple[int, float]] = {}
     for k, lab, p in zip(kv, yv, pv, strict=True):
@@ -155,8 +162,7 @@ def train(out: Path, seed: int = 1, n_train: int = 30, n_val: int = 6,
     onx = convert_sklearn(clf, initial_types=[("features", FloatTensorType([None, len(FEATURES)]))],
                           options={id(clf): {"zipmap": False}}, target_opset=17)
     onnx_path = out / "model.onnx"
-    onx.graph.name = NAME  # skl2onnx names the graph with a random uuid: keep builds identical
-    onnx_path.write_bytes(onx.SerializeToString())
+    onnx_path.write_bytes(canonical_onnx(onx))
     benign = x[y == 0]
     contract = {
         "name": NAME, "version": VERSION, "sha256": sha256_file(onnx_path),
@@ -174,7 +180,7 @@ def train(out: Path, seed: int = 1, n_train: int = 30, n_val: int = 6,
             "endpoints": len(set(keys)), "estimator": "GradientBoostingClassifier",
             "n_estimators": n_estimators, "max_depth": 3, "min_samples_leaf": 20,
             "max_features": MAX_FEATURES,
-            "random_state": seed,
+            "random_state": seed, "excluded_families": list(exclude),
         },
         "validation": {"negative_max_score": round(neg_max, 4),
                        "positive_endpoint_recall": round(val_recall, 4),
@@ -189,6 +195,18 @@ def train(out: Path, seed: int = 1, n_train: int = 30, n_val: int = 6,
     finish_package(out, x, seed=seed)
     contract["seconds"] = round(time.perf_counter() - t0, 1)
     return contract
+
+
+def canonical_onnx(onx: Any) -> bytes:
+    """The ONNX bytes, identical for identical trees: skl2onnx names the graph with a
+    random uuid and lists the opset imports in set order (which differs between
+    processes with Python's hash randomisation), so both are fixed here."""
+    onx.graph.name = NAME
+    ops = sorted((o.domain, o.version) for o in onx.opset_import)
+    del onx.opset_import[:]
+    for domain, version in ops:
+        onx.opset_import.add(domain=domain, version=version)
+    return bytes(onx.SerializeToString())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,8 @@ Personas (``positive`` in the truth file):
   keepalives and takes long calls both ways; ``callcentre_trunk`` (-, label pbx_trunk)
   dials out short calls over one or many lines. Both are in training with ``train``
   ranges (TRAIN_COUNTS) and in the stress test with the shifted ``heldout`` ranges;
+- ``nat_office`` (-): an office of 3-40 IP phones behind one NAT address (many AoRs
+  from one address, like a gateway's lines), people calling both ways, missed calls;
 - infrastructure (-): ``voip_server`` (the fraud side's softswitch), ``sip_registrar``,
   ``goip_sms_server``, ``simbank_server``.
 
@@ -370,9 +372,49 @@ def _gateway(g: _Gen, prof: str, ua: Ua, srv: Ua, lines: int, masked: bool, low_
             t = t_end + rng.expovariate(1.0 / gap)
 
 
+def _nat_office(g: _Gen, prof: str, ua: Ua, srv: Ua, start: float) -> int:
+    """An office of IP phones behind one NAT address: many AoRs registering from one
+    address (each phone on its own schedule, often short to keep the NAT binding),
+    people calling both ways at human pace, many missed incoming calls. Returns the
+    number of phones."""
+    rng = g.rng
+    phones = _p(prof, (4, 24), (3, 40), rng)
+    n = int(phones)
+    users = [f"{rng.randint(2, 8)}{rng.randint(100, 999)}" for _ in range(n)]
+    reg_iv = rng.choice((60.0, 120.0, 180.0, 300.0, 600.0, 1800.0))
+    for u in users:
+        iv = reg_iv * rng.uniform(0.8, 1.2)  # phones of one site, firmware of its own
+        t = start + rng.uniform(0, min(iv, 120.0))
+        cid, cseq = g.uid(), 1
+        while t < g.end:
+            g.register(t, ua, srv, u, cid, cseq, int(iv * 1.1))
+            cseq += 1
+            t += max(1.0, rng.gauss(iv, rng.uniform(0.1, 4.0)))
+    contacts = [_phone(rng) for _ in range(rng.randint(10, 60))]
+    rate_h = _p(prof, (2, 10), (1, 14), rng)
+    p_in = _p(prof, (0.35, 0.65), (0.25, 0.75), rng)
+    ans_p = _p(prof, (0.45, 0.8), (0.35, 0.85), rng)  # missed calls: nobody at the desk
+    med, sig = _p(prof, (45, 200), (30, 300), rng), _p(prof, (0.8, 1.3), (0.6, 1.4), rng)
+    for u in users:
+        t = start + rng.expovariate(rate_h / 3600.0)
+        while t < g.end:
+            answered = rng.random() < ans_p
+            ring = rng.uniform(4, 30)
+            dur = _lognorm(rng, med, sig, 3600.0)
+            if rng.random() < p_in:
+                t_end = g.call(t, srv, ua, rng.choice(contacts), u, answered, ring, dur)
+            else:
+                callee = rng.choice(contacts) if rng.random() < 0.6 else _phone(rng)
+                t_end = g.call(t, ua, srv, u, callee, answered, ring, dur)
+            t = max(t, t_end) + rng.expovariate(rate_h / 3600.0)  # one person per phone
+    return n
+
+
 def _ordinary(g: _Gen, prof: str, persona: str, ua: Ua, srv: Ua, start: float) -> int:
     """Softphone / IP phone / PBX trunk behaviour; returns the number of lines."""
     rng = g.rng
+    if persona == "nat_office":
+        return _nat_office(g, prof, ua, srv, start)
     if persona == "callcentre_trunk" and prof == "train":  # shifted from held-out ranges
         lines = rng.randint(1, 8)
         reg_iv = rng.choice((60.0, 120.0, 300.0))
@@ -467,10 +509,13 @@ DEFAULT_COUNTS = {"goip_plain": 2, "goip_masked": 4, "low_slow": 2, "simbank_cli
                   "softphone": 10, "ipphone": 6, "pbx_trunk": 3}
 # The hard cases: evasive boxes that act human, and a call centre's trunk dialling out
 # (added by ``--stress`` with the held-out ranges).
-STRESS_COUNTS = {"goip_human": 3, "callcentre_trunk": 3}
+STRESS_COUNTS = {"goip_human": 3, "callcentre_trunk": 3, "nat_office": 3}
 # Training adds both personas with the ``train`` ranges (shifted from the held-out ones);
 # evaluation keeps DEFAULT_COUNTS, plus STRESS_COUNTS under ``--stress``.
-TRAIN_COUNTS = {"goip_human": 3, "callcentre_trunk": 3, "pbx_trunk": 6}
+TRAIN_COUNTS = {"goip_human": 3, "callcentre_trunk": 3, "pbx_trunk": 6, "nat_office": 3}
+FAMILIES = ("goip_plain", "goip_masked", "low_slow", "simbank_client", "goip_human",
+            "softphone", "ipphone", "pbx_trunk", "callcentre_trunk", "nat_office")
+"""The persona families leave-one-family-out training holds out one at a time."""
 
 
 def generate(seed: int, *, profile: str = "train", duration_s: float = 1200.0,

@@ -8,8 +8,9 @@ Personas (one IP endpoint each):
 - positives: ``goip_plain`` (User-Agent ``dble``, DBL SDP, X-ACrypt on some, DBL MAC
   OUI, DHCP vendor class ``dbl``, gontp.com look-up, SMS-server keepalives to UDP
   44444, DDNS 56000 -> 39800, remote admin on TCP 1920), ``goip_masked`` (User-Agent
-  and SDP rewritten, only behaviour left: several lines registering every 60 s from
-  one address, keepalives every 30 s, back-to-back short calls to many distinct
+  and SDP rewritten, only behaviour left: several lines registering from one address
+  every 30-180 s (each box its own interval, with jitter), keepalives every 15-60 s,
+  challenged or not like ordinary phones, back-to-back short calls to many distinct
   numbers, INVITEs arriving from the VoIP server), ``simbank_client`` (a masked GoIP
   whose SIMs sit in a remote bank: UDP packets starting 78 56 21 43).
 A share of endpoints is carried inside GTP-U (its mobile data), a share of benign
@@ -98,6 +99,11 @@ class PcapSimConfig:
     loss: float = 0.005
     """RTP packet loss probability."""
     max_packets: int | None = None
+    goip_challenge_share: float = 0.5
+    """Share of GoIPs whose softswitch challenges their REGISTERs (401 then digest)."""
+    benign_challenge_share: float = 0.8
+    """Share of ordinary phones whose registrar challenges them: neither side always
+    gets a challenge, so a challenge says nothing about the device."""
     encap: str | None = None
     """Wrap every frame in this tunnel (``pcap_encap.KINDS``: erspan2, mpls, pppoe, ...)."""
 
@@ -406,8 +412,9 @@ class _Sim:
         reg_every = {"softphone": 600, "ipphone": 1800, "pbx_trunk": 3600}.get(label, 600)
         reg_cid = f"{self.tok(10)}@{me.host()}"
         t, cseq = self.t0 + rng.uniform(0, 20), 1
+        challenged = rng.random() < cfg.benign_challenge_share
         while t < t_end:
-            self.register(t, me, proxy, reg_cid, cseq, reg_every, challenge=True)
+            self.register(t, me, proxy, reg_cid, cseq, reg_every, challenge=challenged)
             cseq += 2
             t += reg_every * rng.uniform(0.45, 0.55)
         if "Zoiper" in ua_s and transport == "UDP":  # NAT keepalive every 30 s
@@ -498,21 +505,26 @@ class _Sim:
                 self.send_udp(t + 0.04, SIMBANK_SERVER, 56011, ip, sp,
                               b"\x78\x56\x21\x43" + struct.pack("!I", n) + rng.randbytes(12))
                 t += 10.0
+        reg_iv = rng.choice((30.0, 60.0, 60.0, 90.0, 120.0, 180.0)) * rng.uniform(0.97, 1.03)
+        reg_sd = rng.uniform(0.05, 3.0)
+        ka_iv = rng.choice((15.0, 20.0, 30.0, 30.0, 60.0))
+        challenged = rng.random() < cfg.goip_challenge_share
         for li in range(lines):
             user = f"{800 + idx * 100 + li}"
             me = sip.Party(ip, ports[li], user, "UDP", ua)
             imsi = "46000" + "".join(rng.choices("0123456789", k=10))
-            # register every 60 s, keepalive every 30 s: machine-regular
+            # regular, but not a clock: each box's own interval, with jitter
             reg_cid = f"{self.tok(10)}@{ip}"
-            t, cseq = self.t0 + rng.uniform(0, 60), 1
+            t, cseq = self.t0 + rng.uniform(0, reg_iv), 1
             while t < t_end:
-                self.register(t, me, server, reg_cid, cseq, 60, challenge=False)
-                cseq += 1
-                t += 60.0
-            t = self.t0 + rng.uniform(0, 30)
+                self.register(t, me, server, reg_cid, cseq, int(reg_iv),
+                              challenge=challenged)
+                cseq += 2 if challenged else 1
+                t += max(1.0, rng.gauss(reg_iv, reg_sd))
+            t = self.t0 + rng.uniform(0, ka_iv)
             while t < t_end:
                 self.send_udp(t, ip, me.port, server.ip, server.port, b"\r\n\r\n")
-                t += 30.0
+                t += max(1.0, rng.gauss(ka_iv, reg_sd))
             if plain:
                 sp, req = rng.randrange(1024, 65000), 0
                 t = self.t0 + rng.uniform(0, 30)
@@ -596,7 +608,10 @@ class _Sim:
             for s in active:
                 while True:
                     ts = s.start + s.k * PTIME + rand() * 0.002
-                    if ts >= s.end or ts >= w_end:
+                    if ts >= s.end:  # the stream is over (the jitter must not be drawn
+                        s.end = -1.0  # again in a later window: frames would go back)
+                        break
+                    if ts >= w_end:
                         break
                     seq = (s.seq + s.k) & 0xFFFF
                     rts = (s.rtp_ts + s.k * RTP_PAYLOAD) & 0xFFFFFFFF

@@ -75,7 +75,7 @@ def inner_tuple(row: dict[str, list[str]]) -> tuple[Any, ...] | None:
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("tshark")
-    cfg = PcapSimConfig(seed=11, duration_s=60, softphones=14, ipphones=3, pbx_trunks=1,
+    cfg = PcapSimConfig(seed=12, duration_s=60, softphones=14, ipphones=3, pbx_trunks=1,
                         goip_plain=1, goip_masked=1, simbank_clients=1, lines=3,
                         gtp_share=0.4, tcp_share=0.6)
     simulate_pcap(cfg, d / "sim.pcap", d / "sim.truth.json")

@@ -128,11 +128,14 @@ def test_masked_goip_behaviour_without_fingerprints(
             by_port[p.sport].append(p.ts)
         assert len(by_port) == CFG.lines  # several lines from one address
         for ts in by_port.values():
-            gaps = [b - a for a, b in zip(ts, ts[1:], strict=False)]
-            assert gaps and all(abs(g - 60.0) < 0.5 for g in gaps)  # re-register every 60 s
+            # one registration (with its challenge retry, if challenged) every 30-180 s:
+            # regular, but each box its own interval, with jitter, not a 60.0 s clock
+            gaps = [b - a for a, b in zip(ts, ts[1:], strict=False) if b - a > 1.0]
+            assert gaps and all(20.0 < g < 200.0 for g in gaps)
+            assert len({round(g, 3) for g in gaps}) > 1 or len(gaps) == 1
         crlf = sorted(p.ts for p in recs if type(p) is Packet and p.src == ip
                       and p.payload == b"\r\n\r\n")
-        assert len(crlf) >= CFG.lines * 5
+        assert len(crlf) >= CFG.lines * 2  # keepalives every 15-60 s, jittered
         invites = [p for p, m in mine if m.is_request and m.method == "INVITE"]
         inbound = [p for p in invites if p.src == FRAUD_SERVER and p.dst == ip]
         assert len(inbound) >= 0.7 * len(invites) and len(invites) >= 10
