@@ -235,7 +235,8 @@ def render(spec: ParcelSpec, rng: np.random.Generator, mm_per_px: float = 1.5) -
     by = BELT_WIDTH_MM / 2 + float(rng.uniform(-slack, slack))
     ca, sa = math.cos(math.radians(box_angle)), math.sin(math.radians(box_angle))
 
-    planes = np.zeros((len(MATERIAL_NAMES), h, w), dtype=np.float32)
+    # one thickness plane per material actually present, allocated on first use
+    planes: dict[int, np.ndarray] = {}
     mask = np.zeros((h, w), dtype=np.float32)
     for item in spec.items:
         threat = item.role == "threat"
@@ -247,24 +248,31 @@ def render(spec: ParcelSpec, rng: np.random.Generator, mm_per_px: float = 1.5) -
             if got is None:
                 continue
             rows, cols, t = got
-            planes[_MAT_INDEX[part.material], rows, cols] += t
+            mi = _MAT_INDEX[part.material]
+            plane = planes.get(mi)
+            if plane is None:
+                plane = planes[mi] = np.zeros((h, w), dtype=np.float32)
+            plane[rows, cols] += t
             if threat:
                 mask[rows, cols] = np.maximum(mask[rows, cols], t > 0.05 * max(part.t, 0.05))
 
     # belt seam: a band of belt rubber across the belt
     if rng.random() < 0.2:
         x = int(rng.integers(0, w))
-        planes[_MAT_INDEX["rubber"], :, x:x + int(rng.integers(4, 16))] += float(
-            rng.uniform(0.5, 2.0))
+        seam = planes.setdefault(_MAT_INDEX["rubber"], np.zeros((h, w), dtype=np.float32))
+        seam[:, x:x + int(rng.integers(4, 16))] += float(rng.uniform(0.5, 2.0))
 
-    used = np.flatnonzero(planes.reshape(len(MATERIAL_NAMES), -1).any(axis=1))
-    mu = _mu_matrix()[used]                                   # (m, E)
-    att = np.tensordot(mu.T, planes[used], axes=1)            # (E, H, W) optical depth
-    trans = np.exp(-att)
-    lw = np.asarray(LOW_WEIGHTS, dtype=np.float32)
-    hw = np.asarray(HIGH_WEIGHTS, dtype=np.float32)
-    t_low = np.tensordot(lw, trans, axes=1)
-    t_high = np.tensordot(hw, trans, axes=1)
+    used = sorted(planes)
+    t_low = np.ones((h, w), dtype=np.float32)
+    t_high = np.ones((h, w), dtype=np.float32)
+    if used:
+        mu = _mu_matrix()[used]                                    # (m, E)
+        stack = np.stack([planes[i] for i in used]).reshape(len(used), -1)
+        att = mu.T @ stack                                         # (E, H*W) optical depth
+        np.negative(att, out=att)
+        np.exp(att, out=att)
+        t_low = (np.asarray(LOW_WEIGHTS, dtype=np.float32) @ att).reshape(h, w)
+        t_high = (np.asarray(HIGH_WEIGHTS, dtype=np.float32) @ att).reshape(h, w)
 
     sigma = float(rng.uniform(0.45, 1.0))
     t_low, t_high = _blur(t_low, sigma), _blur(t_high, sigma)

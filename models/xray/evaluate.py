@@ -1,0 +1,276 @@
+"""Evaluate the parcel decision (image model + rules) on held-out simulated days.
+
+``python -m models.xray.evaluate`` simulates ``--days`` days of ``--parcels`` parcels of
+the ``heldout`` profile (seeds ``--seed``, ``--seed + 1``, ...: never used in training;
+every parameter drawn from sub-ranges the training profile never draws from, see
+``simulators/depot/contents.py``), with look-alikes and clutter, renders each at the
+machine pitch of 1.5 mm, runs the committed ONNX model through the device's scorer and
+the explicit rules of ``edge/courier/decide.py``, and prints per-category recall (on
+batches of >= 20 cards, >= 100 notes, >= 50 g gold: every simulated threat qualifies),
+false alarms per 100 parcels, and the confusion matrix. ``--write-card`` puts the result
+into ``models/xray/README.md`` and ``model.json``.
+
+``--lofo FAMILY`` (repeatable) adds leave-one-family-out runs: a model is trained
+(``models.xray.train.train_model``, same seed and data, fewer epochs) on the training
+set minus every parcel that used FAMILY, exported to ONNX and evaluated on held-out
+parcels that all contain FAMILY. Needs the ``train-image`` extra for ``--lofo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.courier.decide import DecideSettings, ParcelFacts, judge, load_scorer
+from edge.courier.xray_scorer import LABELS, XrayScorer
+from simulators.depot.contents import (
+    CARD_LAYOUTS,
+    CASH_LAYOUTS,
+    GOLD_LAYOUTS,
+    ParcelSpec,
+    sample_parcel,
+)
+from simulators.depot.xray import render
+
+HERE = Path(__file__).resolve().parent
+EVAL_RATES = {"card_batch": 0.10, "gold": 0.07, "cash": 0.07}
+CLASSES = ("none",) + LABELS
+
+
+@dataclass
+class Result:
+    n: int
+    confusion: dict[str, dict[str, int]]    # truth -> predicted -> count
+    recall: dict[str, float]
+    positives: dict[str, int]
+    false_alarms_per_100: float
+    false_alarm_parcels: int
+    kind_correct: int
+    kind_told: int
+    kind_total: int
+    image_ms_p50: float
+    image_ms_p99: float
+
+    def as_dict(self) -> dict[str, object]:
+        return self.__dict__.copy()
+
+
+def facts_of(spec: ParcelSpec, rng: np.random.Generator) -> ParcelFacts:
+    """What the station would have measured: scale and dimensioner with their noise."""
+    length, width, height = spec.size_mm
+    vol = (length + rng.normal(0, 3)) * (width + rng.normal(0, 3)) * (height + rng.normal(0, 3))
+    return ParcelFacts(spec.weight_kg * (1 + rng.normal(0, 0.004)), vol / 1e6, spec.declared,
+                       float(spec.declared_value_cny), spec.sender_verified, spec.rfid_tags)
+
+
+def run(scorer: XrayScorer, settings: DecideSettings, specs_iter: object,
+        rng: np.random.Generator, progress: bool = False) -> Result:
+    """Score and judge every parcel of ``specs_iter`` (iterable of ParcelSpec)."""
+    conf: dict[str, Counter[str]] = {c: Counter() for c in CLASSES}
+    ms: list[float] = []
+    kind_ok = kind_told = kind_total = 0
+    n = 0
+    for spec in specs_iter:  # type: ignore[attr-defined]
+        r = render(spec, rng, 1.5)
+        t0 = time.perf_counter()
+        x = scorer.score(r.image, 1.5)
+        findings = judge(x, facts_of(spec, rng), settings)
+        ms.append((time.perf_counter() - t0) * 1000)
+        cats = sorted({f.category for f in findings})
+        pred = "none" if not cats else (cats[0] if len(cats) == 1 else "+".join(cats))
+        conf[spec.category][pred] += 1
+        if spec.category == "card_batch":
+            kind_total += 1
+            f = next((f for f in findings if f.category == "card_batch"), None)
+            if f is not None and f.card_kind:
+                kind_told += 1
+                kind_ok += int(f.card_kind == spec.card_kind
+                               or (f.card_kind == "sim_or_iot" and spec.card_kind in ("sim",
+                                                                                     "iot")))
+        n += 1
+        if progress and n % 100 == 0:
+            print(f"  judged {n}", flush=True)
+    recall = {}
+    pos = {}
+    for cat in LABELS:
+        tot = sum(conf[cat].values())
+        hit = sum(v for k, v in conf[cat].items() if cat in k.split("+"))
+        pos[cat] = tot
+        recall[cat] = hit / tot if tot else float("nan")
+    fa = sum(v for k, v in conf["none"].items() if k != "none")
+    return Result(n, {k: dict(v) for k, v in conf.items()}, recall, pos,
+                  100.0 * fa / max(n, 1), fa, kind_ok, kind_told, kind_total,
+                  float(np.percentile(ms, 50)) if ms else 0.0,
+                  float(np.percentile(ms, 99)) if ms else 0.0)
+
+
+def heldout_days(days: int, parcels: int, seed: int) -> list[ParcelSpec]:
+    specs = []
+    for d in range(days):
+        rng = np.random.default_rng(seed + d)
+        specs += [sample_parcel(rng, "heldout", rates=EVAL_RATES) for _ in range(parcels)]
+    return specs
+
+
+def family_parcels(family: str, n: int, seed: int) -> list[ParcelSpec]:
+    """Held-out parcels that all use ``family`` (threat layouts: all threats of it)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        if family in CARD_LAYOUTS:
+            out.append(sample_parcel(rng, "heldout", category="card_batch", layout=family)
+                       if i % 2 == 0 else sample_parcel(rng, "heldout", category="none"))
+        elif family in GOLD_LAYOUTS:
+            out.append(sample_parcel(rng, "heldout", category="gold", layout=family)
+                       if i % 2 == 0 else sample_parcel(rng, "heldout", category="none"))
+        elif family in CASH_LAYOUTS:
+            out.append(sample_parcel(rng, "heldout", category="cash", layout=family)
+                       if i % 2 == 0 else sample_parcel(rng, "heldout", category="none"))
+        else:
+            out.append(sample_parcel(rng, "heldout", rates=EVAL_RATES,
+                                     include_families=[family]))
+    return out
+
+
+def settings_for(scorer: XrayScorer) -> DecideSettings:
+    thr = {k: float(v) for k, v in scorer.model.contract.get("thresholds", {}).items()}
+    return DecideSettings(thresholds=thr, divert=False)
+
+
+def _confusion_md(res: Result) -> list[str]:
+    preds = sorted({p for row in res.confusion.values() for p in row},
+                   key=lambda p: (p != "none", p))
+    lines = ["| truth \\ decided | " + " | ".join(preds) + " |",
+             "|---|" + "---|" * len(preds)]
+    for t in CLASSES:
+        row = res.confusion.get(t, {})
+        lines.append(f"| {t} | " + " | ".join(str(row.get(p, 0)) for p in preds) + " |")
+    return lines
+
+
+def _summary(res: Result) -> str:
+    rec = ", ".join(f"{k} {v:.3f} ({res.positives[k]})" for k, v in res.recall.items())
+    return (f"{res.n} parcels; recall {rec}; false alarms {res.false_alarms_per_100:.2f} "
+            f"per 100 parcels ({res.false_alarm_parcels}); card kind told "
+            f"{res.kind_told}/{res.kind_total}, right {res.kind_correct}; "
+            f"image+rules p50 {res.image_ms_p50:.1f} ms, p99 {res.image_ms_p99:.1f} ms")
+
+
+def lofo(family: str, epochs: int, n_test: int, seed: int, cache: Path,
+         n_train: int, n_val: int, train_seed: int) -> Result:
+    """Train without ``family``, evaluate on held-out parcels with it."""
+    from models.loader import sha256_file
+    from models.xray.dataset import cached
+    from models.xray.train import export_onnx, predict, thresholds, train_model
+
+    train = cached(cache, n_train, train_seed, "train").without(family)
+    val = cached(cache, n_val, train_seed + 1000, "train").without(family)
+    model, _ = train_model(train, epochs, train_seed, log=False)
+    scores, _k = predict(model, val)
+    thr = thresholds(scores, val.y, 0.003)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        export_onnx(model, folder / "model.onnx")
+        contract = json.loads((HERE / "model.json").read_text("utf-8"))
+        contract.update(sha256=sha256_file(folder / "model.onnx"), thresholds=thr,
+                        version=contract["version"] + f"-lofo-{family}")
+        (folder / "model.json").write_text(json.dumps(contract), "utf-8")
+        scorer = load_scorer(folder)
+        return run(scorer, settings_for(scorer), family_parcels(family, n_test, seed),
+                   np.random.default_rng(seed + 99))
+
+
+def write_card(main: Result, lofos: dict[str, Result], cmd: str) -> None:
+    readme = HERE / "README.md"
+    text = readme.read_text("utf-8")
+    start, end = "<!-- evaluation:start -->", "<!-- evaluation:end -->"
+    body = [start, "", f"Command: `{cmd}`", "", _summary(main), "",
+            *_confusion_md(main), ""]
+    if lofos:
+        body += ["Leave-one-family-out (train without the family, test on held-out parcels "
+                 "that all contain it; half threats of that layout for a threat layout):", "",
+                 "| family left out | parcels | recall card / gold / cash | false alarms "
+                 "per 100 |", "|---|---|---|---|"]
+        for fam, r in lofos.items():
+            rec = " / ".join("-" if not r.positives[k] else f"{v:.3f} ({r.positives[k]})"
+                             for k, v in r.recall.items())
+            body.append(f"| {fam} | {r.n} | {rec} | {r.false_alarms_per_100:.2f} |")
+        body.append("")
+    body.append(end)
+    if start in text and end in text:
+        pre, rest = text.split(start, 1)
+        _, post = rest.split(end, 1)
+        text = pre + "\n".join(body) + post
+    else:
+        text = text.rstrip() + "\n\n" + "\n".join(body) + "\n"
+    readme.write_text(text, "utf-8")
+    path = HERE / "model.json"
+    contract = json.loads(path.read_text("utf-8"))
+    contract["evaluation"] = {"command": cmd, "heldout": main.as_dict(),
+                              "lofo": {k: v.as_dict() for k, v in lofos.items()}}
+    path.write_text(json.dumps(contract, indent=1) + "\n", "utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Held-out evaluation of the parcel decision.")
+    ap.add_argument("--days", type=int, default=2, help="held-out simulated days")
+    ap.add_argument("--parcels", type=int, default=600, help="parcels per day")
+    ap.add_argument("--seed", type=int, default=7100, help="first held-out day's seed")
+    ap.add_argument("--lofo", action="append", default=[], help="family to leave out")
+    ap.add_argument("--lofo-epochs", type=int, default=8, help="epochs of each LOFO model")
+    ap.add_argument("--lofo-parcels", type=int, default=240, help="test parcels per LOFO run")
+    ap.add_argument("--n-train", type=int, default=2400, help="training set size (LOFO)")
+    ap.add_argument("--n-val", type=int, default=600, help="validation set size (LOFO)")
+    ap.add_argument("--train-seed", type=int, default=20261201, help="training seed (LOFO)")
+    ap.add_argument("--cache", type=Path, default=Path(".cache/xray"), help="dataset cache")
+    ap.add_argument("--skip-main", action="store_true", help="only the LOFO runs")
+    ap.add_argument("--write-card", action="store_true", help="write README.md/model.json")
+    args = ap.parse_args(argv)
+    cmd = "python -m models.xray.evaluate " + " ".join(argv if argv is not None else
+                                                      __import__("sys").argv[1:])
+    main_res = None
+    if not args.skip_main:
+        scorer = load_scorer()
+        main_res = run(scorer, settings_for(scorer),
+                       heldout_days(args.days, args.parcels, args.seed),
+                       np.random.default_rng(args.seed + 500), progress=True)
+        print(_summary(main_res))
+        print("\n".join(_confusion_md(main_res)))
+    results = args.cache / "eval"
+    results.mkdir(parents=True, exist_ok=True)
+    if main_res is not None:
+        (results / "main.json").write_text(json.dumps({"cmd": cmd.strip(),
+                                                       **main_res.as_dict()}), "utf-8")
+    for fam in args.lofo:
+        r = lofo(fam, args.lofo_epochs, args.lofo_parcels, args.seed + 50, args.cache,
+                 args.n_train, args.n_val, args.train_seed)
+        print(f"LOFO {fam}: {_summary(r)}", flush=True)
+        (results / f"lofo_{fam}.json").write_text(json.dumps({"cmd": cmd.strip(),
+                                                              **r.as_dict()}), "utf-8")
+    if args.write_card:
+        # the main run and the LOFO runs may come from separate invocations
+        if not (results / "main.json").exists():
+            print("no main evaluation result yet; run without --skip-main first")
+            return 1
+        m = json.loads((results / "main.json").read_text("utf-8"))
+        main_cmd = m.pop("cmd")
+        lofos = {}
+        for f in sorted(results.glob("lofo_*.json")):
+            d = json.loads(f.read_text("utf-8"))
+            lofo_cmd = d.pop("cmd")
+            lofos[f.stem[5:]] = Result(**d)
+            main_cmd += f"` and `{lofo_cmd}" if lofo_cmd not in main_cmd else ""
+        write_card(Result(**m), lofos, main_cmd)
+        print(f"wrote {HERE / 'README.md'} and model.json")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

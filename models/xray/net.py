@@ -1,0 +1,54 @@
+"""The X-ray image model: a small depthwise-separable CNN with a heat-map head (PyTorch).
+
+Input float32 (n, 3, 192, 192), the inverted pseudo-colour image at 3.5 mm per pixel
+(``models.xray.preprocess``). The backbone (MobileNet-style blocks, stride 16, dilated
+last blocks so one cell sees a whole banknote bundle) ends in a 1x1 convolution giving
+one evidence map per category (card batch, gold, cash) on a 12 x 12 grid; a category's
+score is the log-sum-exp pooling of its map, so the map that decides is the map that
+localises. A small head on the pooled features gives the card kind (SIM, IoT, bank).
+Outputs (ONNX names): ``scores`` (n, 3) sigmoid, ``heatmap`` (n, 3, 12, 12) sigmoid,
+``kind`` (n, 3) softmax. Training-time only (torch is never a runtime dependency).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+LSE_R = 4.0
+
+
+def _dw(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cin, 3, stride, padding=dilation, dilation=dilation, groups=cin,
+                  bias=False),
+        nn.BatchNorm2d(cin), nn.ReLU6(inplace=True),
+        nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
+
+
+class XrayNet(nn.Module):
+    def __init__(self, width: int = 1) -> None:
+        super().__init__()
+        c = [16, 32, 48, 64, 96, 128]
+        self.features = nn.Sequential(
+            nn.Conv2d(3, c[0], 3, 2, 1, bias=False), nn.BatchNorm2d(c[0]), nn.ReLU6(inplace=True),
+            _dw(c[0], c[1], 2), _dw(c[1], c[2]), _dw(c[2], c[3], 2), _dw(c[3], c[3]),
+            _dw(c[3], c[4], 2), _dw(c[4], c[4], dilation=2), _dw(c[4], c[5], dilation=3),
+            _dw(c[5], c[5], dilation=2))
+        self.evidence = nn.Conv2d(c[5], 3, 1)
+        self.kind = nn.Linear(c[5], 3)
+
+    def forward_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
+                                                         torch.Tensor]:
+        f = self.features(x)
+        maps = self.evidence(f)                               # (n, 3, 12, 12)
+        flat = maps.flatten(2)
+        n_cells = flat.shape[-1]
+        pooled = (torch.logsumexp(LSE_R * flat, dim=-1)
+                  - torch.log(torch.tensor(float(n_cells)))) / LSE_R
+        kind = self.kind(f.mean(dim=(2, 3)))
+        return pooled, maps, kind
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        pooled, maps, kind = self.forward_logits(x)
+        return torch.sigmoid(pooled), torch.sigmoid(maps), torch.softmax(kind, dim=-1)
