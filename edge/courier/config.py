@@ -88,3 +88,25 @@ class DepotSection:
     record_dir: Path | None = None
     """When set, raw device bytes and X-ray files are recorded here (replay them with
     edge-agent replay --depot DIR)."""
+    # -- parcel decisions (edge/courier/decide.py, issue 12)
+    decide_enabled: bool = True
+    """Judge every assembled parcel for card batches, gold and cash on the device."""
+    decide_divert: bool = True
+    """Ask the station controller to divert flagged parcels to manual inspection."""
+    decide_divert_margin_s: Annotated[float, Range(0.0, 10.0)] = 0.15
+    """The divert deadline is this much before the parcel reaches the diverter."""
+    decide_support_ratio: Annotated[float, Range(0.1, 1.0)] = 0.6
+    """An image score of at least this share of the threshold is reported when the
+    declaration, the sender check or the density supports it."""
+    decide_threshold_card_batch: Annotated[float, Range(0.0, 1.0)] = 0.0
+    """Image-model threshold for card batches (0: the model contract's)."""
+    decide_threshold_gold: Annotated[float, Range(0.0, 1.0)] = 0.0
+    """Image-model threshold for gold (0: the model contract's)."""
+    decide_threshold_cash: Annotated[float, Range(0.0, 1.0)] = 0.0
+    """Image-model threshold for cash (0: the model contract's)."""
+    decide_crop_dir: Path | None = None
+    """Where crops of suspicious regions are kept (default <data_dir>/parcel-crops)."""
+    decide_crop_jpeg_in_report: bool = False
+    """Put a downscaled JPEG (128 px) of the crop into the report itself."""
+    decide_inspection_list: Path | None = None
+    """The on-device inspection list, JSON Lines (default <data_dir>/inspection.jsonl)."""

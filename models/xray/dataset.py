@@ -92,18 +92,17 @@ def build(n: int, seed: int, profile: str = "train", exclude: tuple[str, ...] = 
     return ImageSet(x, y, kind, heat, fams, pitch)
 
 
+def _defining_files() -> list[Path]:
+    """The files whose content defines the rendered images (the cache key)."""
+    sim = Path(__file__).resolve().parents[2] / "simulators" / "depot"
+    return [sim / "contents.py", sim / "materials.py", sim / "xray.py",
+            sim / "attenuation.json", Path(__file__).with_name("preprocess.py")]
+
+
 def cached(cache: Path, n: int, seed: int, profile: str, exclude: tuple[str, ...] = (),
            include: tuple[str, ...] = (), progress: bool = True) -> ImageSet:
     """:func:`build`, stored in ``cache`` under a key of its parameters and the simulator."""
-    here = Path(__file__).resolve().parents[2] / "simulators" / "depot"
-    code = hashlib.sha256()
-    for p in sorted(here.glob("*.py")) + [here / "attenuation.json",
-                                          Path(__file__).with_name("preprocess.py"),
-                                          Path(__file__)]:
-        code.update(p.read_bytes())
-    key = hashlib.sha256(json.dumps([n, seed, profile, list(exclude), list(include),
-                                     code.hexdigest()]).encode()).hexdigest()[:16]
-    path = cache / f"xray_{profile}_{seed}_{n}_{key}.npz"
+    path = cache_path(cache, n, seed, profile, exclude, include)
     if path.exists():
         z = np.load(path, allow_pickle=False)
         return ImageSet(z["x"], z["y"], z["kind"], z["heat"],
@@ -115,3 +114,15 @@ def cached(cache: Path, n: int, seed: int, profile: str, exclude: tuple[str, ...
              families=json.dumps(s.families), mm=s.mm_per_px)
     tmp.replace(path)
     return s
+
+
+def cache_path(cache: Path, n: int, seed: int, profile: str, exclude: tuple[str, ...] = (),
+               include: tuple[str, ...] = ()) -> Path:
+    """Where :func:`cached` keeps a set: named by its parameters and the simulator's code."""
+    code = hashlib.sha256()
+    for p in _defining_files():
+        code.update(p.read_bytes())
+    key = hashlib.sha256(json.dumps([n, seed, profile, list(exclude), list(include), MIX,
+                                     LOOKALIKE_RATE, list(PITCHES),
+                                     code.hexdigest()]).encode()).hexdigest()[:16]
+    return cache / f"xray_{profile}_{seed}_{n}_{key}.npz"

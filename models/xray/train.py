@@ -78,7 +78,7 @@ def train_model(train: ImageSet, epochs: int, seed: int, lr: float = 3e-3,
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
             count += len(idx)
         losses.append(total / count)
         if log:

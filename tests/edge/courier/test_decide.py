@@ -170,4 +170,4 @@ def test_real_model_on_simulated_parcels() -> None:
                                                         spec.sender_verified, 0), st)}
         hits[cat] += int(cat in got) if cat != "none" else int(not got)
     # 3 of each; the held-out figures are in the model card, this only checks sanity
-    assert sum(hits.values()) >= 9, hits
+    assert min(hits.values()) >= 2, hits
