@@ -23,6 +23,16 @@ from edge.domains import AssemblyContext, Domain
 PARCEL_STAGE_BUILDERS: list[Any] = []
 
 
+def _decision_stages(ctx: AssemblyContext, sec: DepotSection) -> list[Any]:
+    """The parcel decision stage (issue 12): image model + rules, reports, diverts."""
+    from edge.courier.decide import build_stage
+
+    return [build_stage(ctx)] if sec.decide_enabled else []
+
+
+PARCEL_STAGE_BUILDERS.append(_decision_stages)
+
+
 def _section(cfg: Config) -> DepotSection:
     sec: DepotSection = cfg.section("depot")
     return sec

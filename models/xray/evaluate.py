@@ -180,6 +180,8 @@ def lofo(family: str, epochs: int, n_test: int, seed: int, cache: Path,
         export_onnx(model, folder / "model.onnx")
         contract = json.loads((HERE / "model.json").read_text("utf-8"))
         contract.update(sha256=sha256_file(folder / "model.onnx"), thresholds=thr,
+                        inputs=[{"name": "image", "dtype": "float32",
+                                 "shape": [None, 3, 192, 192]}],
                         version=contract["version"] + f"-lofo-{family}")
         (folder / "model.json").write_text(json.dumps(contract), "utf-8")
         scorer = load_scorer(folder)

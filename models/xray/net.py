@@ -27,11 +27,13 @@ def _dw(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequentia
 
 
 class XrayNet(nn.Module):
-    def __init__(self, width: int = 1) -> None:
+    def __init__(self) -> None:
         super().__init__()
         c = [16, 32, 48, 64, 96, 128]
         self.features = nn.Sequential(
-            nn.Conv2d(3, c[0], 3, 2, 1, bias=False), nn.BatchNorm2d(c[0]), nn.ReLU6(inplace=True),
+            # 4 input channels: the three colours and the optical depth read back from the
+            # brightness (-ln of the brightest channel), so thick and thin stay apart
+            nn.Conv2d(4, c[0], 3, 2, 1, bias=False), nn.BatchNorm2d(c[0]), nn.ReLU(inplace=True),
             _dw(c[0], c[1], 2), _dw(c[1], c[2]), _dw(c[2], c[3], 2), _dw(c[3], c[3]),
             _dw(c[3], c[4], 2), _dw(c[4], c[4], dilation=2), _dw(c[4], c[5], dilation=3),
             _dw(c[5], c[5], dilation=2))
@@ -40,7 +42,9 @@ class XrayNet(nn.Module):
 
     def forward_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
                                                          torch.Tensor]:
-        f = self.features(x)
+        bright = (1.0 - x).amax(dim=1, keepdim=True).clamp(min=1e-3)
+        depth = -torch.log(bright) / 3.0
+        f = self.features(torch.cat([x, depth], dim=1))
         maps = self.evidence(f)                               # (n, 3, 12, 12)
         flat = maps.flatten(2)
         n_cells = flat.shape[-1]

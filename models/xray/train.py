@@ -32,7 +32,7 @@ def _batches(n: int, bs: int, rng: np.random.Generator) -> list[np.ndarray]:
     return [order[i:i + bs] for i in range(0, n, bs)]
 
 
-def train_model(train: ImageSet, epochs: int, seed: int, lr: float = 3e-3,
+def train_model(train: ImageSet, epochs: int, seed: int, lr: float = 4e-3,
                 batch: int = 32, log: bool = True) -> tuple[object, list[float]]:
     """Train on ``train``; returns (model in eval mode, mean loss per epoch)."""
     import torch
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Train the X-ray image model (models/xray).")
     ap.add_argument("--n-train", type=int, default=2400, help="training images")
     ap.add_argument("--n-val", type=int, default=600, help="validation images")
-    ap.add_argument("--epochs", type=int, default=12, help="training epochs")
+    ap.add_argument("--epochs", type=int, default=24, help="training epochs")
     ap.add_argument("--seed", type=int, default=20261201, help="data and training seed")
     ap.add_argument("--exclude", action="append", default=[],
                     help="family left out of training (repeatable)")
@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     contract = {
         "name": "xray", "version": "1.0.0", "sha256": sha256_file(onnx_path),
         "kind": "image",
+        "inputs": [{"name": "image", "dtype": "float32", "shape": [None, 3, INPUT_PX, INPUT_PX]}],
         "input": {"name": "image", "shape": [None, 3, INPUT_PX, INPUT_PX],
                   "dtype": "float32", "mm_per_px": MODEL_MM_PER_PX,
                   "encoding": "1 - rgb/255 of the 2e pseudo-colour view, content centred "

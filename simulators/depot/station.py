@@ -84,6 +84,7 @@ class StationConfig:
     unplugs: int = 1
     unplug_s: float = 2.0
     render: str = "physics"  # "flat": a plain image of the parcel's size (benchmarks)
+    threat_rates: tuple[float, float, float] | None = None  # card, gold, cash; None: default
 
 
 @dataclass
@@ -143,7 +144,8 @@ def plan_station(cfg: StationConfig) -> StationPlan:
     t = 2.0
     used: set[str] = set()
     for i in range(cfg.parcels):
-        spec = sample_parcel(nrng, cfg.profile)
+        spec = sample_parcel(nrng, cfg.profile, rates=None if cfg.threat_rates is None else dict(
+            zip(("card_batch", "gold", "cash"), cfg.threat_rates, strict=True)))
         length = spec.size_mm[0] / 1000.0
         while True:
             prefix = rng.choice(PREFIXES)

@@ -1,0 +1,68 @@
+"""The X-ray image model: preprocessing, the committed ONNX file and its contract, training."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.loader import load_model
+from models.xray.preprocess import INPUT_PX, MODEL_MM_PER_PX, mask_to_input, prepare
+
+FOLDER = Path(__file__).resolve().parents[3] / "models" / "xray"
+
+
+def test_prepare_scales_to_model_pitch_and_centres() -> None:
+    img = np.full((300, 400, 3), 255, dtype=np.uint8)
+    img[100:170, 50:120] = (40, 160, 40)              # 70 px at 1.5 mm = 105 mm
+    p = prepare(img, 1.5)
+    assert p.x.shape == (3, INPUT_PX, INPUT_PX) and p.x.dtype == np.float32
+    dark = p.x.mean(axis=0) > 0.1
+    rows, cols = np.flatnonzero(dark.any(axis=1)), np.flatnonzero(dark.any(axis=0))
+    assert abs(len(rows) - 105 / MODEL_MM_PER_PX) <= 2   # physical size kept
+    assert abs((rows[0] + rows[-1]) / 2 - INPUT_PX / 2) <= 2   # centred
+    x0, y0, x1, y1 = p.to_source(rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
+    assert abs(x0 - 50) <= 4 and abs(y0 - 100) <= 4 and abs(x1 - 120) <= 4
+    mask = np.zeros(img.shape[:2], bool)
+    mask[100:170, 50:120] = True
+    cells = mask_to_input(mask, p, 12)
+    assert cells.shape == (12, 12) and cells.max() > 0.9
+    assert cells.sum() * (INPUT_PX / 12) ** 2 == pytest.approx(dark.sum(), rel=0.15)
+
+
+def test_prepare_refuses_bad_images_and_takes_empty_ones() -> None:
+    with pytest.raises(ValueError):
+        prepare(np.zeros((10, 10), np.uint8), 1.5)
+    with pytest.raises(ValueError):
+        prepare(np.zeros((10, 10, 3), np.uint8), 0.0)
+    empty = prepare(np.full((50, 60, 3), 255, np.uint8), 1.5)
+    assert empty.content_px == 0 and not empty.x.any()
+
+
+@pytest.mark.skipif(not (FOLDER / "model.onnx").exists(), reason="model not trained")
+def test_committed_model_matches_its_contract() -> None:
+    m = load_model(FOLDER)
+    c = json.loads((FOLDER / "model.json").read_text())
+    assert c["input"]["shape"][1:] == [3, INPUT_PX, INPUT_PX]
+    assert c["input"]["mm_per_px"] == MODEL_MM_PER_PX
+    assert set(c["thresholds"]) == {"card_batch", "gold", "cash"}
+    outs = dict(zip(m.output_names, m.session.run(None, {m.input_name: np.zeros(
+        (2, 3, INPUT_PX, INPUT_PX), np.float32)}), strict=True))
+    assert outs["scores"].shape == (2, 3) and outs["heatmap"].shape == (2, 3, 12, 12)
+    assert np.allclose(outs["kind"].sum(axis=1), 1, atol=1e-4)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="train-image extra")
+def test_training_is_deterministic() -> None:
+    from models.xray.dataset import build
+    from models.xray.train import train_model
+
+    data = build(12, seed=5)
+    a, la = train_model(data, epochs=1, seed=3, batch=6, log=False)
+    b, lb = train_model(data, epochs=1, seed=3, batch=6, log=False)
+    assert la == lb
+    for pa, pb in zip(a.state_dict().values(), b.state_dict().values(), strict=True):  # type: ignore[attr-defined]
+        assert np.array_equal(pa.numpy(), pb.numpy())
