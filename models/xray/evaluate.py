@@ -139,9 +139,12 @@ def family_parcels(family: str, n: int, seed: int) -> list[ParcelSpec]:
     return out
 
 
-def settings_for(scorer: XrayScorer) -> DecideSettings:
+def settings_for(scorer: XrayScorer, support_ratio: float | None = None) -> DecideSettings:
     thr = {k: float(v) for k, v in scorer.model.contract.get("thresholds", {}).items()}
-    return DecideSettings(thresholds=thr, divert=False)
+    st = DecideSettings(thresholds=thr, divert=False)
+    if support_ratio is not None:
+        st.support_ratio = support_ratio
+    return st
 
 
 def _confusion_md(res: Result) -> list[str]:
@@ -233,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-seed", type=int, default=20261201, help="training seed (LOFO)")
     ap.add_argument("--cache", type=Path, default=Path(".cache/xray"), help="dataset cache")
     ap.add_argument("--skip-main", action="store_true", help="only the LOFO runs")
+    ap.add_argument("--support-ratio", type=float, default=None,
+                    help="share of the threshold the image_supported rule needs "
+                         "(default: DecideSettings', as on the device)")
     ap.add_argument("--write-card", action="store_true", help="write README.md/model.json")
     args = ap.parse_args(argv)
     cmd = "python -m models.xray.evaluate " + " ".join(argv if argv is not None else
@@ -240,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     main_res = None
     if not args.skip_main:
         scorer = load_scorer()
-        main_res = run(scorer, settings_for(scorer),
+        main_res = run(scorer, settings_for(scorer, args.support_ratio),
                        heldout_days(args.days, args.parcels, args.seed),
                        np.random.default_rng(args.seed + 500), progress=True)
         print(_summary(main_res))
