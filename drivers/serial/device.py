@@ -5,7 +5,7 @@ reads the port through :class:`drivers.transport.reconnect.ReconnectingReader`
 (unplug and replug: reconnect with backoff, counted, ``connected`` 0/1 in
 ``agent.status``), stamps each chunk with the wall clock, feeds the core and yields
 its records. Request/reply devices get their request every ``poll_s`` while the
-port is open. ``recorder`` (a :class:`edge.courier.recording.StreamRecorder`) keeps
+port is open. ``recorder`` (a :class:`drivers.recording.StreamRecorder`) keeps
 every chunk both ways for replay.
 """
 
@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
-from edge.courier.recording import FROM_DEVICE, TO_DEVICE
+from drivers.recording import FROM_DEVICE, TO_DEVICE
 
 
 class Core(Protocol):

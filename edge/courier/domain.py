@@ -62,12 +62,12 @@ def build_sources(ctx: AssemblyContext) -> list[Any]:
 
 
 def _live_sources(sec: DepotSection) -> list[Any]:
+    from drivers.recording import Recorder
     from drivers.serial.device import SerialDeviceSource
     from drivers.transport.factory import open_transport
     from drivers.transport.reconnect import ReconnectingReader
     from drivers.xray.core import XrayCore
     from drivers.xray.watcher import FolderWatcher, XrayFolderSource
-    from edge.courier.recording import Recorder
     from edge.courier.station import device_options, make_core, poll_bytes
 
     opts = device_options(sec)
@@ -119,7 +119,7 @@ def build_stages(ctx: AssemblyContext) -> list[Any]:
         if has_live_inputs(ctx.cfg):
             lanes[sec.lane] = sec.waybills
     else:
-        from edge.courier.recording import read_manifest
+        from drivers.recording import read_manifest
 
         for folder in _recordings(ctx):
             try:

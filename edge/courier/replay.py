@@ -1,4 +1,4 @@
-"""Replaying a depot recording (edge/courier/recording.py) through the live code path.
+"""Replaying a depot recording (drivers/recording.py) through the live code path.
 
 In: a recording folder. Out (iterating): the same records the live sources
 produced -- ``ScanRead``, ``WeightReading``, ``DimsReading``, ``RfidRead``,
@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from drivers.recording import FROM_DEVICE, read_manifest, read_stream, read_xray_index
 from drivers.xray.core import XrayCore
 from drivers.xray.watcher import hand_over
-from edge.courier.recording import FROM_DEVICE, read_manifest, read_stream, read_xray_index
 from edge.courier.station import make_core
 from edge.errors import InputError
 

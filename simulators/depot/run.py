@@ -10,7 +10,7 @@ X-ray machine writes PNG then sidecar into ``workdir/xray``. An unplug closes th
 the symlink.
 
 ``write_recording(plan, folder)`` writes what an agent recording that station would
-have recorded (edge/courier/recording.py), polls included, without waiting.
+have recorded (drivers/recording.py), polls included, without waiting.
 
 Both write ``waybills.jsonl`` (the export, with honest and false declarations) and
 ``truth.jsonl``.
@@ -27,9 +27,8 @@ from typing import Any
 
 import orjson
 
+from drivers.recording import FROM_DEVICE, TO_DEVICE, Recorder
 from drivers.transport.pty import PtyPair
-from edge.courier.recording import FROM_DEVICE, TO_DEVICE, Recorder
-from edge.errors import TransportError
 from simulators.depot.station import (
     DimsModel,
     RfidModel,
@@ -152,7 +151,7 @@ class _Port:
                 return
             try:
                 self.pair.write(data)
-            except TransportError:
+            except OSError:  # the pty transport's TransportError is an OSError
                 pass  # nobody has the port open: bytes on a dead line are lost
 
     def read(self, timeout: float) -> bytes:
@@ -162,7 +161,7 @@ class _Port:
             return b""
         try:
             return pair.read(4096, timeout)
-        except TransportError:
+        except OSError:
             return b""
 
     def close(self) -> None:

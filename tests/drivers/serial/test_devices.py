@@ -139,7 +139,7 @@ def collect(src: SerialDeviceSource) -> tuple[list[Any], threading.Thread]:
     return got, th
 
 
-def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
+def wait_for(cond: Callable[[], bool], timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():

@@ -9,10 +9,10 @@ import numpy as np
 import orjson
 from PIL import Image
 
+from drivers.recording import FROM_DEVICE, TO_DEVICE, Recorder
 from drivers.serial.rfid import notice
 from edge.assembly import assemble
 from edge.config import parse_config
-from edge.courier.recording import FROM_DEVICE, TO_DEVICE, Recorder
 from edge.courier.replay import DepotReplaySource
 from edge.pipeline import merge_by_time
 
