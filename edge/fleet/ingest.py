@@ -135,12 +135,9 @@ def _ident(role: str, d: dict[str, Any]) -> Identifier:
 
 def parse_report(topic: str, site: str, agent: str, kind: str, payload: bytes,
                  user_id: str | None = None) -> ReportIn | Rejected:
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        return Rejected(topic, f"not JSON: {exc}", payload)
-    if not isinstance(doc, dict):
-        return Rejected(topic, "not a JSON object", payload)
+    doc = _json_object(topic, payload)
+    if isinstance(doc, Rejected):
+        return doc
     if doc.get("schema") != SCHEMA_ID:
         return Rejected(topic, f"schema is {doc.get('schema')!r}, not {SCHEMA_ID}", payload)
     errors = report_errors(doc)
@@ -162,14 +159,21 @@ def parse_report(topic: str, site: str, agent: str, kind: str, payload: bytes,
                     payload, topic)
 
 
-def _object(topic: str, payload: bytes, site: str, agent: str
-            ) -> dict[str, Any] | Rejected:
+def _json_object(topic: str, payload: bytes) -> dict[str, Any] | Rejected:
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         return Rejected(topic, f"not JSON: {exc}", payload)
     if not isinstance(doc, dict):
         return Rejected(topic, "not a JSON object", payload)
+    return doc
+
+
+def _object(topic: str, payload: bytes, site: str, agent: str
+            ) -> dict[str, Any] | Rejected:
+    doc = _json_object(topic, payload)
+    if isinstance(doc, Rejected):
+        return doc
     if doc.get("site", site) != site or doc.get("agent", agent) != agent:
         return Rejected(topic, "site/agent in the body differ from the topic", payload)
     return doc
