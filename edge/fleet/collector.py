@@ -71,6 +71,7 @@ class CollectorStats:
     db_errors: int = 0
     isolated: int = 0
     connects: int = 0
+    subscribed: int = 0
     disconnects: int = 0
     commit_ms_max: float = 0.0
     commit_ms_total: float = 0.0
@@ -130,6 +131,7 @@ class Collector:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         return c
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any,
@@ -142,6 +144,15 @@ class Collector:
                  getattr(flags, "session_present", None))
         client.subscribe(subscriptions(self.cfg))
         self._connected.set()
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: Any,
+                      props: Any = None) -> None:
+        bad = [str(rc) for rc in rcs if getattr(rc, "is_failure", False)]
+        if bad:
+            log.error("collector %s: the broker refused subscriptions: %s", self.name, bad)
+        else:
+            self.stats.subscribed += 1
+            log.info("collector %s subscribed (%d filters)", self.name, len(rcs))
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any,
                        props: Any = None) -> None:

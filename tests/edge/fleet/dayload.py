@@ -22,9 +22,8 @@ def load_day(day: Day, dsn: str, host: str, port: int, timeout_s: float = 30.0) 
     th = threading.Thread(target=collector.run, args=(stop,), daemon=True)
     th.start()
     deadline = time.monotonic() + timeout_s
-    while collector.stats.connects == 0 and time.monotonic() < deadline:
+    while collector.stats.subscribed == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.3)  # SUBACK
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="day-publisher",
                       protocol=mqtt.MQTTv5)
     pub.connect(host, port)

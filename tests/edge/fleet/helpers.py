@@ -56,11 +56,12 @@ class CollectorProc:
 
 
 def connects(proc: CollectorProc) -> int:
-    return proc.log_text().count(" connected (session present")
+    """How many SUBACKs the collector logged (it subscribes on every connection)."""
+    return proc.log_text().count(" subscribed (")
 
 
 def wait_connected(proc: CollectorProc, before: int = 0, timeout_s: float = 20.0) -> None:
-    """Waits until the collector logged more connections than ``before``."""
+    """Waits until the collector has subscribed more often than ``before``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if connects(proc) > before:

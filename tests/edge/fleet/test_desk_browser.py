@@ -42,6 +42,16 @@ def browser() -> Iterator[object]:
         drv.quit()
 
 
+def _wait_text(drv, css: str, text: str) -> None:  # type: ignore[no-untyped-def]
+    """Waits until the element (on the page after a click's navigation) shows text."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(drv, 15).until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, css),
+                                                                  text))
+
+
 def _login(drv, env: DeskEnv, user: str) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
 
@@ -49,6 +59,7 @@ def _login(drv, env: DeskEnv, user: str) -> None:  # type: ignore[no-untyped-def
     drv.find_element(By.ID, "user").send_keys(user)
     drv.find_element(By.ID, "password").send_keys(USERS[user][1])
     drv.find_element(By.ID, "login").click()
+    _wait_text(drv, "[data-testid=who]", f"{user} ({USERS[user][0]})")
 
 
 def test_fraud_desk_day_alert_evidence_acknowledge(browser, env: DeskEnv,  # type: ignore[no-untyped-def]
@@ -57,7 +68,6 @@ def test_fraud_desk_day_alert_evidence_acknowledge(browser, env: DeskEnv,  # typ
 
     drv = browser
     _login(drv, env, "fiona")
-    assert "fiona (fraud)" in drv.find_element(By.CSS_SELECTOR, "[data-testid=who]").text
     drv.get(env.url + "/fraud?day=2026-12-01")
     rows = drv.find_elements(By.CSS_SELECTOR, "[data-testid=alert-row]")
     telecom = [m for m in env.day.messages
@@ -69,7 +79,7 @@ def test_fraud_desk_day_alert_evidence_acknowledge(browser, env: DeskEnv,  # typ
     row = next(r for r in rows if r.get_attribute("data-id") == target)
     assert "3 reports" in row.text  # the moving SIM's case
     row.find_element(By.CSS_SELECTOR, "[data-testid=open-alert]").click()
-    assert drv.find_element(By.CSS_SELECTOR, "[data-testid=alert-id]").text == target
+    _wait_text(drv, "[data-testid=alert-id]", target)
     evidence = drv.find_element(By.CSS_SELECTOR, "[data-testid=evidence]").text
     assert "many short outgoing calls" in evidence and "calls_out" in evidence
     assert "8613900000000" not in drv.page_source          # the peer only as pseudonym
@@ -77,8 +87,7 @@ def test_fraud_desk_day_alert_evidence_acknowledge(browser, env: DeskEnv,  # typ
         By.CSS_SELECTOR, "[data-testid=case]").text
     drv.find_element(By.ID, "note").send_keys("called the carrier")
     drv.find_element(By.ID, "ack").click()
-    assert drv.find_element(By.CSS_SELECTOR,
-                            "[data-testid=alert-status]").text == "acknowledged"
+    _wait_text(drv, "[data-testid=alert-status]", "acknowledged")
     drv.save_screenshot(str(tmp_path / "fraud-alert.png"))
     drv.get(env.url + "/fraud?day=2026-12-01&status=acknowledged")
     ids = [r.get_attribute("data-id")
@@ -102,15 +111,16 @@ def test_inspection_desk_and_admin_desk(browser, env: DeskEnv) -> None:  # type:
     target = env.day.planted["depot_chain"][0]
     next(r for r in rows if r.get_attribute("data-id") == target).find_element(
         By.CSS_SELECTOR, "[data-testid=open-alert]").click()
+    _wait_text(drv, "[data-testid=alert-id]", target)
     crop = drv.find_element(By.CSS_SELECTOR, "[data-testid=crop]")
     assert drv.execute_script("return arguments[0].naturalWidth", crop) == 96
     assert drv.find_element(By.CSS_SELECTOR, "[data-testid=divert]").text == "acted"
     drv.find_element(By.ID, "ack").click()
-    assert drv.find_element(By.CSS_SELECTOR,
-                            "[data-testid=alert-status]").text == "acknowledged"
+    _wait_text(drv, "[data-testid=alert-status]", "acknowledged")
     drv.get(env.url + "/fraud")
     assert drv.find_elements(By.CSS_SELECTOR, "[data-testid=error]")
     drv.find_element(By.CSS_SELECTOR, "[data-testid=logout]").click()
+    _wait_text(drv, "h1", "Sign in")
     _login(drv, env, "ada")
     assert "1 of 2 boxes online" in drv.find_element(
         By.CSS_SELECTOR, "[data-testid=fleet-summary]").text
