@@ -303,7 +303,9 @@ def test_the_live_daemon_reads_the_base_station_over_the_bridge(
         r = orjson.loads(line)
         return r["kind"], r["subject"]["id"], r["score"]
 
-    want = sorted(key_of(x) for x in _reports(tmp_path / "file.jsonl"))
-    got = sorted(key_of(x) for x in _reports(tmp_path / "live.jsonl")
-                 if orjson.loads(x)["kind"].startswith("simbox."))
+    def simbox(lines: list[bytes]) -> list[tuple[str, str, float]]:
+        return sorted(key_of(x) for x in lines if orjson.loads(x)["kind"].startswith("simbox."))
+
+    want = simbox(_reports(tmp_path / "file.jsonl"))
+    got = simbox(_reports(tmp_path / "live.jsonl"))
     assert want and got == want
