@@ -23,6 +23,7 @@ from models.loader import MODELS_DIR, load_configured
 from models.package import finish_package, read_canary, sign_package, write_canary
 from models.store import ModelStore, pack_package
 
+PACKAGED = json.loads((MODELS_DIR / "ipplane" / "model.json").read_text())["version"]
 ISSUER = generate_private_key()
 OTHER = generate_private_key()
 
@@ -109,7 +110,7 @@ def test_refused_packages_keep_the_running_model(tmp_path: Path, harm: str) -> N
                "not_newer": "not newer", "unsigned": "not signed"}
     with pytest.raises(ModelError, match=reasons[harm]):
         store.install(pkg)
-    assert not slot.pending() and slot.info.version == "1.1.0"
+    assert not slot.pending() and slot.info.version == PACKAGED
     assert store.counters["refused"] == 1 and pkg.exists()
 
 
@@ -121,7 +122,7 @@ def test_failing_canary_keeps_the_old_model(tmp_path: Path) -> None:
     sign_package(pkg, ISSUER)  # a signed package whose canary does not hold here
     with pytest.raises(ModelError, match="canary output"):
         store.install(pkg)
-    assert store.slots["ipplane"].info.version == "1.1.0"
+    assert store.slots["ipplane"].info.version == PACKAGED
 
 
 def test_external_model_needs_a_signature_by_default(tmp_path: Path) -> None:
@@ -130,7 +131,7 @@ def test_external_model_needs_a_signature_by_default(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="not signed"):
         load_configured(d, _cfg(tmp_path), expect_features=FEATURES)
     ok = load_configured(d, _cfg(tmp_path, require_signature="never"), expect_features=FEATURES)
-    assert ok.info.version == "1.1.0"
+    assert ok.info.version == PACKAGED
     assert load_configured(MODELS_DIR / "ipplane", _cfg(tmp_path)).signed_by is None  # release
 
 
@@ -198,11 +199,11 @@ def test_rollback_survives_restarts(tmp_path: Path) -> None:
     assert store.slots["ipplane"].info.version == "9.0.0"
     assert store.slots["ipplane"].source.startswith("installed")
     res = store.rollback("ipplane")
-    assert res["current"] == "packaged" and res["version"] == "1.1.0"
+    assert res["current"] == "packaged" and res["version"] == PACKAGED
     store.slots["ipplane"].predict_proba(_rows(2, 4))
-    assert store.slots["ipplane"].info.version == "1.1.0"
+    assert store.slots["ipplane"].info.version == PACKAGED
     store = _store(tmp_path)  # restart after the rollback
-    assert store.slots["ipplane"].info.version == "1.1.0"
+    assert store.slots["ipplane"].info.version == PACKAGED
     assert store.info()["ipplane"]["previous"].startswith("9.0.0-")
     store.rollback("ipplane")  # and forward again
     store.slots["ipplane"].predict_proba(_rows(2, 4))
