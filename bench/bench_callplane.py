@@ -4,7 +4,9 @@ Generates a base-station event feed with the simulator (once, cached in --workdi
 by default 5,000,000 events from 500,000 subscribers with SIM-boxes of every evasion
 level, then runs ``edge-agent replay`` (JSONL decoder, pipeline, call-plane detector
 with the committed ONNX model, reporter, JSONL sink) on it in a child process, and
-prints events/s and the child's peak RSS. A second, in-process pass times the decoder
+prints events/s and the child's peak RSS, and the ratio of the replay's rate to a
+bare ``json.loads`` loop over the same file measured in the same run (once before
+and once after the replay, averaged, so a change in the box's load shows). A second, in-process pass times the decoder
 alone and decoder + detector without the pipeline, to show where the time goes.
 
     python bench/bench_callplane.py                     # 5 M events, 500 k subscribers
@@ -34,6 +36,22 @@ def generate(path: Path, events: int, subscribers: int, seed: int) -> None:
     n = write_events(cfg, path, path.with_suffix(".truth.json"), max_events=events)
     print(f"generated {n:,} events ({subscribers:,} subscribers, {hours:.1f} h) in "
           f"{time.perf_counter() - t:.0f} s -> {path}")
+
+
+def json_loads_rate(path: Path) -> tuple[float, float]:
+    """(lines per wall second, lines per CPU second) of a bare stdlib ``json.loads``
+    loop over the file."""
+    import json
+
+    loads = json.loads
+    n = 0
+    t = time.perf_counter()
+    c = time.process_time()
+    with open(path, "rb") as fh:
+        for ln in fh:
+            loads(ln)
+            n += 1
+    return n / (time.perf_counter() - t), n / (time.process_time() - c)
 
 
 def in_process(path: Path, limit: int) -> None:
@@ -106,6 +124,7 @@ def main() -> int:
     cfg.write_text('[privacy]\nkey = "bench-key-0123456789"\n[agent]\n'
                    'status_interval_s = 3600.0\n[detectors.ipplane]\nenabled = false\n')
     out = a.workdir / "reports.jsonl"
+    ref_before = json_loads_rate(ev)
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "edge.cli.agent", "replay", "--config", str(cfg),
                     "--events", str(ev), "--out", str(out), "--quiet"], check=True)
@@ -116,6 +135,13 @@ def main() -> int:
     print(f"edge-agent replay: {n:,} events in {dt:.1f} s = {n / dt:,.0f} events/s "
           f"(process start and model load included); CPU {cpu:.1f} s = {n / cpu:,.0f} "
           f"events per CPU-second; peak RSS {rss_mb:.0f} MB")
+    ref_after = json_loads_rate(ev)
+    ref = (ref_before[0] + ref_after[0]) / 2
+    ref_cpu = (ref_before[1] + ref_after[1]) / 2
+    print(f"bare json.loads loop over the same file: {ref_before[0]:,.0f} lines/s before, "
+          f"{ref_after[0]:,.0f} after the replay ({ref_cpu:,.0f} per CPU-second); "
+          f"replay / json.loads = {n / dt / ref:.2f}x wall, {n / cpu / ref_cpu:.2f}x CPU "
+          f"(process start and model load included)")
     print(f"load average during the run: {os.getloadavg()[0]:.2f} (2 cores)")
     if a.in_process:
         in_process(ev, a.in_process)

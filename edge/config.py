@@ -167,7 +167,14 @@ class CallPlaneSection:
     enabled: bool = True
     """Run SIM-box detection on base-station events."""
     min_calls: Annotated[int, Range(1, 100_000)] = 6
-    """Outgoing calls in 24 h before a SIM is judged at all (nobody is flagged on less)."""
+    """Outgoing calls in 24 h before a SIM is judged on its own behaviour."""
+    early_min_calls: Annotated[int, Range(1, 100_000)] = 1
+    """Outgoing calls before a SIM with device evidence (its IMEI carried other SIMs,
+    or has 2+ devices within two serials: ports of one box) is judged."""
+    require_device_evidence: bool = True
+    """A model score alone raises an alert only for a SIM with a device-level tell
+    (several IMEIs or SIMs per device, a block of consecutive IMEIs, slow attaches
+    only, a bad Luhn digit, a module TAC); the explicit rules always report."""
     score_interval_s: Annotated[float, Range(1.0, 3600.0)] = 60.0
     """How often (event time) SIMs that changed are scored, in one batch."""
     max_lateness_s: Annotated[float, Range(0.0, 3600.0)] = 5.0

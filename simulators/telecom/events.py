@@ -1,29 +1,52 @@
 """Seeded base-station event generator (field-formats 1b) with a truth file.
 
-A site's subscribers (ordinary users and hard negatives) and SIM-boxes at four levels
-of evasion share the cells; events come out ordered by event time, streamed hour by
-hour so memory stays flat however long the simulated period.
+A site's subscribers (ordinary users and hard negatives) and SIM-boxes of several
+independent families share the cells; events come out ordered by event time, streamed
+hour by hour so memory stays flat however long the simulated period.
 
-Every entity draws its own behaviour parameters from persona ranges, and the
-``heldout`` profile draws from *different* ranges than ``train``, so a model trained
-on one is evaluated on behaviour it has not seen exactly. No single artefact (IMSI
-prefix, exact duration, a fixed rate) separates boxes from people.
+Nothing here comes from the detectors (no import from ``edge``): the module TACs are
+this generator's own list, the personas follow domain.md, and every entity draws its
+own behaviour parameters.
 
-Personas (label ``normal``): ordinary, call_centre, sales_rep, taxi, elderly (calls
-out only), iot (data module with a module TAC), dual_sim (two SIMs on two consecutive
-IMEIs), roamer (foreign IMSI, slow authentication).
-SIM-boxes (label ``simbox``), evasion levels:
-- ``naive``: one SIM per port, consecutive module IMEIs, calls around the clock;
-- ``rotation``: a SIM bank rotates a larger pool of SIMs through the ports, whose
-  IMEIs are rewritten to phone TACs; slow, variable authentication at every insertion;
-- ``human``: sticky rewritten IMEI per SIM, day-time pattern, boxes call each other,
-  some SMS, data and incoming calls;
-- ``low_slow``: rotation plus a per-SIM call rate under per-SIM thresholds.
+Families (``family`` in the truth file). Normal (label ``normal``, the ``persona``):
+- ``ordinary``: people; some have mobile data switched off, some never text;
+- ``call_centre``: teams of agents on mobile SIMs in one office (one or two cells),
+  dialling numbers all over the country in work hours, a few calls back; some teams
+  on one batch of phones with consecutive IMEIs;
+- ``sales_team``: reps on the move, dialling everywhere, many cells;
+- ``taxi``: drivers on the move, more incoming than outgoing;
+- ``elderly``: only call out, to a handful of numbers, no data, no SMS, one cell;
+- ``iot``: data modules on module TACs (fleets with consecutive serials); a few
+  alarm panels place voice calls;
+- ``dual_sim``: two SIMs in one phone on two consecutive IMEIs;
+- ``roamer``: foreign SIMs, slow authentication (the home network answers), many
+  with data off (roaming charges).
+SIM-boxes (label ``simbox``, the ``evasion`` family):
+- ``naive``: one local SIM per port, consecutive IMEIs (module or rewritten), calls
+  around the clock;
+- ``rotation``: a SIM bank rotates a pool of SIMs through the ports, whose IMEIs are
+  rewritten to smartphone TACs (some with a bad Luhn digit); slow and variable
+  authentication at every insertion;
+- ``human``: sticky rewritten IMEI per SIM, day-time pattern, SIMs call each other,
+  SMS, data and incoming calls;
+- ``low_slow``: rotation with a per-SIM rate under per-SIM thresholds;
+- ``mobile``: a box that drifts over cells (reselection, a box in a vehicle), sends
+  SMS, opens data sessions and accepts calls.
+Every box additionally draws, independently, whether it sends some SMS, opens data
+sessions, accepts incoming calls, drifts over cells, uses banked (slow) SIMs and how
+its IMEIs look, so no single feature tells the families or the classes apart.
 
-The truth file lists every SIM (label, persona, evasion, device, IMEIs, the time from
-which the evidence is there) and every device. Evidence time for a box SIM is defined
-as the start of its ``EVIDENCE_CALLS``-th outgoing call: before that, no detector
-working per SIM can tell it from a person having a busy hour.
+Parameter ranges: every continuous parameter has one range [lo, hi]; it is cut into
+six equal bands and the ``train`` profile draws only from bands 1, 3, 5, the
+``heldout`` profile only from bands 2, 4, 6. The two never share a value, they cover
+the same span (interpolation, not extrapolation). Discrete choices (family mix, hour
+profile, IMEI scheme, team sizes) are drawn the same way in both profiles.
+
+A box powers on at one moment: its ports attach within a minute and start calling.
+The truth file lists every SIM (label, family, device, IMEIs, first event, first
+outgoing call, evidence time) and every device. Evidence time for a box SIM is the
+start of its ``EVIDENCE_CALLS``-th outgoing call; the honest delay is measured from
+the first outgoing call (``first_mo_ts``).
 """
 
 from __future__ import annotations
@@ -38,65 +61,52 @@ from typing import IO, Any
 
 import orjson
 
-from edge.telecom.callplane.tacs import MODULE_TACS
-
 EVIDENCE_CALLS = 10
-EVASION_LEVELS = ("naive", "rotation", "human", "low_slow")
+EVASION_LEVELS = ("naive", "rotation", "human", "low_slow", "mobile")
+NORMAL_FAMILIES = ("ordinary", "call_centre", "sales_team", "taxi", "elderly", "iot",
+                   "dual_sim", "roamer")
+BANDS = 6
 
 # Hourly activity profile of ordinary people (fraction of peak), hour 0..23 (local).
 _DIURNAL = [0.05, 0.03, 0.02, 0.02, 0.03, 0.08, 0.25, 0.55, 0.8, 0.9, 0.95, 0.9,
             0.85, 0.9, 0.95, 0.9, 0.9, 0.95, 1.0, 0.95, 0.8, 0.6, 0.35, 0.15]
 _ROAMER_MCCMNC = ("45400", "45406", "31026", "23415", "50212", "52001", "44010", "45005")
 _LOCAL_MCCMNC = ("46000", "46001", "46002", "46011")
+# This generator's own cellular-module TACs (GSM/LTE modules of IoT devices and
+# gateways), written independently of any detector's list.
+_MODULE_TACS = ("86701203", "86455004", "86992105", "35792306", "86310207", "86058808",
+                "35604109", "86877510", "86123411", "35219912", "86645013", "86534114",
+                "35388215", "86207316", "86799417", "35041518")
 
-# Persona parameter ranges per profile: name -> (lo, hi). Held-out ranges overlap the
-# training ones only in part.
-_R: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
-    "train": {
-        "ordinary": {"mo": (0.2, 1.6), "mt": (0.2, 1.4), "sms": (0.1, 1.5), "data": (0.5, 6),
-                     "ans": (0.65, 0.92), "dur": (40, 150), "dsig": (0.7, 1.2)},
-        "call_centre": {"mo": (6, 22), "mt": (0.2, 2.0), "sms": (0.0, 0.3), "data": (0, 1),
-                        "ans": (0.3, 0.65), "dur": (45, 160), "dsig": (0.5, 1.0)},
-        "sales_rep": {"mo": (2, 7), "mt": (0.8, 3), "sms": (0.2, 1.5), "data": (1, 6),
-                      "ans": (0.5, 0.85), "dur": (60, 240), "dsig": (0.6, 1.1)},
-        "taxi": {"mo": (0.8, 3), "mt": (1.5, 5), "sms": (0.1, 1), "data": (3, 10),
-                 "ans": (0.7, 0.95), "dur": (20, 70), "dsig": (0.5, 0.9)},
-        "elderly": {"mo": (0.1, 0.8), "mt": (0.0, 0.0), "sms": (0, 0), "data": (0, 0),
-                    "ans": (0.55, 0.9), "dur": (60, 300), "dsig": (0.6, 1.1)},
-        "naive": {"mo": (8, 26), "ans": (0.25, 0.6), "dur": (18, 60), "dsig": (0.3, 0.8),
-                  "auth": (40, 220)},
-        "rotation": {"mo": (4, 14), "ans": (0.25, 0.6), "dur": (18, 70), "dsig": (0.3, 0.9),
-                     "auth": (300, 1800)},
-        "human": {"mo": (2.5, 8), "ans": (0.35, 0.7), "dur": (25, 100), "dsig": (0.5, 1.0),
-                  "auth": (250, 1500)},
-        "low_slow": {"mo": (0.8, 2.5), "ans": (0.3, 0.65), "dur": (20, 80),
-                     "dsig": (0.4, 1.0), "auth": (300, 1800)},
-    },
-    "heldout": {
-        "ordinary": {"mo": (0.15, 2.0), "mt": (0.15, 1.6), "sms": (0.05, 2.0), "data": (0.3, 8),
-                     "ans": (0.6, 0.95), "dur": (30, 180), "dsig": (0.6, 1.3)},
-        "call_centre": {"mo": (8, 28), "mt": (0.1, 1.5), "sms": (0.0, 0.2), "data": (0, 0.6),
-                        "ans": (0.25, 0.6), "dur": (35, 130), "dsig": (0.4, 0.9)},
-        "sales_rep": {"mo": (3, 9), "mt": (0.5, 2.5), "sms": (0.1, 1.2), "data": (0.5, 5),
-                      "ans": (0.45, 0.8), "dur": (50, 200), "dsig": (0.5, 1.0)},
-        "taxi": {"mo": (1, 4), "mt": (1, 4), "sms": (0.05, 0.8), "data": (2, 12),
-                 "ans": (0.65, 0.95), "dur": (15, 60), "dsig": (0.4, 0.9)},
-        "elderly": {"mo": (0.1, 1.0), "mt": (0.0, 0.0), "sms": (0, 0), "data": (0, 0),
-                    "ans": (0.5, 0.9), "dur": (50, 350), "dsig": (0.5, 1.2)},
-        "naive": {"mo": (6, 32), "ans": (0.2, 0.65), "dur": (15, 75), "dsig": (0.25, 0.9),
-                  "auth": (35, 260)},
-        "rotation": {"mo": (3, 16), "ans": (0.2, 0.65), "dur": (15, 85), "dsig": (0.3, 1.0),
-                     "auth": (250, 2200)},
-        "human": {"mo": (2, 9), "ans": (0.3, 0.75), "dur": (20, 120), "dsig": (0.4, 1.1),
-                  "auth": (200, 1800)},
-        "low_slow": {"mo": (0.6, 2.2), "ans": (0.25, 0.7), "dur": (15, 90),
-                     "dsig": (0.4, 1.1), "auth": (250, 2200)},
-    },
+# One range per continuous parameter: name -> (lo, hi); see the module docstring for
+# how train and heldout draw from it. Rates are per hour at peak.
+_R: dict[str, dict[str, tuple[float, float]]] = {
+    "ordinary": {"mo": (0.1, 2.0), "mt": (0.1, 1.8), "sms": (0.05, 2.0), "data": (0.3, 9),
+                 "ans": (0.6, 0.95), "dur": (30, 180), "dsig": (0.6, 1.3)},
+    "call_centre": {"mo": (4, 28), "mt": (0.05, 2.0), "sms": (0.0, 0.3), "data": (0.1, 2),
+                    "ans": (0.25, 0.7), "dur": (30, 170), "dsig": (0.4, 1.1)},
+    "sales_team": {"mo": (1.5, 9), "mt": (0.4, 3), "sms": (0.1, 1.5), "data": (0.5, 6),
+                   "ans": (0.45, 0.85), "dur": (45, 240), "dsig": (0.5, 1.1)},
+    "taxi": {"mo": (0.6, 4), "mt": (1, 5), "sms": (0.05, 1), "data": (2, 12),
+             "ans": (0.65, 0.95), "dur": (15, 70), "dsig": (0.4, 0.9)},
+    "elderly": {"mo": (0.1, 1.2), "ans": (0.5, 0.9), "dur": (50, 350), "dsig": (0.5, 1.2)},
+    "iot": {"data": (0.5, 12), "sms": (0.01, 0.2), "mo": (0.05, 0.6)},
+    "naive": {"mo": (5, 32), "ans": (0.2, 0.65), "dur": (15, 80), "dsig": (0.25, 1.0)},
+    "rotation": {"mo": (3, 16), "ans": (0.2, 0.7), "dur": (15, 90), "dsig": (0.3, 1.0)},
+    "human": {"mo": (1.8, 9), "ans": (0.3, 0.75), "dur": (20, 130), "dsig": (0.4, 1.1)},
+    "low_slow": {"mo": (0.5, 2.5), "ans": (0.25, 0.7), "dur": (15, 90), "dsig": (0.4, 1.1)},
+    "mobile": {"mo": (2, 14), "ans": (0.25, 0.75), "dur": (20, 120), "dsig": (0.4, 1.1)},
+    # Attach authentication round trips (ms): phones, roamers, banked SIMs.
+    "auth": {"phone": (18, 140), "roamer": (180, 900), "bank": (250, 2200),
+             "local_box": (35, 260)},
+    # Evasive extras a box may add (per SIM per hour).
+    "box_extra": {"sms": (0.02, 0.5), "data": (0.05, 2.0), "mt": (0.05, 0.8),
+                  "handover": (0.2, 2.0)},
 }
 
-# Share of the non-box subscribers per persona (the rest are ordinary); dual_sim
+# Share of the non-box subscribers per family (the rest are ordinary); dual_sim
 # counts SIMs (two per person).
-_MIX = {"call_centre": 0.015, "sales_rep": 0.02, "taxi": 0.02, "elderly": 0.03,
+_MIX = {"call_centre": 0.02, "sales_team": 0.02, "taxi": 0.02, "elderly": 0.03,
         "iot": 0.03, "dual_sim": 0.02, "roamer": 0.015}
 
 
@@ -107,12 +117,12 @@ class EventSimConfig:
     hours: float = 24.0
     subscribers: int = 2000
     simbox_devices: int = 3
-    """Boxes, spread round-robin over ``evasion`` levels."""
+    """Boxes, spread round-robin over ``evasion`` families."""
     ports_per_device: int = 8
     """Mean ports per box (each box draws 0.5x..1.5x, at least 2)."""
     evasion: tuple[str, ...] = EVASION_LEVELS
     profile: str = "train"
-    """Parameter ranges: ``train`` or ``heldout``."""
+    """Parameter bands: ``train`` or ``heldout``."""
     mcc_mnc: str = "46000"
     cells: int = 12
     utc_offset_h: int = 8
@@ -134,7 +144,7 @@ class _Behav:
     auth_mu: float = 35.0
     auth_sd: float = 8.0
     reattach: float = 0.05
-    peer_prefixes: list[str] | None = None
+    anywhere: bool = False  # dials numbers all over the country (no contacts)
 
 
 @dataclass
@@ -154,24 +164,26 @@ class _Sub:
     evidence_ts: float | None = None
     first_ts: float | None = None
     first_mo_ts: float | None = None
-    start_h: int = 0
 
 
 @dataclass
 class _Box:
     name: str
     level: str
-    cell: str
+    cells: list[str]
     port_imeis: list[str]
     pool: list[_Sub]
     start_h: int
+    on_s: float  # seconds into the start hour when the box powers on
     rotate: bool
+    dwell_h: tuple[int, int] = (1, 3)
     dwell: list[int] = field(default_factory=list)
     in_port: list[_Sub | None] = field(default_factory=list)
     queue: list[_Sub] = field(default_factory=list)
 
 
-def _luhn_digit(body: str) -> str:
+def luhn_digit(body: str) -> str:
+    """The Luhn check digit of a 14-digit IMEI body."""
     total = 0
     for i, ch in enumerate(reversed(body)):
         d = int(ch)
@@ -183,19 +195,25 @@ def _luhn_digit(body: str) -> str:
     return str((10 - total % 10) % 10)
 
 
-def _imei_from(tac: str, serial: int) -> str:
+def _imei_from(tac: str, serial: int, bad_luhn: bool = False) -> str:
     body = tac + f"{serial % 1_000_000:06d}"
-    return body + _luhn_digit(body)
+    check = luhn_digit(body)
+    if bad_luhn:  # a rewritten IMEI whose tool got the check digit wrong
+        check = str((int(check) + 1 + serial % 8) % 10)
+    return body + check
 
 
 class EventSimulator:
     """Builds the site from the config; :meth:`events` streams its events."""
 
     def __init__(self, cfg: EventSimConfig) -> None:
-        if cfg.profile not in _R:
+        if cfg.profile not in ("train", "heldout"):
             raise ValueError(f"unknown profile {cfg.profile!r}")
+        bad = [e for e in cfg.evasion if e not in EVASION_LEVELS]
+        if bad:
+            raise ValueError(f"unknown box family {bad[0]!r}")
         self.cfg = cfg
-        self.ranges = _R[cfg.profile]
+        self._band0 = 0 if cfg.profile == "train" else 1
         self.rng = random.Random(cfg.seed)
         r = self.rng
         self.auth_missing = r.uniform(0.0, 0.5)  # share of attaches without auth_ms
@@ -204,7 +222,6 @@ class EventSimulator:
         # A world of phone TACs (shared by people and by boxes that rewrite IMEIs).
         self.phone_tacs = [f"{r.choice(('35', '86', '01'))}{r.randint(0, 999999):06d}"
                            for _ in range(300)]
-        self.module_tacs = sorted(MODULE_TACS)
         self.region_prefixes = [f"861{r.randint(30, 99)}{r.randint(0, 99):02d}"
                                 for _ in range(400)]
         self.subs: list[_Sub] = []
@@ -215,13 +232,27 @@ class EventSimulator:
         self._build_boxes()
         self._by_msisdn = {s.msisdn: s for s in self.subs if s.label == "simbox"}
 
-    # -- building the site
-    def _u(self, persona: str, key: str) -> float:
-        lo, hi = self.ranges[persona][key]
-        return self.rng.uniform(lo, hi)
+    # -- parameters
+    def _band(self, lo: float, hi: float) -> float:
+        """A value of [lo, hi] from this profile's bands only (see the docstring)."""
+        r = self.rng
+        width = (hi - lo) / BANDS
+        k = 2 * r.randrange(BANDS // 2) + self._band0
+        return lo + width * (k + r.random())
 
-    def _phone_imei(self) -> str:
-        return _imei_from(self.rng.choice(self.phone_tacs), self.rng.randint(0, 999_999))
+    def _u(self, family: str, key: str) -> float:
+        lo, hi = _R[family][key]
+        return self._band(lo, hi)
+
+    def _auth(self, b: _Behav, kind: str) -> None:
+        b.auth_mu = self._u("auth", kind)
+        spread = (0.1, 0.4) if kind in ("phone", "local_box") else (0.25, 0.7)
+        b.auth_sd = b.auth_mu * self._band(*spread)
+
+    # -- identities
+    def _phone_imei(self, bad_luhn: bool = False) -> str:
+        return _imei_from(self.rng.choice(self.phone_tacs), self.rng.randint(0, 999_999),
+                          bad_luhn)
 
     def _imsi(self, mccmnc: str | None = None) -> str:
         r = self.rng
@@ -233,54 +264,88 @@ class EventSimulator:
         p = prefix or r.choice(self.region_prefixes)
         return p + f"{r.randint(0, 10 ** (13 - len(p)) - 1):0{13 - len(p)}d}"
 
+    def _own_number(self) -> str:
+        return self._number("861" + str(self.rng.randint(30, 99)))
+
+    # -- building the site
     def _person(self, persona: str, imei: str | None = None,
-                mccmnc: str | None = None) -> _Sub:
+                mccmnc: str | None = None, cells: list[str] | None = None) -> _Sub:
         r = self.rng
         b = _Behav()
         key = "ordinary" if persona in ("dual_sim", "roamer") else persona
-        if persona != "iot":
-            for k in ("mo", "mt", "sms", "data", "ans"):
-                setattr(b, k, self._u(key, k))
-            b.dur_mu = math.log(self._u(key, "dur"))
-            b.dur_sig = self._u(key, "dsig")
-        b.auth_mu = r.uniform(18, 130)
-        b.auth_sd = b.auth_mu * r.uniform(0.1, 0.5)
-        b.reattach = r.uniform(0.02, 0.2)
+        for k in ("mo", "mt", "sms", "data", "ans", "dur", "dsig"):
+            if k not in _R[key]:
+                continue
+            v = self._u(key, k)
+            if k == "dur":
+                b.dur_mu = math.log(v)
+            elif k == "dsig":
+                b.dur_sig = v
+            else:
+                setattr(b, k, v)
+        self._auth(b, "phone")
+        b.reattach = self._band(0.02, 0.2)
         n_cells = r.randint(1, 4)
-        if persona == "call_centre":
-            b.hours, b.p_contact, n_cells = "work", 0.05, 1
-            b.peer_prefixes = r.sample(self.region_prefixes, r.randint(1, 12))
-        elif persona == "sales_rep":
-            b.hours, b.p_contact, n_cells = "day", r.uniform(0.2, 0.6), r.randint(4, 10)
-            b.handover = r.uniform(0.3, 1.5)
+        if persona == "ordinary" or persona == "dual_sim":
+            if r.random() < 0.2:
+                b.data = 0.0  # mobile data off (Wi-Fi only)
+            if r.random() < 0.15:
+                b.sms = 0.0
+            b.p_contact = self._band(0.5, 0.95)
+            b.handover = self._band(0.0, 0.4)
+        elif persona == "call_centre":
+            b.hours, b.p_contact, n_cells, b.anywhere = "work", self._band(0.0, 0.1), 1, True
+            if r.random() < 0.4:
+                b.data = 0.0
+        elif persona == "sales_team":
+            b.hours, b.p_contact, n_cells = "day", self._band(0.1, 0.5), r.randint(3, 10)
+            b.handover, b.anywhere = self._band(0.3, 1.5), True
         elif persona == "taxi":
-            b.hours, b.p_contact, n_cells = r.choice(("day", "flat")), 0.5, r.randint(6, 12)
-            b.handover = r.uniform(0.8, 3.0)
+            b.hours, b.p_contact, n_cells = r.choice(("day", "flat")), 0.5, r.randint(5, 12)
+            b.handover = self._band(0.8, 3.0)
         elif persona == "elderly":
-            b.hours, b.p_contact, n_cells = "day", r.uniform(0.85, 1.0), 1
-            b.handover = 0.0
+            b.hours, b.p_contact, n_cells, b.handover = "day", self._band(0.85, 1.0), 1, 0.0
         elif persona == "iot":
             b.hours, n_cells = "flat", 1
-            b.data = r.uniform(0.5, 12)
-            b.sms = r.uniform(0.0, 0.1)
-            b.auth_mu = r.uniform(40, 140)
-            b.auth_sd = b.auth_mu * r.uniform(0.1, 0.3)
+            if r.random() < 0.8:
+                b.mo = 0.0  # most modules never place a voice call
+            b.ans, b.dur_mu, b.dur_sig, b.p_contact = 0.9, math.log(25.0), 0.4, 1.0
+            self._auth(b, "local_box")
         elif persona == "roamer":
-            b.auth_mu = r.uniform(200, 900)
-            b.auth_sd = b.auth_mu * r.uniform(0.15, 0.5)
-            b.mo *= r.uniform(0.3, 1.0)
-            b.p_contact = r.uniform(0.5, 0.9)
-        else:
-            b.p_contact = r.uniform(0.6, 0.95)
-            b.handover = r.uniform(0.0, 0.4)
-        cells = r.sample(self.cell_ids, k=min(n_cells, len(self.cell_ids)))
+            self._auth(b, "roamer")
+            b.mo *= self._band(0.3, 1.0)
+            b.p_contact = self._band(0.4, 0.9)
+            if r.random() < 0.5:
+                b.data = 0.0  # roaming charges
+        if cells is None:
+            cells = r.sample(self.cell_ids, k=min(n_cells, len(self.cell_ids)))
         if imei is None:
-            tac = r.choice(self.module_tacs) if persona == "iot" else r.choice(self.phone_tacs)
+            tac = r.choice(_MODULE_TACS) if persona == "iot" else r.choice(self.phone_tacs)
             imei = _imei_from(tac, r.randint(0, 999_999))
-        n_contacts = r.randint(2, 8) if persona == "elderly" else r.randint(5, 60)
+        n_contacts = r.randint(2, 8) if persona in ("elderly", "iot") else r.randint(5, 60)
         contacts = [self._number() for _ in range(n_contacts)]
-        return _Sub(self._imsi(mccmnc), imei, self._number("861" + str(r.randint(30, 99))),
-                    persona, "normal", b, cells, contacts, imeis={imei})
+        return _Sub(self._imsi(mccmnc), imei, self._own_number(), persona, "normal", b,
+                    cells, contacts, imeis={imei})
+
+    def _team(self, persona: str, k: int) -> list[_Sub]:
+        """Call-centre teams, sales teams and IoT fleets: several SIMs of one
+        organisation; some on one batch of devices with consecutive serials."""
+        r = self.rng
+        out: list[_Sub] = []
+        while len(out) < k:
+            size = min(k - len(out), r.randint(3, 30) if persona != "sales_team"
+                       else r.randint(2, 12))
+            office = r.sample(self.cell_ids, k=min(len(self.cell_ids),
+                                                   1 if persona == "iot" else r.randint(1, 2)))
+            batch = persona == "iot" or r.random() < 0.35
+            tac = r.choice(_MODULE_TACS if persona == "iot" else self.phone_tacs)
+            serial = r.randint(0, 999_000 - size)
+            for i in range(size):
+                imei = _imei_from(tac, serial + i) if batch else None
+                s = self._person(persona, imei,
+                                 cells=list(office) if persona != "sales_team" else None)
+                out.append(s)
+        return out
 
     def _build_people(self) -> None:
         cfg, r = self.cfg, self.rng
@@ -292,13 +357,14 @@ class EventSimulator:
                 for _ in range(k // 2):
                     tac, serial = r.choice(self.phone_tacs), r.randint(0, 999_990)
                     a = self._person("dual_sim", _imei_from(tac, serial))
-                    b = self._person("dual_sim", _imei_from(tac, serial + 1))
-                    b.cells = list(a.cells)
-                    b.b.mo *= r.uniform(0.1, 0.8)  # the second SIM is the quieter one
+                    b = self._person("dual_sim", _imei_from(tac, serial + 1), cells=a.cells)
+                    b.b.mo *= self._band(0.1, 0.8)  # the second SIM is the quieter one
                     people += [a, b]
             elif persona == "roamer":
                 people += [self._person("roamer", mccmnc=r.choice(_ROAMER_MCCMNC))
                            for _ in range(k)]
+            elif persona in ("call_centre", "sales_team", "iot"):
+                people += self._team(persona, k)
             else:
                 people += [self._person(persona) for _ in range(k)]
         while len(people) < n:
@@ -309,65 +375,86 @@ class EventSimulator:
         # Rough count of box SIMs, so ``subscribers`` stays close to the total.
         return self.cfg.simbox_devices * self.cfg.ports_per_device * 2
 
+    def _port_imeis(self, level: str, ports: int) -> list[str]:
+        """How the box's port IMEIs look: consecutive (module or one rewritten phone
+        TAC) or one random phone IMEI each; rewritten ones sometimes fail Luhn."""
+        r = self.rng
+        scheme = r.choices(("module_consecutive", "phone_consecutive", "phone_random"),
+                           weights=(6, 3, 1) if level == "naive" else (1, 2, 6))[0]
+        bad = r.random() < 0.35
+        if scheme == "phone_random":
+            return [self._phone_imei(bad and r.random() < 0.5) for _ in range(ports)]
+        tac = r.choice(_MODULE_TACS if scheme == "module_consecutive" else self.phone_tacs)
+        serial = r.randint(0, 999_000)
+        return [_imei_from(tac, serial + i, bad and scheme != "module_consecutive"
+                           and r.random() < 0.5) for i in range(ports)]
+
     def _build_boxes(self) -> None:
         cfg, r = self.cfg, self.rng
         hours = max(1, int(math.ceil(cfg.hours)))
         for d in range(cfg.simbox_devices):
             level = cfg.evasion[d % len(cfg.evasion)]
-            rg = self.ranges[level]
             ports = max(2, int(round(cfg.ports_per_device * r.uniform(0.5, 1.5))))
-            cell = r.choice(self.cell_ids)
-            if level == "naive":
-                tac, serial = r.choice(self.module_tacs), r.randint(0, 999_000)
-                port_imeis = [_imei_from(tac, serial + i) for i in range(ports)]
-            else:  # rewritten to phone TACs, not consecutive
-                port_imeis = [self._phone_imei() for _ in range(ports)]
-            rotate = level in ("rotation", "low_slow")
-            pool_n = int(round(ports * r.uniform(1.5, 3.5))) if rotate else ports
-            hours_on = "flat" if level in ("naive", "rotation") else (
-                "day" if level == "human" else r.choice(("flat", "day", "diurnal")))
+            home = r.choice(self.cell_ids)
+            drift = level == "mobile" or r.random() < 0.2
+            cells = [home] + (r.sample([c for c in self.cell_ids if c != home],
+                                       k=min(len(self.cell_ids) - 1, r.randint(1, 4)))
+                              if drift else [])
+            port_imeis = self._port_imeis(level, ports)
+            rotate = level in ("rotation", "low_slow") or (level == "mobile"
+                                                           and r.random() < 0.3)
+            banked = rotate or r.random() < 0.3
+            pool_n = int(round(ports * self._band(1.5, 3.5))) if rotate else ports
+            hours_on = {"naive": "flat", "rotation": r.choice(("flat", "flat", "day")),
+                        "human": "day"}.get(level, r.choice(("flat", "day", "diurnal")))
+            extras = {k: (self._u("box_extra", k) if r.random() < p else 0.0)
+                      for k, p in (("sms", 0.5 if level in ("human", "mobile") else 0.25),
+                                   ("data", 0.6 if level in ("human", "mobile") else 0.25),
+                                   ("mt", 0.7 if level in ("human", "mobile") else 0.25))}
+            sibling_calls = level == "human" or r.random() < 0.15
+            auth_kind = "bank" if banked else "local_box"
             pool: list[_Sub] = []
-            auth_mu = r.uniform(*rg["auth"])
             for i in range(pool_n):
-                b = _Behav(mo=r.uniform(*rg["mo"]), ans=r.uniform(*rg["ans"]),
-                           dur_mu=math.log(r.uniform(*rg["dur"])),
-                           dur_sig=r.uniform(*rg["dsig"]), hours=hours_on, p_contact=0.0,
-                           handover=0.0, auth_mu=auth_mu * r.uniform(0.7, 1.3),
-                           auth_sd=auth_mu * r.uniform(0.2, 0.7), reattach=r.uniform(0.05, 0.4))
-                if level == "human":
-                    b.mt = r.uniform(0.2, 1.0)  # box-to-box calls arrive as mt
-                    b.sms = r.uniform(0.05, 0.4)
-                    b.data = r.uniform(0.0, 0.6)
-                    b.p_contact = r.uniform(0.1, 0.3)  # calls to sibling SIMs
-                elif level == "low_slow":
-                    b.mt = r.uniform(0.0, 0.15)
-                imei = port_imeis[i] if i < ports and not rotate else (
-                    self._phone_imei() if level == "human" else port_imeis[i % ports])
-                s = _Sub(self._imsi(), imei, self._number("861" + str(r.randint(30, 99))),
-                         f"simbox_{level}", "simbox", b, [cell], [], device=f"box-{d}",
-                         evasion=level)
+                b = _Behav(mo=self._u(level, "mo"), ans=self._u(level, "ans"),
+                           dur_mu=math.log(self._u(level, "dur")),
+                           dur_sig=self._u(level, "dsig"), hours=hours_on, p_contact=0.0,
+                           handover=self._u("box_extra", "handover") if drift else 0.0,
+                           reattach=self._band(0.05, 0.4))
+                self._auth(b, auth_kind)
+                b.sms = extras["sms"] * self._band(0.5, 1.5)
+                b.data = extras["data"] * self._band(0.5, 1.5)
+                b.mt = extras["mt"] * self._band(0.5, 1.5)
+                if sibling_calls:
+                    b.p_contact = self._band(0.1, 0.35)
+                if level == "human" or (not rotate and r.random() < 0.3 and level != "naive"):
+                    imei = self._phone_imei(r.random() < 0.15)  # sticky per-SIM IMEI
+                else:
+                    imei = port_imeis[i % ports]
+                s = _Sub(self._imsi(), imei, self._own_number(), f"simbox_{level}", "simbox",
+                         b, list(cells), [], device=f"box-{d}", evasion=level)
                 pool.append(s)
             start_h = r.randint(0, max(0, min(hours - 1, int(hours * 0.3))))
-            box = _Box(f"box-{d}", level, cell, port_imeis, pool, start_h, rotate,
-                       dwell=[0] * ports, in_port=[None] * ports, queue=list(pool))
+            lo, hi = (1, 3) if level != "low_slow" else (2, 5)
+            box = _Box(f"box-{d}", level, cells, port_imeis, pool, start_h,
+                       r.uniform(0, 3000), rotate, (lo, hi), dwell=[0] * ports,
+                       in_port=[None] * ports, queue=list(pool))
             r.shuffle(box.queue)
             self.boxes.append(box)
             self.subs.extend(pool)
-        # Human boxes call their sibling SIMs: those are their "contacts".
-        for box in self.boxes:
-            if box.level == "human":
-                nums = [s.msisdn for s in box.pool]
-                for s in box.pool:
+            if sibling_calls:  # the box's SIMs call each other: those are the contacts
+                nums = [s.msisdn for s in pool]
+                for s in pool:
                     s.contacts = [n for n in nums if n != s.msisdn] or [self._number()]
 
     # -- truth
     def truth(self) -> dict[str, Any]:
         sims = {}
         for s in self.subs:
-            sims[s.imsi] = {"label": s.label, "persona": s.persona, "evasion": s.evasion,
-                            "device": s.device, "imeis": sorted(s.imeis),
-                            "first_ts": s.first_ts, "first_mo_ts": s.first_mo_ts,
-                            "evidence_ts": s.evidence_ts}
+            sims[s.imsi] = {"label": s.label, "persona": s.persona,
+                            "family": s.evasion if s.label == "simbox" else s.persona,
+                            "evasion": s.evasion, "device": s.device,
+                            "imeis": sorted(s.imeis), "first_ts": s.first_ts,
+                            "first_mo_ts": s.first_mo_ts, "evidence_ts": s.evidence_ts}
         devices = {}
         for box in self.boxes:
             ev = [s.evidence_ts for s in box.pool if s.evidence_ts is not None]
@@ -376,7 +463,8 @@ class EventSimulator:
                                  "imeis": imeis, "evidence_ts": min(ev) if ev else None}
         cfg = asdict(self.cfg)
         cfg["evasion"] = list(self.cfg.evasion)
-        return {"generator": "edge-sim events", "evidence_calls": EVIDENCE_CALLS,
+        return {"generator": "edge-sim events 2", "evidence_calls": EVIDENCE_CALLS,
+                "bands": {"count": BANDS, "profile": self.cfg.profile},
                 "config": cfg, "sims": sims, "devices": devices}
 
     # -- event generation
@@ -387,8 +475,11 @@ class EventSimulator:
         hours = int(math.ceil(cfg.hours))
         end_ts = cfg.start_ts + cfg.hours * 3600
         people = [s for s in self.subs if s.label == "normal"]
-        for sub in people:  # phones are on at the start
-            self._attach(heap, sub, cfg.start_ts + r.uniform(0, 600))
+        for sub in people:
+            # Most phones are seen attaching early on; the rest only later, when
+            # they re-attach (their other events come first).
+            if r.random() < 0.7:
+                self._attach(heap, sub, cfg.start_ts + r.uniform(0, 1800))
         for h in range(hours):
             t0 = cfg.start_ts + h * 3600
             hod = int(((t0 // 3600) + cfg.utc_offset_h) % 24)
@@ -428,6 +519,7 @@ class EventSimulator:
         r = self.rng
         if h < box.start_h:
             return
+        first = h == box.start_h
         for p in range(len(box.port_imeis)):
             cur = box.in_port[p]
             if cur is None or (box.rotate and box.dwell[p] <= 0):
@@ -435,13 +527,15 @@ class EventSimulator:
                     box.queue.append(cur)
                 nxt = box.queue.pop(0)
                 box.in_port[p] = nxt
-                box.dwell[p] = r.randint(1, 3)
+                box.dwell[p] = r.randint(*box.dwell_h)
                 if box.rotate:
                     nxt.imei = box.port_imeis[p]
                 nxt.imeis.add(nxt.imei)
-                t_in = t0 + r.uniform(0, 300)
+                # Power-on: every port attaches within a minute of the box starting;
+                # later swaps happen at a random moment of the hour.
+                t_in = t0 + (box.on_s + r.uniform(0, 60) if first else r.uniform(0, 3000))
                 self._attach(heap, nxt, t_in)
-                self._hour(heap, nxt, t0, hod, t_in + 5)
+                self._hour(heap, nxt, t0, hod, t_in + r.uniform(2, 30))
             else:
                 if r.random() < cur.b.reattach:
                     self._attach(heap, cur, t0 + r.uniform(0, 3600))
@@ -464,10 +558,11 @@ class EventSimulator:
         span = t0 + 3600 - t_from
         if span <= 0:
             return
-        cell = sub.cells[0] if len(sub.cells) == 1 or r.random() < 0.6 else r.choice(sub.cells)
-        # People on the move (sales reps, taxis) change cells within the hour.
-        mobile = len(sub.cells) > 2 and b.handover >= 0.3
         cells = sub.cells
+        cell = cells[0] if len(cells) == 1 or r.random() < 0.6 else r.choice(cells)
+        # People on the move (sales reps, taxis) and drifting boxes change cells
+        # within the hour.
+        mobile = len(cells) > 1 and b.handover >= 0.2
         if sub.label == "normal" and r.random() < b.reattach * f:
             self._attach(heap, sub, t_from + r.uniform(0, span))
         mo_times = sorted(t_from + r.uniform(0, span) for _ in range(_poisson(r, b.mo * f)))
@@ -475,8 +570,6 @@ class EventSimulator:
         for ts in mo_times:
             if sub.contacts and r.random() < b.p_contact:
                 peer = r.choice(sub.contacts)
-            elif b.peer_prefixes:
-                peer = self._number(r.choice(b.peer_prefixes))
             else:
                 peer = self._number()
             sub.mo_count += 1
@@ -489,13 +582,15 @@ class EventSimulator:
             if sibling is not None:  # box-to-box call: the sibling receives it
                 self._call(heap, sibling, ts + r.uniform(0.5, 2.0), "mt", sub.msisdn,
                            sibling.cells[0])
-        if not box or sub.evasion != "human":  # human boxes' mt come from siblings
-            for _ in range(_poisson(r, b.mt * f)):
+        for _ in range(_poisson(r, b.mt * f)):
+            if box or b.anywhere:
+                src = self._number()  # box: calls back from strangers
+            else:
                 src = r.choice(sub.contacts) if sub.contacts else self._number()
-                self._call(heap, sub, t_from + r.uniform(0, span), "mt", src,
-                           r.choice(cells) if mobile else cell)
+            self._call(heap, sub, t_from + r.uniform(0, span), "mt", src,
+                       r.choice(cells) if mobile else cell)
         for _ in range(_poisson(r, b.sms * f)):
-            peer = r.choice(sub.contacts) if sub.contacts else self._number()
+            peer = r.choice(sub.contacts) if sub.contacts and not box else self._number()
             ev = {"type": "sms", "imsi": sub.imsi, "imei": sub.imei,
                   "cell": r.choice(cells) if mobile else cell,
                   "dir": r.choice(("mo", "mt")), "peer": peer}
@@ -519,7 +614,7 @@ class EventSimulator:
               cell: str) -> None:
         r = self.rng
         self._call_no += 1
-        if sub.first_ts is None:
+        if sub.first_ts is None or ts < sub.first_ts:
             sub.first_ts = round(ts, 3)
         call_id = f"c{self.cfg.seed}-{self._call_no}"
         common = {"imsi": sub.imsi, "imei": sub.imei, "cell": cell, "dir": direction,

@@ -22,8 +22,13 @@ from edge.config import CallPlaneSection
 from edge.detection import Detection, Evidence, ModelInfo, Scalar, Subject
 from edge.records import BaseStationEvent
 from edge.telecom.callplane.features import FEATURES, INDEX, sim_features
-from edge.telecom.callplane.rules import RuleHit, certain
-from edge.telecom.callplane.state import EntityTables, SimState
+from edge.telecom.callplane.rules import RuleHit, certain, device_tell
+from edge.telecom.callplane.state import (
+    IN_BLOCK,
+    SHARED_DEVICE,
+    EntityTables,
+    SimState,
+)
 from edge.telecom.callplane.tacs import is_module_tac
 
 log = logging.getLogger(__name__)
@@ -93,12 +98,32 @@ class CallPlaneDetector:
         # Only outgoing calls and attaches can make a SIM look more like a box; other
         # events are folded in and count at its next scoring.
         if st is None or st.dirty or (ev.type != "call_start" and ev.type != "attach") \
-                or ev.dir == "mt":
+                or ev.dir == "mt" or st.alerted:
             return NOTHING
-        if st.mo_n >= self.cfg.min_calls and not st.alerted:
+        n = st.mo_n
+        if n == 1 and ev.type == "call_start":
+            self.tables.check_luhn(st, ev.imei)
+        if n >= self.cfg.min_calls or (n >= self.cfg.early_min_calls and self._device_evidence(
+                st, ev.imei, n)):
             st.dirty = True
             self._dirty.append((ev.imsi, st))
         return NOTHING
+
+    def _device_evidence(self, st: SimState, imei: str | None, mo_n: int) -> bool:
+        """Early judging: a SIM whose device carried other SIMs (a SIM-bank swap) or
+        whose IMEI has 2+ devices within two serials (ports of one box, a batch of
+        phones) is judged from its first outgoing calls, since the device view is
+        evidence a single busy person cannot produce. The neighbour test runs on the
+        SIM's 1st and 3rd outgoing call only (a box's ports attach together, so its
+        neighbours are known by then)."""
+        fl = st.flags
+        if fl & (SHARED_DEVICE | IN_BLOCK):
+            return True
+        if imei is not None and (mo_n == 1 or mo_n == 3) \
+                and self.tables.has_neighbours(imei):
+            st.flags = fl | IN_BLOCK
+            return True
+        return False
 
     def tick(self, now: float) -> Sequence[Detection]:
         out: list[Detection] = []
@@ -147,14 +172,24 @@ class CallPlaneDetector:
         self._dirty = keep
         if not batch:
             return []
-        rows = [sim_features(st, self.tables, now, self.cfg.utc_offset_h) for _, st in batch]
+        rows_all = [sim_features(st, self.tables, now, self.cfg.utc_offset_h)
+                    for _, st in batch]
         for (_, st) in batch:
             st.dirty = False
             st.next_score = now + self.cfg.score_interval_s
         self.scored += len(batch)
         self.batches += 1
+        # Judged: enough calls of its own, or early with device evidence (the 24 h
+        # window may have dropped calls since the SIM was marked).
+        min_calls, early = self.cfg.min_calls, self.cfg.early_min_calls
+        judged = [(b, x) for b, x in zip(batch, rows_all, strict=True)
+                  if x[INDEX["mo_24h"]] >= min_calls or (
+                      x[INDEX["mo_24h"]] >= early and b[1].flags & (SHARED_DEVICE | IN_BLOCK))]
+        if not judged:
+            return []
+        rows = [x for _, x in judged]
         if self.on_scored is not None:
-            for (imsi, _), x in zip(batch, rows, strict=True):
+            for ((imsi, _), x) in judged:
                 self.on_scored(imsi, now, x)
         if not self.alerts:
             return []
@@ -163,12 +198,11 @@ class CallPlaneDetector:
             probs = self.model.predict_proba(np.asarray(rows, dtype=np.float32))
         out: list[Detection] = []
         threshold = self.threshold
-        for i, ((imsi, st), x) in enumerate(zip(batch, rows, strict=True)):
-            if x[INDEX["mo_24h"]] < self.cfg.min_calls:
-                continue
+        gate = self.cfg.require_device_evidence
+        for i, ((imsi, st), x) in enumerate(judged):
             hit = certain(x)
             p = float(probs[i]) if probs is not None else 0.0
-            if hit is None and p < threshold:
+            if hit is None and (p < threshold or (gate and not device_tell(x))):
                 continue
             out.extend(self._alert(imsi, st, x, p, hit, now))
         return out

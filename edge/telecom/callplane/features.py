@@ -15,10 +15,13 @@ from statistics import median
 from edge.telecom.callplane.state import (
     ATTACH,
     DATA,
+    FAST_SEEN,
     HANDOVER,
+    LUHN_BAD,
     MO_END,
     MO_START,
     MT_START,
+    SLOW_SEEN,
     SMS_MO,
     SMS_MT,
     EntityTables,
@@ -32,7 +35,11 @@ FEATURES: tuple[str, ...] = (
     "sms_24h", "data_24h", "cells_24h", "handovers_24h", "active_hours", "night_share",
     "gap_median_s", "gap_cv", "imeis_per_imsi", "max_imsis_per_imei", "block_imsis",
     "module_tac", "attaches_24h", "auth_mean_ms", "auth_cv", "device_mo_per_sim",
+    "luhn_bad", "slow_attach_only", "block_concurrent_mo", "block_mo_share",
+    "block_slow_share", "block_luhn_bad_share",
 )
+BLOCK_WINDOW_S = 3600.0  # the device-level view looks at the SIMs' last hour
+MAX_BLOCK_SIMS = 64
 INDEX = {name: i for i, name in enumerate(FEATURES)}
 
 
@@ -45,6 +52,77 @@ def _cv(xs: list[float]) -> float:
         return 0.0
     var = sum((x - m) ** 2 for x in xs) / (n - 1)
     return math.sqrt(var) / m
+
+
+def _slow_only(flags: int) -> bool:
+    return bool(flags & SLOW_SEEN) and not flags & FAST_SEEN
+
+
+def _recent_calls(st: SimState, since: float, now: float,
+                  intervals: list[tuple[float, float]]) -> tuple[int, int]:
+    """Append the SIM's outgoing calls since ``since`` as (start, end) intervals (a
+    call still open ends ``now``); returns its (outgoing, incoming) call counts
+    over that window. Reads the event array from its end, so the cost is the
+    window's events, not the day's."""
+    e = st.e
+    starts: list[float] = []
+    ends: list[float] = []
+    mo = mt = 0
+    i = len(e) - 2
+    while i >= 0 and e[i] >= since:
+        code = int(e[i + 1]) & 15
+        if code == MO_START:
+            starts.append(e[i])
+            mo += 1
+        elif code == MO_END:
+            ends.append(e[i])
+        elif code == MT_START:
+            mt += 1
+        i -= 2
+    starts.reverse()
+    ends.reverse()
+    # Calls of one SIM do not overlap: the k-th end after a start closes it.
+    j = 0
+    for s0 in starts:
+        while j < len(ends) and ends[j] < s0:
+            j += 1
+        if j < len(ends):
+            intervals.append((s0, ends[j]))
+            j += 1
+        else:
+            intervals.append((s0, now))
+    return mo, mt
+
+
+def block_view(st: SimState, block: set[str], tables: EntityTables,
+               now: float) -> tuple[float, float, float, float]:
+    """Device-level evidence over the SIMs of the SIM's IMEI block (same IMEI or
+    consecutive serials; the SIM itself included): the most outgoing calls in
+    progress at one instant in the last hour, the outgoing share of their calls,
+    the share of SIMs whose every attach was slow and the share with a bad Luhn
+    digit. A single SIM on its own device gives (its own figures)."""
+    since = now - BLOCK_WINDOW_S
+    intervals: list[tuple[float, float]] = []
+    mo = mt = slow = bad = n = 0
+    members = [st] + [s2 for k in sorted(block)[:MAX_BLOCK_SIMS]
+                      if (s2 := tables.sims.get(k)) is not None and s2 is not st]
+    for s2 in members:
+        a, b = _recent_calls(s2, since, now, intervals)
+        mo += a
+        mt += b
+        n += 1
+        slow += _slow_only(s2.flags)
+        bad += bool(s2.flags & LUHN_BAD)
+    conc = 0
+    if intervals:
+        points = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
+        cur = 0
+        for _, d in points:
+            cur += d
+            if cur > conc:
+                conc = cur
+    return (float(conc), mo / (mo + mt) if mo + mt else 0.0, slow / n if n else 0.0,
+            bad / n if n else 0.0)
 
 
 def sim_features(st: SimState, tables: EntityTables, now: float,
@@ -115,6 +193,7 @@ def sim_features(st: SimState, tables: EntityTables, now: float,
         for sib in tables.block_imeis(imei):
             block.update(tables.device_imsis(sib, horizon))
     dev_mo = 0.0
+    conc, bshare, bslow, bbad = block_view(st, block, tables, now)
     if len(block) > 1:
         tot = 0
         for imsi in block:
@@ -145,4 +224,7 @@ def sim_features(st: SimState, tables: EntityTables, now: float,
         sum(auths) / len(auths) if auths else -1.0,
         _cv(auths),
         dev_mo,
+        1.0 if st.flags & LUHN_BAD else 0.0,
+        1.0 if _slow_only(st.flags) else 0.0,
+        conc, bshare, bslow, bbad,
     ]

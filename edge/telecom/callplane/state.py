@@ -33,6 +33,13 @@ MAX_EVENTS = 2048  # per SIM, within the long window (a box makes ~700 calls a d
 MAX_PARTNERS = 64  # IMEIs per IMSI, IMSIs per IMEI, cells per SIM
 DUP_WINDOW = 8  # events per SIM searched for an exact duplicate
 PEER_CODES = frozenset((MO_START, MT_START, SMS_MO, SMS_MT))
+SLOW_AUTH_MS = 250.0  # slower than any phone on its home network (domain.md: SIM banks)
+# SimState.flags bits: what the SIM's devices and attaches showed, set as events arrive.
+LUHN_BAD = 1  # a 15-digit IMEI of this SIM fails its Luhn check (a rewritten IMEI)
+SHARED_DEVICE = 2  # one of its IMEIs carried another SIM
+IN_BLOCK = 4  # 2+ devices are known within two serials of its IMEI
+SLOW_SEEN = 8  # an attach with auth_ms >= SLOW_AUTH_MS
+FAST_SEEN = 16  # an attach with auth_ms < SLOW_AUTH_MS
 _SERIAL_2 = tuple(f"{j:02d}" for j in range(100))  # last two serial digits of a block
 
 
@@ -40,7 +47,7 @@ class SimState:
     """One SIM's recent events (24 h), its devices and cells, and detector flags."""
 
     __slots__ = ("last", "e", "pq", "imei", "imeis", "cell", "cells", "dirty", "alerted",
-                 "next_score", "mo_n", "number")
+                 "next_score", "mo_n", "number", "flags")
 
     def __init__(self, ts: float) -> None:
         self.last = ts
@@ -60,6 +67,7 @@ class SimState:
         self.next_score = 0.0
         self.mo_n = 0  # MO call starts currently held
         self.number: int | None = None  # hash of the SIM's own MSISDN, once seen
+        self.flags = 0  # LUHN_BAD | SHARED_DEVICE | IN_BLOCK | SLOW_SEEN | FAST_SEEN
 
     def trim(self, now: float) -> None:
         """Drop entries older than the long window."""
@@ -102,6 +110,49 @@ class SimState:
         if self.imeis is not None:
             return self.imeis
         return {self.imei: self.last} if self.imei is not None else {}
+
+
+def _luhn_slow(imei: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(imei)):
+        d = ord(ch) - 48
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _luhn_table(width: int) -> dict[str, int]:
+    """Luhn partial sums of every ``width``-digit chunk that starts at an even
+    position of a 15-digit IMEI (its odd positions are the doubled ones)."""
+    out = {}
+    for v in range(10 ** width):
+        chunk = f"{v:0{width}d}"
+        t = 0
+        for k, ch in enumerate(chunk):
+            d = ord(ch) - 48
+            if k % 2 == 1:
+                d = d * 2 - 9 if d > 4 else d * 2
+            t += d
+        out[chunk] = t
+    return out
+
+
+_LUHN4 = _luhn_table(4)
+_LUHN3 = _luhn_table(3)
+
+
+def luhn_ok(imei: str) -> bool:
+    """True when a 15-digit IMEI's last digit is the Luhn check digit of the rest.
+    Four table lookups of precomputed partial sums (every SIM's first IMEI is
+    checked, so this is on the per-event path); anything else takes the loop."""
+    try:
+        return (_LUHN4[imei[0:4]] + _LUHN4[imei[4:8]] + _LUHN4[imei[8:12]]
+                + _LUHN3[imei[12:15]]) % 10 == 0
+    except KeyError:  # not ASCII digits
+        return _luhn_slow(imei)
 
 
 class ImeiState:
@@ -190,7 +241,11 @@ class EntityTables:
         if code == MO_END or code == MT_END:
             val = min(ev.duration_s or 0.0, 1e9)
         elif code == ATTACH:
-            val = min(ev.auth_ms, 1e9) if ev.auth_ms is not None else -1.0
+            if ev.auth_ms is not None:
+                val = min(ev.auth_ms, 1e9)
+                st.flags |= SLOW_SEEN if val >= SLOW_AUTH_MS else FAST_SEEN
+            else:
+                val = -1.0
         cv = code + 16.0 * round(val * 10.0) if val else float(code)
         e = st.e
         if ts <= st.last and e:
@@ -227,37 +282,46 @@ class EntityTables:
                 st._drop(len(e) - MAX_EVENTS)
         cell = ev.cell
         if cell is not None:
-            # One string object per cell, not one per SIM that saw it.
-            names = self._cell_names
-            if len(names) > 100_000:  # a site has hundreds of cells; garbage must not grow it
-                names.clear()
-            cell = names.setdefault(cell, cell)
-        if cell is not None and cell != st.cell:
-            if st.cell is not None:
-                if st.cells is None:
-                    st.cells = {st.cell: st.last}
-                if cell in st.cells or len(st.cells) < MAX_PARTNERS:
-                    st.cells[cell] = ts
-            st.cell = cell
-        elif cell is not None and st.cells is not None:
-            st.cells[cell] = ts
+            if cell != st.cell:
+                # One string object per cell, not one per SIM that saw it.
+                names = self._cell_names
+                if len(names) > 100_000:  # a site has hundreds of cells; garbage must not grow it
+                    names.clear()
+                cell = names.setdefault(cell, cell)
+                if st.cell is not None:
+                    if st.cells is None:
+                        st.cells = {st.cell: st.last}
+                    if cell in st.cells or len(st.cells) < MAX_PARTNERS:
+                        st.cells[cell] = ts
+                st.cell = cell
+            elif st.cells is not None:
+                st.cells[st.cell] = ts
         imei = ev.imei
         if imei is not None:
             # Devices are keyed by TAC + serial (14 digits): IMEI and IMEISV match.
+            full = imei
             imei = imei[:14]
             if st.imei != imei:
                 if st.imei is not None:
+                    # The SIM moved to another device: check the new IMEI's Luhn
+                    # digit (the first IMEI is checked when the SIM first calls out,
+                    # :meth:`check_luhn`: most SIMs never need it).
+                    if len(full) == 15 and not luhn_ok(full):
+                        st.flags |= LUHN_BAD
                     if st.imeis is None:
                         st.imeis = {st.imei: st.last}
                     if len(st.imeis) < MAX_PARTNERS:
                         st.imeis[imei] = ts
                 st.imei = imei
             else:
-                # Same device as before: use the stored string, the device table's own
-                # key when this SIM put it there (hash cached, found by identity).
-                imei = st.imei
                 if st.imeis is not None:
-                    st.imeis[imei] = ts
+                    st.imeis[st.imei] = ts
+                if not st.flags & SHARED_DEVICE:
+                    # Same device, which carried no other SIM: its table entry is
+                    # this IMSI (last seen = the SIM's), nothing to update. Another
+                    # SIM arriving on it sets SHARED_DEVICE on this one.
+                    return st
+                imei = st.imei
             # A device that only ever carried one SIM is stored as that IMSI (no
             # object): its last-seen time is the SIM's.
             key14 = imei
@@ -271,8 +335,12 @@ class EntityTables:
                     d = ImeiState(dev, first.last if first is not None else ts)
                     d.add(imsi, ts)
                     imeis[key14] = d
+                    st.flags |= SHARED_DEVICE
+                    if first is not None:
+                        first.flags |= SHARED_DEVICE
             else:
                 dev.add(imsi, ts)
+                st.flags |= SHARED_DEVICE
         return st
 
     def device_imsis(self, imei: str, since: float) -> list[str]:
@@ -290,6 +358,36 @@ class EntityTables:
             st = self.sims.get(dev)
             return st.last if st is not None else float("-inf")
         return dev.last
+
+    @staticmethod
+    def check_luhn(st: SimState, imei: str | None) -> None:
+        """Set LUHN_BAD when a 15-digit IMEI fails its Luhn check."""
+        if imei is not None and len(imei) == 15 and not luhn_ok(imei):
+            st.flags |= LUHN_BAD
+
+    def has_neighbours(self, imei: str) -> bool:
+        """Whether the next serial and one more within two serials of the IMEI (TAC + serial,
+        14 digits): the cheap test, four lookups, for the ports of one box or a batch
+        of devices; a dual-SIM phone has one neighbour."""
+        body = imei[:14]
+        try:
+            serial = int(body[8:])
+        except ValueError:
+            return False
+        tac = body[:8]
+        devs = self.imeis
+        # Most devices have no neighbour at all: test the two next serials first.
+        n = (f"{tac}{serial - 1:06d}" in devs) + (f"{tac}{serial + 1:06d}" in devs)
+        if n == 0:
+            return False
+        return n + (f"{tac}{serial - 2:06d}" in devs) + (f"{tac}{serial + 2:06d}" in devs) >= 2
+
+    def block_sims(self, imei: str, since: float) -> set[str]:
+        """The SIMs the devices of the IMEI's block carried since ``since``."""
+        out: set[str] = set()
+        for sib in self.block_imeis(imei):
+            out.update(self.device_imsis(sib, since))
+        return out
 
     def block_imeis(self, imei: str) -> list[str]:
         """Known devices (14-digit keys) in the IMEI's block of 100 consecutive serials:

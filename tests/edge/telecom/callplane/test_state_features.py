@@ -87,8 +87,9 @@ def test_sim_bank_rotation_features_and_rule() -> None:
     x = sim_features(t.sims[sims[-1]], t, T0 + 6500)
     assert f(x, "max_imsis_per_imei") == 5 and f(x, "module_tac") == 1
     assert f(x, "block_imsis") == 5 and f(x, "device_mo_per_sim") == 6
-    hit = certain(x)
-    assert hit is not None and hit.name == "sim_bank_rotation"
+    hit = certain(x)  # a SIM bank swapping cards in one port
+    assert hit is not None and hit.name == "sim_bank_swap"
+    assert f(x, "slow_attach_only") == 1 and f(x, "block_slow_share") == 1
 
 
 def test_one_imsi_many_imeis_and_consecutive_block() -> None:
