@@ -19,4 +19,4 @@ def test_example_passes_check_config(path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_there_are_examples_for_both_sites() -> None:
-    assert {"basestation"} <= {p.stem for p in EXAMPLES}
+    assert {"basestation", "depot"} <= {p.stem for p in EXAMPLES}

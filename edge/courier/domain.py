@@ -145,12 +145,15 @@ def build_stages(ctx: AssemblyContext) -> list[Any]:
 
 
 def preflight(cfg: Config, probe: bool) -> list[Any]:
-    """What ``run`` would trip over: a missing X-ray folder or waybill export, a port
-    path that does not exist, and (``probe``) a port that cannot be opened now."""
+    """What ``run`` would trip over on this machine (``probe``; without it, for a config
+    prepared for another station, nothing here is checked): a missing X-ray folder or
+    waybill export, a port path that does not exist, a port that cannot be opened now."""
     from edge.ops.preflight import Problem
 
     sec = _section(cfg)
     out: list[Problem] = []
+    if not probe:
+        return out
     if sec.xray_dir is not None and not sec.xray_dir.is_dir():
         out.append(Problem("depot.xray_dir", f"not a folder: {sec.xray_dir}"))
     if sec.waybills is not None and not sec.waybills.is_file():
@@ -163,17 +166,16 @@ def preflight(cfg: Config, probe: bool) -> list[Any]:
         if port.startswith("/") and not Path(port).exists():
             out.append(Problem(key, f"no such device: {port} (unplugged?)"))
             continue
-        if probe:
-            from drivers.transport.factory import open_transport
-            from edge.errors import TransportError
+        from drivers.transport.factory import open_transport
+        from edge.errors import TransportError
 
-            t = open_transport(port, baudrate=sec.baudrate)
-            try:
-                t.open()
-            except TransportError as exc:
-                out.append(Problem(key, str(exc)))
-            finally:
-                t.close()
+        t = open_transport(port, baudrate=sec.baudrate)
+        try:
+            t.open()
+        except TransportError as exc:
+            out.append(Problem(key, str(exc)))
+        finally:
+            t.close()
     return out
 
 
