@@ -8,7 +8,9 @@ reported as a SIM-box SIM (``simbox.sim``) or a watchlisted IMSI or number
 once per victim per ``window_s``, so the carrier can call, text or warn them.
 
 Calls made *before* the source was flagged count too: each SIM's last
-``recent_per_sim`` outgoing callees of the last ``recent_s`` are kept (bounded), and
+``recent_per_sim`` (16) outgoing callees of the last ``recent_s`` are kept for the
+``max_sims`` (50,000) SIMs that called most recently (a box calls every few minutes, so
+it stays among them; 500,000 subscribers cost about 25 MB here), and are
 reported when the SIM is flagged; later calls are reported as they happen. (A GoIP
 found on the IP plane is an address: the numbers it dials appear in the event feed
 under its SIMs, which the call plane flags in turn.)
@@ -32,7 +34,7 @@ class VictimWarningStage:
     consumes: tuple[type, ...] = (BaseStationEvent, Detection)
 
     def __init__(self, *, window_s: float = 7 * 86400.0, recent_s: float = 86400.0,
-                 recent_per_sim: int = 50, max_sims: int = 200_000,
+                 recent_per_sim: int = 16, max_sims: int = 50_000,
                  max_victims: int = 1_000_000) -> None:
         self.window_s = window_s
         self.recent_s = recent_s
