@@ -10,7 +10,7 @@ once per victim per ``window_s``, so the carrier can call, text or warn them.
 Calls made *before* the source was flagged count too: each SIM's last
 ``recent_per_sim`` (16) outgoing callees of the last ``recent_s`` are kept for the
 ``max_sims`` (50,000) SIMs that called most recently (a box calls every few minutes, so
-it stays among them; 500,000 subscribers cost about 25 MB here), and are
+it stays among them, and memory stays bounded whatever the subscriber count), and are
 reported when the SIM is flagged; later calls are reported as they happen. (A GoIP
 found on the IP plane is an address: the numbers it dials appear in the event feed
 under its SIMs, which the call plane flags in turn.)
