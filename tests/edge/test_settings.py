@@ -159,7 +159,9 @@ def test_callplane_min_calls_after_the_ack(tmp_path: Path, day: Path,
     before = baseline
     after, _ = _replay(tmp_path / "b", {"events": [day]},
                        {"detectors.callplane.min_calls": 100_000})
-    assert _kinds(before, "simbox.sim") and not _kinds(after, "simbox.sim")
+    # SIMs whose device already gives evidence are judged from their first call
+    # (detectors.callplane.early_min_calls), so only those stay
+    assert len(_kinds(after, "simbox.sim")) < len(_kinds(before, "simbox.sim"))
 
 
 def test_ipplane_threshold_after_the_ack(tmp_path: Path, masked: Path) -> None:
