@@ -31,36 +31,36 @@ def build_sources(ctx: AssemblyContext) -> list[Any]:
     if not ctx.live:
         return srcs
     if ev.udp_listen:
-        from drivers.events.sources import UdpEventListener, parse_listen
+        from drivers.events.sources import UdpEventListener
 
-        try:
-            host, port = parse_listen(ev.udp_listen)
-            srcs.append(UdpEventListener(host, port, rcvbuf=ev.udp_rcvbuf_bytes,
-                                         max_line=ev.max_line_bytes))
-        except (ValueError, OSError) as exc:
-            for s in srcs:
-                s.close()
-            raise ConfigError(f"cannot listen on {cfg.inputs.events.udp_listen}: {exc}",
-                              key="inputs.events.udp_listen") from None
+        _listen(srcs, ev.udp_listen, "inputs.events.udp_listen",
+                lambda h, p: UdpEventListener(h, p, rcvbuf=ev.udp_rcvbuf_bytes,
+                                              max_line=ev.max_line_bytes))
     hep = cfg.inputs.hep
     if hep.listen:
         from drivers.capture.hep import HepListener
-        from drivers.events.sources import parse_listen
 
-        try:
-            host, port = parse_listen(hep.listen)
-            srcs.append(HepListener(host, port, rcvbuf=hep.rcvbuf_bytes,
-                                    auth_key=hep.auth_key))
-        except (ValueError, OSError) as exc:
-            for s in srcs:
-                s.close()
-            raise ConfigError(f"cannot listen on {hep.listen}: {exc}",
-                              key="inputs.hep.listen") from None
+        _listen(srcs, hep.listen, "inputs.hep.listen",
+                lambda h, p: HepListener(h, p, rcvbuf=hep.rcvbuf_bytes, auth_key=hep.auth_key))
     if cfg.inputs.capture.interface:
         from drivers.capture.live import open_live_source
 
         srcs.append(open_live_source(cfg.inputs.capture))
     return srcs
+
+
+def _listen(srcs: list[Any], addr: str, key: str, make: Any) -> None:
+    """Open one listening source on ``addr`` (host:port); on failure close what was
+    opened already and name the config key."""
+    from drivers.events.sources import parse_listen
+
+    try:
+        host, port = parse_listen(addr)
+        srcs.append(make(host, port))
+    except (ValueError, OSError) as exc:
+        for s in srcs:
+            s.close()
+        raise ConfigError(f"cannot listen on {addr}: {exc}", key=key) from None
 
 
 def build_stages(ctx: AssemblyContext) -> list[Any]:
