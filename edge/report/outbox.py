@@ -40,6 +40,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 
 from edge.errors import LinkError
 
@@ -208,26 +209,19 @@ class Outbox:
             self._next_seq = seq
             db = self._db
             drops: dict[str, int] = {}
-            try:
-                db.execute("BEGIN IMMEDIATE")
+            with self._transaction("write") as tx:
                 if sum(self._bytes) + need > self._budget:
                     rows = self._make_room(rows, drops)
                 if rows:
                     db.executemany(_INSERT, rows)
                 self._persist_drops(drops)
-                db.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                self._rollback_quietly()
-                self._reload_totals()
-                if _is_full(exc):
-                    self._enter_disk_full(exc)
-                    lost: dict[str, int] = {}
-                    for item in items:
-                        k = f"{CLASS_NAMES[item[1]]}.disk_full"
-                        lost[k] = lost.get(k, 0) + 1
-                    self._count_drops_memory(lost)
-                    return 0
-                raise LinkError(f"outbox {self.path}: write failed: {exc}") from None
+            if tx.full:
+                lost: dict[str, int] = {}
+                for item in items:
+                    k = f"{CLASS_NAMES[item[1]]}.disk_full"
+                    lost[k] = lost.get(k, 0) + 1
+                self._count_drops_memory(lost)
+                return 0
             for r in rows:
                 self._bytes[r[2]] += r[4]
                 self._count[r[2]] += 1
@@ -299,19 +293,12 @@ class Outbox:
         if not seqs:
             return 0
         with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
+            # Deleting needs WAL space too; on a full disk the rows stay and are re-sent
+            # later (duplicates share ids), which is safe.
+            with self._transaction("delete") as tx:
                 gone = self._delete_seqs(seqs)
-                self._db.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                self._rollback_quietly()
-                self._reload_totals()
-                if _is_full(exc):
-                    # Deleting needs WAL space too; the rows stay and are re-sent later
-                    # (duplicates share ids), which is safe.
-                    self._enter_disk_full(exc)
-                    return 0
-                raise LinkError(f"outbox {self.path}: delete failed: {exc}") from None
+            if tx.full:
+                return 0
             for cls, size in gone:
                 self._bytes[cls] -= size
                 self._count[cls] -= 1
@@ -324,12 +311,11 @@ class Outbox:
         MQTT 5 reason 0x87 not authorized). Kept in table ``dead`` for inspection,
         the newest ``dead_keep`` only; counted as a drop with reason ``denied``."""
         with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
+            drops: dict[str, int] = {}
+            with self._transaction("dead-letter") as tx:
                 row = self._db.execute(
                     "DELETE FROM pending WHERE seq=? RETURNING id, cls, size, topic, payload",
                     (seq,)).fetchone()
-                drops: dict[str, int] = {}
                 if row is not None:
                     rid, cls, size, topic, payload = row
                     cur = self._db.execute(
@@ -341,14 +327,8 @@ class Outbox:
                     self._trim_dead()
                     drops[f"{CLASS_NAMES[cls]}.denied"] = 1
                     self._persist_drops(drops)
-                self._db.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                self._rollback_quietly()
-                self._reload_totals()
-                if _is_full(exc):
-                    self._enter_disk_full(exc)
-                    return False
-                raise LinkError(f"outbox {self.path}: dead-letter failed: {exc}") from None
+            if tx.full:
+                return False
             self._trim_wal()
             if row is None:
                 return False
@@ -372,19 +352,12 @@ class Outbox:
                     victims = [seq for seq, created in got if created < cutoff]
                     if not victims:
                         break
-                    try:
-                        self._db.execute("BEGIN IMMEDIATE")
+                    with self._transaction("expiry") as tx:
                         gone = self._delete_seqs(victims)
                         drops = {f"{CLASS_NAMES[cls]}.ttl": len(gone)}
                         self._persist_drops(drops)
-                        self._db.execute("COMMIT")
-                    except sqlite3.OperationalError as exc:
-                        self._rollback_quietly()
-                        self._reload_totals()
-                        if _is_full(exc):
-                            self._enter_disk_full(exc)
-                            return total
-                        raise LinkError(f"outbox {self.path}: expiry failed: {exc}") from None
+                    if tx.full:
+                        return total
                     for c, size in gone:
                         self._bytes[c] -= size
                         self._count[c] -= 1
@@ -432,11 +405,12 @@ class Outbox:
     def bump(self, name: str) -> int:
         """Increment and return a durable counter (e.g. the boot sequence number)."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("INSERT INTO meta(k, v) VALUES (?, 1) "
-                             "ON CONFLICT(k) DO UPDATE SET v = v + 1", (name,))
-            v = self._db.execute("SELECT v FROM meta WHERE k=?", (name,)).fetchone()[0]
-            self._db.execute("COMMIT")
+            with self._transaction("counter update") as tx:
+                self._db.execute("INSERT INTO meta(k, v) VALUES (?, 1) "
+                                 "ON CONFLICT(k) DO UPDATE SET v = v + 1", (name,))
+                v = self._db.execute("SELECT v FROM meta WHERE k=?", (name,)).fetchone()[0]
+            if tx.full:
+                raise LinkError(f"outbox {self.path}: counter {name} not updated: disk full")
             return int(v)
 
     def close(self) -> None:
@@ -459,6 +433,15 @@ class Outbox:
         return total
 
     # ------------------------------------------------------------------ internals
+    def _transaction(self, what: str) -> _Transaction:
+        """``with self._transaction("write") as tx:`` runs the block in one
+        ``BEGIN IMMEDIATE`` ... ``COMMIT`` (the caller holds the lock). A full disk in
+        the block or at COMMIT rolls back, reloads the in-memory totals, enters the
+        disk-full state and sets ``tx.full`` (the error is swallowed: the caller returns
+        its "nothing done" value); any other SQLite error rolls back, reloads and raises
+        LinkError saying what failed; any other exception rolls back and propagates."""
+        return _Transaction(self, what)
+
     def _trim_wal(self) -> None:
         """After a commit: a WAL above its share is checkpointed and truncated (a large
         batch or eviction can outgrow the auto-checkpoint interval in one commit)."""
@@ -524,6 +507,53 @@ class Outbox:
                 self._count[cls], self._bytes[cls] = n, size
         except sqlite3.DatabaseError:
             pass
+
+
+class _Transaction:
+    """One outbox transaction: the single place for BEGIN / COMMIT / rollback and
+    disk-full handling (see :meth:`Outbox._transaction`)."""
+
+    __slots__ = ("_ob", "_what", "full")
+
+    def __init__(self, ob: Outbox, what: str) -> None:
+        self._ob, self._what = ob, what
+        self.full = False
+
+    def __enter__(self) -> _Transaction:
+        ob = self._ob
+        try:
+            # only takes the write lock, writes nothing: it fails on a busy or broken
+            # store, and then the block must not run (it would run outside a transaction)
+            ob._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            ob._rollback_quietly()
+            ob._reload_totals()
+            raise LinkError(f"outbox {ob.path}: {self._what} failed: {exc}") from None
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        if exc is None:
+            try:
+                self._ob._db.execute("COMMIT")
+                return False
+            except sqlite3.OperationalError as e:
+                exc = e
+        if isinstance(exc, sqlite3.OperationalError):
+            self._failed(exc)
+            return True  # disk full: swallowed, tx.full says so
+        self._ob._rollback_quietly()  # a bug or LinkError from the block: undo, re-raise
+        self._ob._reload_totals()
+        return False
+
+    def _failed(self, exc: sqlite3.OperationalError) -> None:
+        ob = self._ob
+        ob._rollback_quietly()
+        ob._reload_totals()
+        if not _is_full(exc):
+            raise LinkError(f"outbox {ob.path}: {self._what} failed: {exc}") from None
+        ob._enter_disk_full(exc)
+        self.full = True
 
 
 def _is_full(exc: sqlite3.OperationalError) -> bool:

@@ -159,6 +159,44 @@ def test_disk_full_is_a_state_not_a_corruption(tmp_path: Path,
     assert len(list(drain_all(Outbox(path)))) == stored + 1
 
 
+def test_every_write_path_survives_disk_full_and_store_errors(tmp_path: Path) -> None:
+    """One transaction helper serves submit, ack, dead letters, expiry and counters:
+    a full disk is a state (rolled back, nothing half-done, totals still true), any
+    other SQLite error is a LinkError saying which operation failed, rolled back."""
+    from edge.errors import LinkError
+
+    ob = Outbox(tmp_path / "ob.sqlite", ttl_s=(10, 10, 10))
+    for i in range(20):
+        assert ob.submit(_rid(i), ALERT, "t/x", os.urandom(200), now=1000.0)
+    seqs = [p.seq for p in drain_all(ob)]
+    before = ob.stats()
+    # a store that refuses every write (not a full disk)
+    ob._db.execute("PRAGMA query_only=1")
+    for call, what in ((lambda: ob.submit(_rid(99), ALERT, "t/x", b"y"), "write"),
+                       (lambda: ob.ack(seqs[:3]), "delete"),
+                       (lambda: ob.dead_letter(seqs[3], "no"), "dead-letter"),
+                       (lambda: ob.expire(now=5000.0), "expiry"),
+                       (lambda: ob.bump("boot_seq"), "counter update")):
+        with pytest.raises(LinkError, match=f"{what} failed"):
+            call()
+        assert not ob._db.in_transaction
+    ob._db.execute("PRAGMA query_only=0")
+    after = ob.stats()
+    assert (after.depth, after.bytes, after.drops) == (before.depth, before.bytes,
+                                                       before.drops)
+    assert not ob.disk_full
+    # everything works again, and the totals match the table
+    assert ob.ack(seqs[:3]) == 3 and ob.dead_letter(seqs[3], "no")
+    assert ob.expire(now=5000.0) == 16 and ob.stats().depth == 0
+    assert ob.bump("boot_seq") == 1
+    # a failing block (a bug, not SQLite) is rolled back and propagates
+    with pytest.raises(ZeroDivisionError), ob._lock, ob._transaction("write"):
+        ob._db.execute("INSERT INTO meta(k, v) VALUES ('x', 1)")
+        _ = 1 / 0
+    assert ob._db.execute("SELECT count(*) FROM meta WHERE k='x'").fetchone()[0] == 0
+    ob.close()
+
+
 def test_dead_letter(tmp_path: Path) -> None:
     ob = Outbox(tmp_path / "ob.sqlite")
     ob.submit(_rid(1), ALERT, "t/denied", b"x")
