@@ -4,16 +4,16 @@
 records (the call plane consumes them as from a file); ``bridge.station_port`` a
 source of PhotoEyeEvent records and the ``station`` actuator (divert commands). Replay
 and demo have no devices: divert commands then go to a dry-run ``station``.
+Importing this module (done whenever a config is parsed) imports neither the codec
+nor the transports; the builders do, and only when a port is configured.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from edge.actuators import DryRunActuator
 from edge.domains import AssemblyContext, Domain
 from edge.errors import ConfigError
-from firmware_bridge import messages as M
 from firmware_bridge.config import BridgeSection, read_key
 
 _CLIENTS = "_bridge_clients"
@@ -25,15 +25,16 @@ def _clients(ctx: AssemblyContext) -> dict[str, Any]:
     got = ctx.__dict__.get(_CLIENTS)
     if got is not None:
         return got  # type: ignore[no-any-return]
-    from drivers.transport.factory import open_transport
-    from firmware_bridge.client import BridgeClient
-    from firmware_bridge.codec import LinkKey
-
     sec: BridgeSection = ctx.cfg.section("bridge")
     clients: dict[str, Any] = {}
-    ports = {"base_station": (sec.base_station_port, M.ROLE_BASE_STATION),
-             "station": (sec.station_port, M.ROLE_STATION)}
-    if ctx.live and any(p for p, _ in ports.values()):
+    if ctx.live and (sec.base_station_port or sec.station_port):
+        from drivers.transport.factory import open_transport
+        from firmware_bridge import messages as M
+        from firmware_bridge.client import BridgeClient
+        from firmware_bridge.codec import LinkKey
+
+        ports = {"base_station": (sec.base_station_port, M.ROLE_BASE_STATION),
+                 "station": (sec.station_port, M.ROLE_STATION)}
         key = None
         if sec.key_file is not None:
             try:
@@ -55,9 +56,11 @@ def _clients(ctx: AssemblyContext) -> dict[str, Any]:
 
 
 def build_sources(ctx: AssemblyContext) -> list[Any]:
+    cl = _clients(ctx)
+    if not cl:
+        return []
     from firmware_bridge.source import BridgeSource
 
-    cl = _clients(ctx)
     return [BridgeSource(c, owns_client=name != "station") for name, c in cl.items()]
 
 
@@ -66,11 +69,13 @@ def build_stages(ctx: AssemblyContext) -> list[Any]:
 
 
 def build_actuators(ctx: AssemblyContext) -> list[Any]:
-    from firmware_bridge.actuator import StationActuator
-
     c = _clients(ctx).get("station")
     if c is None:
+        from edge.actuators import DryRunActuator
+
         return [DryRunActuator("station")] if not ctx.live else []
+    from firmware_bridge.actuator import StationActuator
+
     sec: BridgeSection = ctx.cfg.section("bridge")
     return [StationActuator(c, result_grace_s=sec.result_grace_s)]
 

@@ -209,9 +209,11 @@ def load_configured(folder: Path, cfg: Any, *, expect_features: Sequence[str] | 
                     onnx_path: Path | None = None) -> LoadedModel:
     """:func:`load_model` with the signature policy of the agent's config
     (``[models] require_signature`` and ``[security] issuer_keys``)."""
-    from edge.security.signing import trusted_keys
+    keys: dict[str, Any] = {}
+    if cfg.security.issuer_keys:  # cryptography is imported only when there are keys
+        from edge.security.signing import trusted_keys
 
-    keys = trusted_keys(cfg.security.issuer_keys) if cfg.security.issuer_keys else {}
+        keys = dict(trusted_keys(cfg.security.issuer_keys))
     policy = cfg.models.require_signature
     required = policy == "always" or (policy == "external" and not is_packaged(folder))
     if policy == "never":

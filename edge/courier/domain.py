@@ -5,7 +5,9 @@
 one source per recording folder given with ``edge-agent replay --depot DIR``.
 Either way the parcel assembly stage of the lane turns the readings into ``Parcel``
 records for the decision stages. Nothing is built when the table configures no
-device and no recording is given, so other domains' agents are unchanged.
+device and no recording is given, so other domains' agents are unchanged; nor is
+anything imported then (this module is imported whenever a config is parsed: the
+drivers, the assembly and PIL are imported by the builders, and only when used).
 """
 
 from __future__ import annotations
@@ -14,9 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import Config
-from edge.courier.assembly import AssemblyStage, Geometry, ParcelAssembler
 from edge.courier.config import DepotSection
-from edge.courier.waybills import WaybillStore
 from edge.domains import AssemblyContext, Domain
 
 #: Extra stages on the parcels (decision stages of issue 12): ``fn(ctx, sec) -> stages``.
@@ -51,6 +51,8 @@ def _recordings(ctx: AssemblyContext) -> list[Path]:
 def build_sources(ctx: AssemblyContext) -> list[Any]:
     sec = _section(ctx.cfg)
     if not ctx.live:
+        if not _recordings(ctx):
+            return []
         from edge.courier.replay import DepotReplaySource
 
         return [DepotReplaySource(p, sidecar_wait_s=sec.sidecar_wait_s,
@@ -118,7 +120,7 @@ def build_stages(ctx: AssemblyContext) -> list[Any]:
     if ctx.live:
         if has_live_inputs(ctx.cfg):
             lanes[sec.lane] = sec.waybills
-    else:
+    elif _recordings(ctx):
         from drivers.recording import read_manifest
 
         for folder in _recordings(ctx):
@@ -128,6 +130,11 @@ def build_stages(ctx: AssemblyContext) -> list[Any]:
                 continue  # the source reports the unreadable recording
             recorded = folder / "waybills.jsonl"
             lanes.setdefault(lane, recorded if recorded.exists() else sec.waybills)
+    if not lanes:
+        return []
+    from edge.courier.assembly import AssemblyStage, Geometry, ParcelAssembler
+    from edge.courier.waybills import WaybillStore
+
     stages: list[Any] = []
     geo = Geometry.from_section(sec)
     for lane, wb_path in lanes.items():

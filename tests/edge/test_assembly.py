@@ -181,3 +181,27 @@ def test_the_site_key_is_loaded_once_and_shared(tmp_path: Path) -> None:
     assert wl._pseudo is agent.pseudonymiser  # type: ignore[attr-defined]
     assert agent.reporter._pseudo is agent.pseudonymiser
     agent.close()
+
+
+def test_unused_domains_cost_no_imports(tmp_path: Path) -> None:
+    """The registry is lazy all the way down: parsing a config and assembling a
+    telecom replay imports no depot, X-ray, bridge, serial-port or signing code (a
+    replay's start-up time and memory stay those of the domain in use)."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from edge.assembly import assemble\n"
+        "from edge.config import parse_config\n"
+        "from edge.report.sinks import MemorySink\n"
+        f"cfg = parse_config('[agent]\\ndata_dir = \"{tmp_path}\"\\n')\n"
+        "a = assemble(cfg, mode='replay', sinks=[MemorySink()], inputs={'events': []})\n"
+        "a.close()\n"
+        "heavy = ('PIL', 'construct', 'serial', 'cryptography', 'cobs', 'firmware_bridge.messages',\n"
+        "         'firmware_bridge.client', 'drivers.xray.core', 'edge.courier.assembly',\n"
+        "         'drivers.transport.serialport')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).parents[2], timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
