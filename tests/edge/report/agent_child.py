@@ -35,7 +35,12 @@ def main() -> int:
     fd = os.open(prog, os.O_RDWR | os.O_CREAT, 0o644)
     cfg = MqttSection(enabled=True, host=host, port=port, inflight=50, backoff_base_s=0.05,
                       backoff_cap_s=0.5, heartbeat_s=5.0, connect_timeout_s=2.0,
-                      drain_timeout_s=30.0)
+                      drain_timeout_s=30.0,
+                      # longer than the test broker's persistence period (autosave every
+                      # 1 s, checked on whole seconds, late under load): an acknowledged
+                      # report the broker had not yet saved when it was SIGKILLed is
+                      # sent again after the reconnect (a duplicate sharing its id)
+                      ack_hold_s=4.0)
     link = MqttLink(cfg, open_outbox(OutboxSection(), data_dir), site="s1", agent="a1",
                     data_dir=data_dir)
     t0 = time.monotonic()

@@ -3,12 +3,15 @@ times and the agent (a real child process) is SIGKILLed and restarted 3 times.
 
 The broker keeps its state on disk (autosave every second) and the subscriber uses a
 persistent session, so what the broker accepted while the subscriber was reconnecting
-is queued for it. Broker kills are at least 3 s apart, longer than the broker's autosave period: a
-broker killed before it saved a message it accepted for an offline subscriber loses
-it whatever the publisher does (the broker's durability, not the agent's). A broker
-killed right after its PUBACK, before it delivered the message, is covered by the
-link's ack hold (mqtt.ack_hold_s): reports acknowledged shortly before an abnormal
-disconnect are sent again.
+is queued for it. A broker killed before it saved a message it accepted for an
+offline subscriber would lose it (the broker's durability): only the publisher keeping
+what the broker acknowledged until the broker has surely saved it prevents that. A broker
+killed after its PUBACK, before it delivered or saved the message, is covered by the
+link's ack hold (mqtt.ack_hold_s, 4 s in the child: longer than the broker's autosave
+period even when a loaded box runs it late): reports acknowledged within that time
+before an abnormal disconnect are sent again. With the 0.1 s default, a run on a box
+at load 10 lost 1,664 reports acknowledged 1-2.5 s before a broker kill: the broker
+had not saved them yet.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from simulators.subscriber import ReportSubscriber
 
 CHILD = Path(__file__).with_name("agent_child.py")
 N = 20_000
+ACK_HOLD_S = 4.0  # as in agent_child.py
 
 
 def _spawn(port: int, data: Path, rate: float) -> subprocess.Popen[bytes]:
@@ -101,4 +105,7 @@ def test_no_loss_through_broker_and_agent_kills(tmp_path: Path) -> None:
     print(f"\n{N} reports, {dups} duplicates, {elapsed:.1f} s, "
           f"subscriber connects {sub.connects}")
     assert set(ids) == expected  # nothing foreign: duplicates share ids
-    assert dups < N * 0.08  # about 4 % here: in-flight windows and held acks re-sent
+    # Each of the 8 abnormal disconnects re-sends at most what was held (ack_hold_s
+    # of production at the child's rate) plus the in-flight window: the price of not
+    # trusting a PUBACK before the broker has saved it.
+    assert dups <= 8 * (ACK_HOLD_S * 1000.0 + 2 * 50)
