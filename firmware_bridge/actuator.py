@@ -105,8 +105,15 @@ class StationActuator:
 
     def _done(self, it: _Issued, status: str, now: float, detail: str,
               at: float) -> CommandOutcome:
+        """The outcome, timed when the link saw it (``at``), not when the pipeline next
+        polled: its margin to the deadline is then the controller's, not the poll's."""
         self.c[status] = self.c.get(status, 0) + 1
-        return outcome(it.cmd, status, now, detail, latency_s=round(at - it.sent_wall, 6))
+        if it.acked_wall is not None:
+            left = it.deadline_wall - it.acked_wall
+            ack = (f"acknowledged {left:.3f} s before the deadline" if left >= 0
+                   else f"acknowledged {-left:.3f} s after the deadline")
+            detail = f"{detail}; {ack}" if detail else ack
+        return outcome(it.cmd, status, at, detail, latency_s=round(at - it.sent_wall, 6))
 
     def counters(self) -> dict[str, int | float]:
         out: dict[str, int | float] = dict(self.c)

@@ -76,6 +76,7 @@ class Geometry:
     match_window_s: float = 0.9
     double_read_s: float = 0.6
     xray_wait_s: float = 8.0
+    rfid_settle_s: float = 1.0
 
     @classmethod
     def from_section(cls, sec: Any) -> Geometry:
@@ -122,7 +123,8 @@ class ParcelAssembler:
         self._eye_open: _Slot | None = None
         self._eyes = False
         self._tag_best: OrderedDict[str, tuple[int, int]] = OrderedDict()  # epc->(seq,rssi)
-        self._rfid_done = (g.rfid_at_m + g.typical_parcel_m) / v + g.match_window_s + 1.0
+        self._rfid_done = (g.rfid_at_m + g.typical_parcel_m) / v + g.match_window_s \
+            + g.rfid_settle_s
         self._closed: deque[float] = deque(maxlen=32)  # anchors of recently closed parcels
         self.seq = 0
         self.counts: dict[str, int] = {}
@@ -289,6 +291,12 @@ class ParcelAssembler:
         if slot is not None:
             slot.xrays.append(x)
 
+    def exit_ts(self, x: XrayImage) -> float:
+        """When the parcel of image ``x`` left the tunnel (its trailing edge)."""
+        v = x.belt_mps if x.belt_mps > 0 else self.geo.belt_mps
+        length = _content_length_m(x.pixels, x.mm_per_px) if x.pixels is not None else None
+        return x.ts + (self.geo.xray_len_m + (length or 0.0)) / v
+
     # -- output
     def tick(self, now: float) -> list[Parcel]:
         """Parcels that are complete, or whose missing pieces cannot come any more."""
@@ -361,12 +369,12 @@ class ParcelAssembler:
         epcs = self._tags_of(s, notes)
         if s.by not in ("eye", "scan"):
             notes.append(f"no scanner message: parcel found by its {s.by}")
-        v = xray.belt_mps if xray is not None else self.geo.belt_mps
-        length = self._length(s)
         if xray is not None and xray.pixels is not None:
-            length = xray.pixels.shape[1] * xray.mm_per_px / 1000.0
-        entry = xray.ts if xray is not None else s.anchor + self._off_xray
-        exit_ts = entry + (self.geo.xray_len_m + length) / v
+            exit_ts = self.exit_ts(xray)
+        else:
+            v = xray.belt_mps if xray is not None and xray.belt_mps > 0 else self.geo.belt_mps
+            entry = xray.ts if xray is not None else s.anchor + self._off_xray
+            exit_ts = entry + (self.geo.xray_len_m + self._length(s)) / v
         for piece in missing:
             self._count(f"missing.{piece}")
         self._count("parcels")
@@ -480,7 +488,10 @@ class AssemblyStage:
         self.assembler.feed(item)
         if type(item) is XrayImage:
             # the image usually completes a parcel: hand it on now, not at the next
-            # pipeline tick (up to a second later; the diverter is seconds away)
+            # pipeline tick (up to a second later; the diverter is seconds away). Its
+            # file exists only once the parcel left the tunnel, so the station's clock
+            # is at least there (the image's own time is the tunnel entry)
+            self._now = max(self._now, self.assembler.exit_ts(item))
             return self.assembler.tick(self._now)
         return ()
 
@@ -497,3 +508,20 @@ class AssemblyStage:
         if self.waybills is not None:
             out.update({f"waybills.{k}": v for k, v in self.waybills.counters().items()})
         return out
+
+
+def _content_length_m(pixels: Any, mm_per_px: float) -> float | None:
+    """Length along the belt of what the X-ray image shows (its non-white columns), in
+    metres; None for an empty image. The image itself is wider: the machine records
+    belt before and after the parcel, and counting that would put the divert deadline
+    after the parcel has passed the diverter."""
+    import numpy as np
+
+    a = np.asarray(pixels)
+    if a.ndim != 3 or a.shape[1] == 0:
+        return None
+    dark = (255 - a.mean(axis=2)) > 28          # content, not belt noise
+    cols = np.flatnonzero(dark.sum(axis=0) >= 3)
+    if len(cols) == 0:
+        return None
+    return float((cols[-1] - cols[0] + 1) * mm_per_px / 1000.0)

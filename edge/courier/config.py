@@ -79,6 +79,10 @@ class DepotSection:
     Keep it below half the smallest gap between parcels' leading edges."""
     double_read_s: Annotated[float, Range(0.05, 60.0)] = 0.6
     """Scanner reads closer than this are one parcel (double reads)."""
+    rfid_settle_s: Annotated[float, Range(0.0, 60.0)] = 1.0
+    """After a parcel's tags can last be read (the antenna's field passed, plus the
+    match window), wait this long for late inventory replies before an X-ray image
+    completes the parcel. Scale it with a sped-up simulated station."""
     xray_wait_s: Annotated[float, Range(0.0, 600.0)] = 8.0
     """A parcel still missing a piece is closed this long after its expected X-ray entry
     (complete parcels close at once)."""

@@ -411,11 +411,12 @@ class ParcelDecisionStage:
         self.inspection.record(key, ts=now, lane=p.lane, seq=p.seq, waybill=p.waybill,
                                categories=list(kinds), crop_ref=crop_ref, divert=status,
                                alert_ref=cid)
-        out += dets
         if cmd is not None:
+            # the divert goes first: the diverter's deadline does not wait for the reports
             self.c["diverts"] += 1
             self.pending[cid] = _Pending(cmd, key, kinds, dets[0])
-            out.append(cmd)
+            out.insert(0, cmd)
+        out += dets
         return out
 
     def _deadline(self, p: Parcel) -> float | None:
@@ -524,4 +525,15 @@ def build_stage(ctx: Any) -> ParcelDecisionStage:
     ctx.models.append(scorer.model.info)
     thresholds = {k: float(v) for k, v in scorer.model.contract.get("thresholds", {}).items()}
     st = settings_from(sec, thresholds, Path(ctx.cfg.agent.data_dir))
+    warm_up(scorer)
     return ParcelDecisionStage(scorer, st, scorer.model.info)
+
+
+def warm_up(scorer: XrayScorer) -> None:
+    """Run the model and the JPEG encoder once at start: the first parcel of the day
+    must not pay for onnxruntime's first-run allocations and the codec's import (on a
+    loaded box that cost a first divert its deadline)."""
+    blank = np.full((96, 96, 3), 255, np.uint8)
+    blank[30:60, 30:60] = 120
+    scorer.score(blank, 3.5)
+    _jpeg(blank, 64, 70)

@@ -29,6 +29,7 @@ import orjson
 
 from drivers.recording import FROM_DEVICE, TO_DEVICE, Recorder
 from drivers.transport.pty import PtyPair
+from firmware_bridge.codec import LinkKey
 from simulators.depot.station import (
     DimsModel,
     RfidModel,
@@ -39,6 +40,7 @@ from simulators.depot.station import (
     waybill_lines,
     xray_name,
 )
+from simulators.firmware.device import Faults, StationFirmware
 
 POLLED = ("scale", "dims", "rfid")
 
@@ -195,9 +197,20 @@ def _requests(dev: str, buf: bytearray) -> list[bytes]:
 
 
 class LiveStation:
-    """``start()``, then ``wait()`` until the last parcel's X-ray file is written."""
+    """``start()``, then ``wait()`` until the last parcel's X-ray file is written (and,
+    with a controller, the last parcel has passed the diverter).
 
-    def __init__(self, plan: StationPlan, workdir: Path) -> None:
+    ``controller_key``: also play the station controller (``simulators.firmware``'s
+    :class:`StationFirmware`, the bridge protocol signed with this secret) on a pty
+    behind ``workdir/dev/station``: it reports the diverter's photo-eye as each parcel
+    passes and pushes a parcel a DIVERT names only while that parcel is in front of the
+    pusher (``xray_to_diverter_m`` after the tunnel), so a late divert comes back
+    ``too_late`` whatever deadline the agent computed. ``controller.diverted`` /
+    ``controller.late`` list what it pushed and missed.
+    """
+
+    def __init__(self, plan: StationPlan, workdir: Path, *,
+                 controller_key: bytes | None = None) -> None:
         self.plan = plan
         self.workdir = workdir
         (workdir / "dev").mkdir(parents=True, exist_ok=True)
@@ -208,6 +221,35 @@ class LiveStation:
         self._threads: list[threading.Thread] = []
         self._m0 = 0.0
         self.replies = dict.fromkeys(POLLED, 0)
+        self.controller: StationFirmware | None = None
+        self._controller_pty: PtyPair | None = None
+        self._by_waybill = {p.waybill: p for p in plan.parcels}
+        # the depot's export exists before the belt runs (the agent reads it at start)
+        (workdir / "waybills.jsonl").write_bytes(waybill_lines(plan))
+        if controller_key is not None:
+            pair = self._controller_pty = PtyPair("station")
+            link = workdir / "dev" / "station"
+            link.unlink(missing_ok=True)
+            os.symlink(pair.slave_path, link)
+            self.controller = StationFirmware(pair, key=LinkKey(controller_key, 1),
+                                              passes=self._passes, name="station",
+                                              faults=Faults(seed=plan.cfg.seed))
+            self.controller.start()  # powered up with the station, before the belt runs
+
+    def _window(self, p: Any) -> tuple[float, float]:
+        """Station seconds when parcel ``p``'s leading edge reaches the pusher and its
+        trailing edge leaves it."""
+        c = self.plan.cfg
+        arrive = p.anchor + (c.xray_at_m + c.xray_len_m + c.xray_to_diverter_m) / c.belt_mps
+        return arrive, arrive + p.length_m / c.belt_mps
+
+    def _passes(self, msg: Any) -> tuple[float, float] | None:
+        """Wall-clock window of the parcel a DIVERT names (by waybill), if known."""
+        p = self._by_waybill.get(msg.waybill) if msg.waybill else None
+        if p is None or self.plan.cfg.lane != msg.lane:
+            return None
+        a, b = self._window(p)
+        return self.plan.wall(a), self.plan.wall(b)
 
     def link(self, dev: str) -> str:
         return str(self.workdir / "dev" / dev)
@@ -270,6 +312,11 @@ class LiveStation:
         for dev, a, b in plan.unplugs:
             events.append((a, 4, "unplug", dev))
             events.append((b, 5, "replug", dev))
+        if self.controller is not None:
+            for p in plan.parcels:
+                a, b = self._window(p)
+                events.append((a, 6, "eye", True))
+                events.append((b, 6, "eye", False))
         events.sort(key=lambda e: (e[0], e[1]))
         for t, _, kind, obj in events:
             if not self._sleep_until(t):
@@ -294,6 +341,8 @@ class LiveStation:
                 self.ports[obj].unplug()
             elif kind == "replug":
                 self.ports[obj].plug()
+            elif kind == "eye" and self.controller is not None:
+                self.controller.beam(plan.cfg.lane, "divert", bool(obj), plan.wall(t))
         self.done = True
 
     def wait(self, timeout: float) -> bool:
@@ -308,3 +357,7 @@ class LiveStation:
             th.join(2.0)
         for port in self.ports.values():
             port.close()
+        if self.controller is not None and self._controller_pty is not None:
+            self.controller.stop()
+            self._controller_pty.close()
+            (self.workdir / "dev" / "station").unlink(missing_ok=True)

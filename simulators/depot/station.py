@@ -66,6 +66,7 @@ class StationConfig:
     rfid_at_m: float = 0.0
     xray_at_m: float = 3.0
     xray_len_m: float = 1.0
+    xray_to_diverter_m: float = 2.0  # X-ray exit to the diverter's pusher
     gap_m: tuple[float, float] = (1.25, 1.9)
     mm_per_px: float = 1.5
     aim: str = "]C1"

@@ -276,15 +276,24 @@ class StationFirmware(FirmwareSim):
     """A station controller: photo-eye edges (:meth:`beam`, from the test or a depot
     simulator) and a diverter. A DIVERT is acted on ``act_s`` after it arrives if
     that is within its deadline (``too_late`` otherwise; ``failed`` with probability
-    ``fail_rate``, a jammed flap), and DIVERT_RESULT reports when."""
+    ``fail_rate``, a jammed flap), and DIVERT_RESULT reports when. With ``passes`` (a
+    simulated belt tells where the named parcel is) the pusher fires when the parcel
+    is in front of it and reports ``too_late`` for one already past; ``diverted`` and
+    ``late`` list (parcel_seq, waybill) of what it pushed and what it missed."""
 
     role = M.ROLE_STATION
 
     def __init__(self, transport: Any, *, act_s: float = 0.02, fail_rate: float = 0.0,
+                 passes: Callable[[M.Divert], tuple[float, float] | None] | None = None,
                  **kw: Any) -> None:
         super().__init__(transport, **kw)
         self.act_s = act_s
         self.fail_rate = fail_rate
+        # when the belt is simulated too: (arrives, leaves) clock times of the parcel a
+        # divert names at the pusher, or None when the controller cannot tell; the
+        # pusher waits for a parcel still on its way and is too late for one gone
+        self.passes = passes
+        self.late: list[tuple[int, str]] = []
         self._eye_seq: dict[tuple[str, str], int] = {}
         self._pending: list[tuple[float, float, M.Divert]] = []  # (act_at, deadline, cmd)
         self._done: set[int] = set()
@@ -305,7 +314,13 @@ class StationFirmware(FirmwareSim):
             if msg.cmd_id in self._done:  # already handled (the agent retransmitted)
                 return
             self._done.add(msg.cmd_id)
-            self._pending.append((now + self.act_s, now + msg.deadline_ms / 1000, msg))
+            act_at = now + self.act_s
+            window = self.passes(msg) if self.passes is not None else None
+            if window is not None and act_at <= window[1]:
+                act_at = max(act_at, window[0])  # the pusher fires when the parcel is there
+            elif window is not None:
+                act_at = max(act_at, window[1] + 1e-6)  # gone: reported too late at once
+            self._pending.append((act_at, now + msg.deadline_ms / 1000, msg))
 
     def step(self, now: float) -> None:
         link = self.link
@@ -322,8 +337,10 @@ class StationFirmware(FirmwareSim):
             if now < act_at:
                 keep.append((act_at, deadline, cmd))
                 continue
-            if act_at > deadline:
+            window = self.passes(cmd) if self.passes is not None else None
+            if act_at > deadline or (window is not None and act_at > window[1]):
                 status, reason = M.DIVERT_TOO_LATE, "parcel past the diverter"
+                self.late.append((cmd.parcel_seq, cmd.waybill))
             elif self.rng.random() < self.fail_rate:
                 status, reason = M.DIVERT_FAILED, "flap jammed"
             else:

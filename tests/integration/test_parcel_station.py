@@ -3,8 +3,10 @@ a real ``edge-agent run`` with the parcel decision stage, and its reports.
 
 The station carries more threats than a real belt (so that a short run has some);
 the agent must report the threat parcels (card batches, gold, cash) to the police
-channel with the waybill as subject, follow every divert it asked for to an outcome
-report, report truncated images and missing pieces as such, and exit cleanly.
+channel with the waybill as subject, send every divert over the firmware bridge to the
+simulated station controller (a pty, signed frames), which pushes a parcel only while
+it is in front of the pusher, have every divert acted on and acknowledged before its
+deadline, report truncated images and missing pieces as such, and exit cleanly.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ def test_station_parcels_reported_and_diverts_followed(tmp_path: Path) -> None:
     plan = plan_station(StationConfig(parcels=PARCELS, seed=12, speed=SPEED, mm_per_px=1.5,
                                       profile="heldout", threat_rates=(0.2, 0.12, 0.12),
                                       p_truncated_png=0.05, unplugs=0))
-    station = LiveStation(plan, tmp_path / "station")
+    secret = bytes(range(40, 72))
+    (tmp_path / "bridge.key").write_text(secret.hex())
+    station = LiveStation(plan, tmp_path / "station", controller_key=secret)
     reports = tmp_path / "reports.jsonl"
     s = SPEED
     cfg = tmp_path / "agent.toml"
@@ -61,12 +65,27 @@ rfid_poll_s = {0.1 / s}
 match_window_s = {0.9 / s}
 double_read_s = {0.6 / s}
 xray_wait_s = 3.0
+rfid_settle_s = {1.0 / s}
+xray_to_diverter_m = {plan.cfg.xray_to_diverter_m}
+decide_divert_margin_s = {0.15 / s}
+[bridge]
+station_port = "{station.link('station')}"
+key_file = "{tmp_path}/bridge.key"
 """)
-    station.start(lead_s=2.5)
     agent = subprocess.Popen([sys.executable, "-m", "edge.cli.agent", "run", "--config",
                               str(cfg)], env={**os.environ, "PYTHONUNBUFFERED": "1"},
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
+        # the belt starts once the agent runs: its bridge link to the controller is up
+        ctl = station.controller
+        assert ctl is not None
+        t_end = time.monotonic() + 90
+        while not ctl.link.up and time.monotonic() < t_end and agent.poll() is None:
+            time.sleep(0.05)
+        assert ctl.link.up, ("the agent never brought the station link up",
+                             agent.poll(), agent.stdout.read() if agent.poll() is not None
+                             and agent.stdout else b"")
+        station.start(lead_s=1.0)
         assert station.wait(plan.duration / SPEED + 60), "station timeline did not finish"
         time.sleep(4.0)
     finally:
@@ -105,15 +124,26 @@ xray_wait_s = 3.0
     assert final["parcel.judged"] + final["parcel.incomplete"] == final["parcel.parcels"]
     assert final.get("stage.parcel.errors", 0) == 0
     assert len(flagged & normals) <= max(1, 0.1 * len(normals))
-    # every divert asked for has its outcome reported (acted / too_late / failed / rejected)
+    # every divert asked for went over the bridge, was acted on by the controller while
+    # the parcel was in front of the pusher, and was acknowledged before its deadline
     asked = {r["evidence"][0]["features"]["alert_ref"] for r in alerts
              if r["evidence"][0]["features"]["divert_status"] == "requested"}
-    answered = {r["evidence"][0]["features"]["alert_ref"] for r in diverts}
-    assert asked <= answered
-    for r in diverts:
-        f = r["evidence"][0]["features"]
-        if f["divert_status"] == "acted":
-            assert f["deadline_margin_s"] is None or f["deadline_margin_s"] >= 0
+    assert asked, "no divert was asked for"
+    answered = {r["evidence"][0]["features"]["alert_ref"]: r["evidence"][0]["features"]
+                for r in diverts}
+    assert asked <= set(answered)
+    statuses = sorted(f["divert_status"] for f in answered.values())
+    assert set(statuses) == {"acted"}, (statuses, [r["evidence"][0]["reason"] for r in diverts])
+    for r in diverts:  # the controller's result came back in time (link timestamps)
+        assert "before the deadline" in r["evidence"][0]["reason"], r["evidence"][0]
+    act = final["actuator.station.acked"], final["actuator.station.acked_in_time"]
+    assert act[0] == act[1] == len(asked), (act, len(asked))
+    ctl = station.controller
+    assert ctl is not None and not ctl.late
+    flagged_requested = {r["subject"]["id"] for r in alerts
+                         if r["evidence"][0]["features"]["divert_status"] == "requested"}
+    assert {w for _seq, w in ctl.diverted} == flagged_requested
+    assert len(ctl.diverted) == len(asked)  # each pushed once
     # truncated images and parcels without image are reported, not dropped
     no_image = {w for w, t in truth.items() if "xray" in t["expected_missing"]}
     reported_incomplete = {r["subject"]["id"] for r in incomplete}
