@@ -62,7 +62,7 @@ def make_sinks(cfg: Config, *, out: Path | None = None, mqtt: bool | None = None
     if cfg.outputs.stdout if stdout is None else stdout:
         sinks.append(StdoutSink())
     if cfg.mqtt.enabled if mqtt is None else mqtt:
-        from edge.report.link import build_link  # durable: outbox + MQTT link + downlink
+        from edge.report.durable import build_link  # durable: outbox + MQTT link + downlink
 
         sinks.append(build_link(cfg))
     return sinks

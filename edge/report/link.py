@@ -25,18 +25,22 @@ the paho client and does everything else:
 
 The thread runs its own select loop over paho's socket and a wake-up socket pair, so
 that ``publish`` from the pipeline thread only costs the outbox commit.
+
+Three modules: this one is the paho I/O loop and the link's public face; the
+delivery rules (window, mid map, held acks, dead letters, re-sends, timers) are the
+sans-IO state machine :mod:`edge.report.delivery`, which this loop feeds with events
+and whose actions it carries out; TLS material and certificate file watching are
+:mod:`edge.report.tls`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import select
 import socket
 import ssl
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,8 +49,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.config import Config, MqttSection, OutboxSection, TlsSection
+from edge.config import MqttSection
 from edge.errors import LinkError
+from edge.report import delivery as D
 from edge.report.backoff import Backoff
 from edge.report.outbox import CLASS_NAMES, Outbox, classify
 from edge.report.presence import (
@@ -58,6 +63,7 @@ from edge.report.presence import (
     offline_payload,
     process_stats,
 )
+from edge.report.tls import TlsFiles
 from edge.report.topics import (
     downlink_filter,
     heartbeat_topic,
@@ -68,65 +74,7 @@ from edge.report.topics import (
 
 log = logging.getLogger(__name__)
 
-# PUBACK reason codes that will not change by sending the same message again.
-_TEMPORARY_PUBACK = {0x97}  # quota exceeded: left pending, re-sent on the next connection
 _AUTH_CONNACK = {0x86, 0x87, 0x8C, 4, 5}  # bad user/password, not authorized, bad auth
-
-
-class TlsFiles:
-    """Builds the client's SSLContext from [mqtt.tls] and notices when its files change."""
-
-    def __init__(self, tls: TlsSection) -> None:
-        self.tls = tls
-        self._sig: tuple[Any, ...] | None = None
-        self._ctx: ssl.SSLContext | None = None
-
-    def _signature(self) -> tuple[Any, ...]:
-        sig: list[Any] = []
-        for p in (self.tls.ca_file, self.tls.cert_file, self.tls.key_file):
-            if p is None:
-                sig.append(None)
-                continue
-            try:
-                st = os.stat(p)
-                sig.append((str(p), st.st_mtime_ns, st.st_size, st.st_ino))
-            except OSError:
-                sig.append((str(p), "missing"))
-        return tuple(sig)
-
-    def changed(self) -> bool:
-        return self._sig is not None and self._signature() != self._sig
-
-    def context(self) -> ssl.SSLContext:
-        """The current context, rebuilt if a file changed. Raises LinkError with the
-        file at fault when one cannot be read or does not hold what it should."""
-        sig = self._signature()
-        if self._ctx is not None and sig == self._sig:
-            return self._ctx
-        t = self.tls
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        try:
-            if t.ca_file is not None:
-                ctx.load_verify_locations(cafile=str(t.ca_file))
-            else:
-                ctx.load_default_certs()
-        except (OSError, ssl.SSLError) as exc:
-            raise LinkError(f"TLS: cannot load CA file {t.ca_file}: {exc}") from None
-        if t.cert_file is not None:
-            try:
-                ctx.load_cert_chain(str(t.cert_file),
-                                    str(t.key_file) if t.key_file else None)
-            except (OSError, ssl.SSLError) as exc:
-                raise LinkError(f"TLS: cannot load client certificate {t.cert_file} / key "
-                                f"{t.key_file}: {exc}") from None
-        if t.insecure_skip_verify:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        if self._ctx is not None:
-            log.info("TLS: certificate files changed, new context loaded")
-        self._ctx, self._sig = ctx, sig
-        return ctx
 
 
 class MqttLink:
@@ -181,9 +129,7 @@ class MqttLink:
             "connect_failures": 0, "disconnects": 0, "downlink": 0, "heartbeats": 0,
             "tls_reloads": 0, "resent_after_loss": 0, "store_errors": 0}
         self._reconnect_now = False
-        self._careful = False
-        self._resent_once: set[int] = set()
-        self._suspects: dict[int, int] = {}
+        self.delivery = D.Delivery(cfg.inflight, cfg.ack_hold_s, counters=self.c)
         self._heartbeat_now = False
         self._rebirth = False
         if downlink is not None and hasattr(downlink, "register"):
@@ -487,179 +433,111 @@ class MqttLink:
                        qos=1, retain=True)
         if self.downlink is not None:
             client.subscribe(downlink_filter(prefix, self.site, self.agent), qos=1)
-        inflight: dict[int, tuple[int, str]] = {}  # mid -> (outbox seq, topic); this connection only
-        sess.inflight = inflight
-        queue: deque[Any] = deque()
-        cursor = 0  # highest outbox seq fetched on this connection
-        # After a connection broke with reports in flight, start with one in flight:
-        # some brokers (mosquitto 2.0.11 on an ACL denial) send the PUBACK with the
-        # failure reason and then close the connection; with more in flight the next
-        # write fails before that PUBACK is read, and the refused report would be sent
-        # again forever. Back to the full window after 2 x inflight clean acks.
-        window = 1 if self._careful else cfg.inflight
-        careful_left = max(20, 2 * cfg.inflight)
-        denied_here = False
-        acks: list[int] = []
-        acks_since = 0.0
-        # Acknowledged reports are held back from deletion for ack_hold_s: if the
-        # connection breaks abnormally within that time (a broker crash right after
-        # its PUBACK, before it delivered or saved the message), they are sent again.
-        hold = cfg.ack_hold_s
-        held: deque[tuple[float, list[int]]] = deque()
-        next_hb = time.monotonic() + cfg.heartbeat_s
-        hb_period = cfg.heartbeat_s
-        next_tls = time.monotonic() + cfg.tls.reload_check_s
-        next_expire = time.monotonic() + 10.0
-        exhausted = False
+        m = self.delivery
+        m.connection_made(time.monotonic(), cfg.heartbeat_s,
+                          cfg.tls.reload_check_s if self._tls is not None else None)
+        sess.delivery = m
         self._new = True
         hb_topic = heartbeat_topic(prefix, self.site, self.agent)
-        v5 = self._v5
         while True:
-            # 1. acknowledgements that arrived -> outbox deletes (batched)
-            if sess.acked:
-                self.c["acked"] += len(sess.acked)
-                if window < cfg.inflight:
-                    careful_left -= len(sess.acked)
-                    if careful_left <= 0:
-                        window = cfg.inflight
-                        self._careful = False
-                self.last_ack = time.time()
-                if hold > 0:
-                    held.append((time.monotonic(), sess.acked))
-                    sess.acked = []
-                else:
-                    if not acks:
-                        acks_since = time.monotonic()
-                    acks.extend(sess.acked)
-                    sess.acked.clear()
-            if held and not sess.lost:
-                limit = time.monotonic() - hold
-                while held and held[0][0] <= limit:
-                    if not acks:
-                        acks_since = time.monotonic()
-                    acks.extend(held.popleft()[1])
-            if sess.denied:
-                denied_here = True
-                for seq, topic, reason in sess.denied:
-                    self._deny(seq, topic, reason)
-                sess.denied.clear()
-            if acks and (len(acks) >= 256 or time.monotonic() - acks_since >= 0.005
-                         or sess.lost):
-                self.outbox.ack(acks)
-                acks = []
             if sess.lost:
                 break
-            # 2. downlink
+            # 1. downlink
             if sess.messages:
                 msgs, sess.messages = sess.messages, []
-                for m in msgs:
-                    self._handle_downlink(client, m)
-            # 3. fill the in-flight window
+                for msg in msgs:
+                    self._handle_downlink(client, msg)
+            # 2. acknowledgements -> outbox deletes; fill the in-flight window
             if self._new:
                 self._new = False
-                exhausted = False
-            while len(inflight) < window:
-                if not queue:
-                    if exhausted:
-                        break
-                    batch = self.outbox.fetch(cursor, max(window, 256))
-                    if len(batch) < max(window, 256):
-                        exhausted = True
-                    if not batch:
-                        break
-                    queue.extend(batch)
-                    cursor = batch[-1].seq
-                p = queue[0]
-                props: Any = _IdProps(p.id) if v5 else None  # paho only calls .pack()
-                info = client.publish(p.topic, p.payload, qos=1, properties=props)
-                if info.rc == mqtt.MQTT_ERR_NO_CONN:
-                    # rc=4: paho queued it on a client that is going away; the report
-                    # is still pending in the outbox and is sent on the next connection.
-                    self.c["no_conn"] += 1
-                    sess.lost = True
-                    break
-                if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                    log.warning("MQTT publish returned %s; reconnecting", info.rc)
-                    sess.lost = True
-                    break
-                queue.popleft()
-                inflight[info.mid] = (p.seq, p.topic)
-                self.c["published"] += 1
-            if sess.lost:
-                continue
-            # 4. closing: drained -> say offline and leave
+                m.enqueued()
+            acked = self.c["acked"]
+            if not self._carry_out(client, sess, lambda: m.poll(time.monotonic())):
+                continue  # lost while publishing
+            if self.c["acked"] != acked:
+                self.last_ack = time.time()
+            # 3. closing: drained -> say offline and leave
             now = time.monotonic()
             if self._closing:
                 if self.outbox.depth() == 0 or now >= self._drain_deadline:
                     self._say_goodbye(client, sess)
-                    for _, seqs in held:
-                        acks.extend(seqs)
-                    if acks:
-                        self.outbox.ack(acks)
+                    self._carry_out(client, sess, m.leaving, repeat=False)
                     return
-            # 5. periodic work
+            # 4. periodic work
             if self._rebirth:  # the identity changed (models loaded or swapped)
                 self._rebirth = False
                 client.publish(status_topic(cfg.topic_prefix, self.site, self.agent),
                                birth_payload(self.identity, time.time()), qos=1, retain=True)
-            if cfg.heartbeat_s != hb_period:  # a runtime config update: counts from now
-                hb_period = cfg.heartbeat_s
-                next_hb = min(next_hb, now + hb_period)
-            if now >= next_hb or self._heartbeat_now:
+            m.set_heartbeat(cfg.heartbeat_s, now)  # a runtime config update: from now
+            if self._heartbeat_now:
                 self._heartbeat_now = False
-                next_hb = now + cfg.heartbeat_s
-                self._heartbeat(client, hb_topic)
-            if now >= next_expire:
-                next_expire = now + 10.0
-                self.outbox.expire()
-            if self._tls is not None and now >= next_tls:
-                next_tls = now + cfg.tls.reload_check_s
-                if self._tls.changed():
+                m.request_heartbeat()
+            for act in m.due(now):
+                if isinstance(act, D.Heartbeat):
+                    self._heartbeat(client, hb_topic)
+                elif isinstance(act, D.ExpireStore):
+                    self.outbox.expire()
+                elif isinstance(act, D.CheckTls) and self._tls is not None \
+                        and self._tls.changed():
                     log.warning("TLS: certificate files changed; reconnecting to use them")
                     self.c["tls_reloads"] += 1
                     self._reconnect_now = True
             if self._reconnect_now:
-                for _, seqs in held:
-                    acks.extend(seqs)
-                if acks:
-                    self.outbox.ack(acks)
+                self._carry_out(client, sess, m.leaving, repeat=False)
                 client.disconnect()
                 self._drop(client)
                 self.c["disconnects"] += 1
                 self._backoff.attempt = 0
                 return
-            # 6. wait for the socket, a wake-up or the next deadline
-            busy = bool(queue) and len(inflight) < window
-            timeout = 0.0 if busy else min(
-                0.005 if acks or held else 0.5, max(0.0, next_hb - now))
-            self._io(client, sess, timeout)
+            # 5. wait for the socket, a wake-up or the next deadline
+            self._io(client, sess, m.timeout(now))
         # connection lost
-        if inflight:
-            self._careful = True
-        # Held acks are sent again once; a report whose delivery keeps breaking the
-        # connection (a broker that closes instead of refusing, as mosquitto does on an
-        # ACL denial over MQTT 3.1.1) must not be re-sent forever.
-        again = [q for _, seqs in held for q in seqs]
-        once = self._resent_once
-        acks.extend(q for q in again if q in once)
-        fresh = [q for q in again if q not in once]
-        if len(once) > 100_000:
-            once.clear()
-        once.update(fresh)
-        self.c["resent_after_loss"] += len(fresh)
-        if window == 1 and len(inflight) == 1:
-            self._suspect(next(iter(inflight.values())))
-        if acks:
-            self.outbox.ack(acks)
+        self._carry_out(client, sess, m.connection_lost, repeat=False)
         self.c["disconnects"] += 1
         self.connected.clear()
         why = sess.last_log_error or sess.disconnect_reason or (
             "the broker closed the connection right after refusing a report (mosquitto "
-            "does this on an ACL denial)" if denied_here else "the broker closed the "
+            "does this on an ACL denial)" if m.denied_here else "the broker closed the "
             "connection")
         self._fail("connection lost", why)
         self.c["connect_failures"] -= 1  # a lost connection is not a failed attempt
         self._drop(client)
+
+    def _carry_out(self, client: mqtt.Client, sess: _Session,
+                   step: Callable[[], list[D.Action]], repeat: bool = True) -> bool:
+        """Carry out the delivery machine's actions; with ``repeat``, ask again until it
+        has none left (an answered Fetch may give more to publish). False when the
+        connection was lost on the way."""
+        v5 = self._v5
+        while True:
+            actions = step()
+            if not actions:
+                return True
+            for act in actions:
+                if isinstance(act, D.Publish):
+                    p = act.report
+                    props: Any = _IdProps(p.id) if v5 else None  # paho only calls .pack()
+                    info = client.publish(p.topic, p.payload, qos=1, properties=props)
+                    if info.rc == mqtt.MQTT_ERR_NO_CONN:
+                        # rc=4: paho queued it on a client that is going away; the
+                        # report is still pending in the outbox and is sent on the next
+                        # connection.
+                        self.c["no_conn"] += 1
+                        sess.lost = True
+                        return False
+                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                        log.warning("MQTT publish returned %s; reconnecting", info.rc)
+                        sess.lost = True
+                        return False
+                    self.delivery.sent(p.seq, info.mid)
+                elif isinstance(act, D.Delete):
+                    self.outbox.ack(list(act.seqs))
+                elif isinstance(act, D.Fetch):
+                    self.delivery.fetched(self.outbox.fetch(act.after_seq, act.limit))
+                elif isinstance(act, D.DeadLetter):
+                    self._deny(act.seq, act.topic, act.reason)
+            if not repeat:
+                return True
 
     def _io(self, client: mqtt.Client, sess: _Session, timeout: float) -> None:
         sock = client.socket()
@@ -702,20 +580,6 @@ class MqttLink:
                 sock.close()
         except OSError:
             pass
-
-    def _suspect(self, hit: tuple[int, str]) -> None:
-        """The connection broke while this report was the only one in flight, with no
-        PUBACK: after three times it is treated as refused (dead letter)."""
-        seq, topic = hit
-        n = self._suspects.get(seq, 0) + 1
-        self._suspects[seq] = n
-        if n >= 3:
-            del self._suspects[seq]
-            self._deny(seq, topic, "the broker closed the connection each of 3 times this "
-                       "report was sent (probably not authorized; MQTT 3.1.1 has no "
-                       "reason codes)")
-        elif len(self._suspects) > 1000:
-            self._suspects.clear()
 
     def _deny(self, seq: int, topic: str, reason: str) -> None:
         self.c["denied"] += 1
@@ -812,18 +676,17 @@ class _IdProps:
 
 
 class _Session:
-    """paho callbacks of one connection; they only record, the link thread acts."""
+    """paho callbacks of one connection; they only record (PUBACKs go to the delivery
+    machine as mids and reason codes), the link thread acts."""
 
-    __slots__ = ("connack", "lost", "disconnect_reason", "inflight", "acked", "denied",
-                 "messages", "last_log_error")
+    __slots__ = ("connack", "lost", "disconnect_reason", "delivery", "messages",
+                 "last_log_error")
 
     def __init__(self) -> None:
         self.connack: Any = None
         self.lost = False
         self.disconnect_reason: str | None = None
-        self.inflight: dict[int, tuple[int, str]] = {}
-        self.acked: list[int] = []
-        self.denied: list[tuple[int, str, str]] = []
+        self.delivery: D.Delivery | None = None
         self.messages: list[mqtt.MQTTMessage] = []
         self.last_log_error: str | None = None
 
@@ -841,15 +704,12 @@ class _Session:
 
     def on_publish(self, client: Any, userdata: Any, mid: int, rc: Any,
                    props: Any = None) -> None:
-        hit = self.inflight.pop(mid, None)
-        if hit is None:
-            return  # birth, will, ack replies: not from the outbox
-        if rc is not None and rc.is_failure and rc.value not in _TEMPORARY_PUBACK:
-            self.denied.append((hit[0], hit[1], f"{rc} (0x{rc.value:02x})"))
-        elif rc is not None and rc.is_failure:
-            return  # left pending: sent again on the next connection
+        if self.delivery is None:
+            return  # before CONNACK: nothing of the outbox is in flight
+        if rc is not None and rc.is_failure:
+            self.delivery.puback(mid, f"{rc} (0x{rc.value:02x})", rc.value)
         else:
-            self.acked.append(hit[0])
+            self.delivery.puback(mid)
 
     def on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.messages.append(msg)
@@ -865,36 +725,4 @@ class _Session:
             _paho_log.log(level, fmt, *args)
 
 
-def build_link(cfg: Config) -> MqttLink:
-    """The durable link as configured: outbox, presence identity (versions, config
-    hash, model hashes), downlink handler with watchlist and runtime-config stores."""
-    data_dir = cfg.agent.data_dir
-    outbox = open_outbox(cfg.outbox, data_dir)
-    ident = Identity(site=cfg.agent.site, agent=cfg.agent.id, versions=default_versions(),
-                     config_hash=config_hash(cfg))
-    handler = None
-    if cfg.downlink.enabled:
-        from edge.downlink.handler import DownlinkHandler
-        from edge.downlink.runtime import RuntimeConfig
-        from edge.downlink.watchlist import WatchlistStore
-        from edge.security.signing import trusted_keys
-
-        handler = DownlinkHandler(cfg.downlink, prefix=cfg.mqtt.topic_prefix,
-                                  site=cfg.agent.site, agent=cfg.agent.id,
-                                  watchlists=WatchlistStore(data_dir), state_dir=data_dir,
-                                  keys=trusted_keys(cfg.security.issuer_keys),
-                                  runtime=RuntimeConfig(cfg, data_dir))
-    return MqttLink(cfg.mqtt, outbox, site=cfg.agent.site, agent=cfg.agent.id,
-                    identity=ident, alert_min_severity=cfg.outbox.alert_min_severity,
-                    downlink=handler, data_dir=data_dir)
-
-
-def open_outbox(ocfg: OutboxSection, data_dir: Path) -> Outbox:
-    """The outbox configured by [outbox] (default path under agent.data_dir)."""
-    path = ocfg.path or (data_dir / "outbox.sqlite")
-    return Outbox(path, max_bytes=ocfg.max_bytes,
-                  ttl_s=(ocfg.ttl_health_s, ocfg.ttl_low_s, ocfg.ttl_alert_s),
-                  sync=ocfg.sync)
-
-
-__all__ = ["MqttLink", "TlsFiles", "build_link", "open_outbox", "CLASS_NAMES"]
+__all__ = ["MqttLink", "CLASS_NAMES"]

@@ -21,7 +21,8 @@ from pathlib import Path
 import orjson
 
 from edge.config import MqttSection, OutboxSection
-from edge.report.link import MqttLink, open_outbox
+from edge.report.durable import open_outbox
+from edge.report.link import MqttLink
 
 
 def main() -> int:

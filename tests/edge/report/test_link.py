@@ -19,7 +19,8 @@ from paho.mqtt.properties import Properties
 
 from edge.config import Config, MqttSection
 from edge.downlink.envelope import seal
-from edge.report.link import MqttLink, build_link
+from edge.report.durable import build_link
+from edge.report.link import MqttLink
 from edge.report.outbox import Outbox
 from edge.report.topics import (
     downlink_topic,
