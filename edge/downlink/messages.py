@@ -5,6 +5,7 @@ signature line (see :mod:`edge.downlink.envelope`, checked before this module se
 the body):
 
 config      ``{"id": "...", "version": 7, "set": {"detectors.callplane.threshold": 0.8}}``
+              (a value ``null`` resets the key to the value the agent started with)
 watchlist   a snapshot ``{"id": "...", "version": 12, "type": "snapshot", "entries":
               [{"kind": "imsi", "value": "h1:...", "reason", "case", "issuer",
               "expires"}, ...]}`` or a delta ``{"id", "version": 13, "type": "delta",
@@ -39,7 +40,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "id": _ID, "version": _VERSION,
             "set": {"type": "object", "minProperties": 1, "maxProperties": 64,
                     "propertyNames": {"pattern": "^[a-z_]+(\\.[a-z_0-9]+){1,4}$"},
-                    "additionalProperties": {"type": ["string", "number", "boolean"]}},
+                    # null: back to the value the agent started with (runtime.py)
+                    "additionalProperties": {"type": ["string", "number", "boolean",
+                                                      "null"]}},
         },
     },
     "watchlist": {

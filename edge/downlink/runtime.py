@@ -5,10 +5,16 @@ An update is validated as a whole with :func:`edge.config.apply_overrides` (the 
 checks as the TOML file), written to ``<data_dir>/runtime-config.json`` atomically,
 and only then set on the live :class:`~edge.config.Config`; listeners are told which
 keys changed. Either every key of an update is applied or none is.
+
+A key set to ``null`` is *reset*: its runtime override is removed and it goes back to
+the value the agent started with (its config file's, else the built-in default; for
+``detectors.*.threshold`` that default is ``null``: the running model's own
+threshold). The reset is stored like any update, so it also holds after a restart.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Callable
@@ -49,6 +55,8 @@ def allowed_keys() -> frozenset[str]:
 class RuntimeConfig:
     def __init__(self, cfg: Config, data_dir: Path) -> None:
         self.cfg = cfg
+        # what a reset (null) returns a key to: the config as started, before overrides
+        self._base = copy.deepcopy(cfg)
         self.path = Path(data_dir) / FILENAME
         self.version = 0
         self.overrides: dict[str, Any] = {}
@@ -60,7 +68,8 @@ class RuntimeConfig:
         self._listeners.append(fn)
 
     def apply(self, changes: dict[str, Any], version: int | None = None) -> dict[str, Any]:
-        """Validate and apply; returns {key: new value}. Raises ValueError (with the
+        """Validate and apply; returns {key: new value} (a key given as None is reset:
+        its value is then the one the agent started with). Raises ValueError (with the
         reason) when the update is refused; nothing has changed then."""
         with self._lock:
             allowed = allowed_keys()
@@ -71,12 +80,19 @@ class RuntimeConfig:
             if version is not None and version <= self.version:
                 raise ValueError(f"version {version} is not newer than the current "
                                  f"version {self.version}")
+            sets = {k: v for k, v in changes.items() if v is not None}
+            resets = [k for k, v in changes.items() if v is None]
+            start = self.cfg
+            if resets:  # back to the started values, then the sets checked on top
+                start = copy.deepcopy(self.cfg)
+                for key in resets:
+                    _set(start, key, copy.deepcopy(_get(self._base, key)))
             try:
-                checked = apply_overrides(self.cfg, changes)
+                checked = apply_overrides(start, sets)
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
             new_version = version if version is not None else self.version + 1
-            merged = {**self.overrides, **changes}
+            merged = {k: v for k, v in {**self.overrides, **sets}.items() if k not in resets}
             write_atomic(self.path, orjson.dumps({"version": new_version, "set": merged}))
             applied = {}
             for key in changes:

@@ -3,6 +3,7 @@ the acknowledgement, applied on the pipeline thread."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -14,7 +15,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from edge.assembly import assemble, make_sinks
-from edge.config import Config, parse_config
+from edge.config import Config, get_key, parse_config
 from edge.downlink.envelope import seal
 from edge.downlink.handler import DownlinkHandler
 from edge.downlink.runtime import RUNTIME_KEYS, RuntimeConfig
@@ -220,3 +221,121 @@ def test_over_mqtt_heartbeat_and_status_change_after_the_ack(tmp_path: Path) -> 
             acks.close()
             hb.close()
             agent.close()
+
+
+# -- null: back to the value the agent started with -------------------------------
+
+_NON_DEFAULT: dict[str, Any] = {
+    "agent.log_level": "error", "agent.status_interval_s": 600.0, "mqtt.heartbeat_s": 5.0,
+    "detectors.callplane.threshold": 1.0, "detectors.callplane.min_calls": 100_000,
+    "detectors.ipplane.threshold": 1.0,
+}
+
+
+def _signed(version: int, changes: dict[str, Any]) -> bytes:
+    return seal("config", orjson.dumps({"id": f"u{version}", "version": version,
+                                        "set": changes}), ISSUER)
+
+
+def test_every_runtime_key_has_a_reset_case() -> None:
+    assert set(_NON_DEFAULT) == RUNTIME_KEYS
+
+
+@pytest.mark.parametrize("key", sorted(_NON_DEFAULT))
+def test_null_resets_a_key_through_the_signed_downlink(tmp_path: Path, key: str) -> None:
+    """A signed update with ``null`` removes the runtime override: the key is back to
+    its started value in the ack, in the live config, for the pipeline's subscribers,
+    and after a restart."""
+    root = logging.getLogger()
+    old_level = root.level
+    try:
+        cfg = _cfg(tmp_path)
+        started = get_key(cfg, key)
+        settings = Settings(copy.deepcopy(cfg))
+        seen: list[dict[str, Any]] = []
+        settings.subscribe([key], seen.append)
+        runtime = RuntimeConfig(cfg, tmp_path)
+        connect_runtime(runtime, settings)
+        handler = DownlinkHandler(cfg.downlink, prefix="afe/v1", site="s1", agent="a1",
+                                  watchlists=WatchlistStore(tmp_path), state_dir=tmp_path,
+                                  keys=KEYS, runtime=runtime)
+        ack = handler.handle(T + "config", _signed(1, {key: _NON_DEFAULT[key]}))
+        assert ack.ok, ack
+        assert get_key(cfg, key) != started and get_key(settings.cfg, key) != started
+        ack = handler.handle(T + "config", _signed(2, {key: None}))
+        assert ack.ok, ack
+        assert ack.result["applied"] == {key: started}  # the value it is back to
+        assert get_key(cfg, key) == started and get_key(settings.cfg, key) == started
+        assert seen[-1] == {key: started}
+        stored = orjson.loads((tmp_path / "runtime-config.json").read_bytes())
+        assert stored == {"version": 2, "set": {}}
+        again = _cfg(tmp_path)  # a restart: the reset holds
+        RuntimeConfig(again, tmp_path)
+        assert get_key(again, key) == started
+        if key == "agent.log_level":
+            assert root.level == logging.INFO  # the started level, not "error"
+    finally:
+        root.setLevel(old_level)
+
+
+def test_null_and_values_together_and_refusals(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    runtime = RuntimeConfig(cfg, tmp_path)
+    runtime.apply({"detectors.callplane.threshold": 0.9, "mqtt.heartbeat_s": 7.0})
+    got = runtime.apply({"detectors.callplane.threshold": None, "mqtt.heartbeat_s": 9.0})
+    assert got == {"detectors.callplane.threshold": None, "mqtt.heartbeat_s": 9.0}
+    assert runtime.overrides == {"mqtt.heartbeat_s": 9.0}
+    with pytest.raises(ValueError, match="not changeable at runtime: mqtt.host"):
+        runtime.apply({"mqtt.host": None})  # null is no way around the allowed keys
+    assert cfg.mqtt.heartbeat_s == 9.0 and cfg.detectors.callplane.threshold is None
+
+
+def _replay_updates(tmp: Path, inputs: dict[str, list[Path]],
+                    updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Replay after signed updates handled on the pipeline thread before the run (so
+    they apply at once, in order); every ack must be ok."""
+    cfg = _cfg(tmp)
+    mem = MemorySink()
+    agent = assemble(cfg, mode="replay", sinks=[mem], inputs=inputs)
+    handler = DownlinkHandler(cfg.downlink, prefix="afe/v1", site="s1", agent="a1",
+                              watchlists=WatchlistStore(tmp), state_dir=tmp, keys=KEYS,
+                              runtime=RuntimeConfig(cfg, tmp))
+    assert agent.settings is not None
+    connect_runtime(handler.runtime, agent.settings)
+    for i, changes in enumerate(updates, 1):
+        ack = handler.handle(T + "config", _signed(i, changes))
+        assert ack.ok, ack
+    agent.pipeline.run(merge_by_time(agent.sources))
+    agent.close()
+    return mem.reports
+
+
+def test_detector_keys_reset_after_the_ack(tmp_path: Path, day: Path, masked: Path,
+                                           baseline: list[dict[str, Any]]) -> None:
+    """Set, then null: the detectors behave as with no update at all."""
+    changed = _replay_updates(tmp_path / "c", {"events": [day]},
+                              [{"detectors.callplane.threshold": 1.0,
+                                "detectors.callplane.min_calls": 100_000,
+                                "agent.status_interval_s": 600}])
+    reset = _replay_updates(tmp_path / "r", {"events": [day]},
+                            [{"detectors.callplane.threshold": 1.0,
+                              "detectors.callplane.min_calls": 100_000,
+                              "agent.status_interval_s": 600},
+                             {"detectors.callplane.threshold": None,
+                              "detectors.callplane.min_calls": None,
+                              "agent.status_interval_s": None}])
+
+    def shape(reports: list[dict[str, Any]]) -> tuple[int, int, int]:
+        sims = _kinds(reports, "simbox.sim")
+        return (len(sims), len([r for r in sims if r["model"] is not None]),
+                len(_kinds(reports, "agent.status")))
+
+    assert shape(changed) != shape(baseline)
+    assert shape(reset) == shape(baseline)
+    ip_changed = _replay_updates(tmp_path / "ic", {"pcap": [masked]},
+                                 [{"detectors.ipplane.threshold": 1.0}])
+    ip_reset = _replay_updates(tmp_path / "ir", {"pcap": [masked]},
+                               [{"detectors.ipplane.threshold": 1.0},
+                                {"detectors.ipplane.threshold": None}])
+    assert _kinds(ip_changed, "goip.endpoint") == []
+    assert len(_kinds(ip_reset, "goip.endpoint")) == 2  # the model's own threshold again
