@@ -7,14 +7,29 @@ event time only, so replay and live share one code path.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 import msgspec
 
 from edge.detection import Scalar
 
-EVENT_TYPES = frozenset(
-    {"attach", "detach", "call_start", "call_end", "sms", "data", "handover"}
-)
+_EVENT_TYPE = Literal["attach", "detach", "call_start", "call_end", "sms", "data", "handover"]
+EVENT_TYPES = frozenset(get_args(_EVENT_TYPE))
+# Constraints msgspec checks while decoding an event line (in C, for free); building a
+# record in Python checks nothing. The decoder checks what msgspec cannot (ASCII
+# digits) and gives any line that fails to its detailed path. To the type checker
+# ``type`` and ``dir`` are plain strings (records are built from strings everywhere);
+# to msgspec, which reads the annotations at run time, they are the closed sets.
+if TYPE_CHECKING:
+    _TYPE = str
+    _DIR = str
+else:
+    _TYPE = _EVENT_TYPE
+    _DIR = Literal["mo", "mt"]
+_FINITE_NONNEG = Annotated[float, msgspec.Meta(ge=0.0, le=1.7976931348623157e308)]
+_IMSI = Annotated[str, msgspec.Meta(min_length=15, max_length=15)]
+_IMEI = Annotated[str, msgspec.Meta(min_length=14, max_length=16)]
+_NONNEG_INT = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class BaseStationEvent(msgspec.Struct, gc=False, forbid_unknown_fields=True):
@@ -27,19 +42,19 @@ class BaseStationEvent(msgspec.Struct, gc=False, forbid_unknown_fields=True):
     Unknown fields make msgspec decoding fail on purpose: the decoder's detailed path
     then counts them and decodes the line anyway."""
 
-    ts: float
-    type: str
-    imsi: str
-    imei: str | None = None
+    ts: _FINITE_NONNEG
+    type: _TYPE
+    imsi: _IMSI
+    imei: _IMEI | None = None
     msisdn: str | None = None
     cell: str | None = None
-    dir: str | None = None
+    dir: _DIR | None = None
     peer: str | None = None
     call_id: str | None = None
-    duration_s: float | None = None
+    duration_s: _FINITE_NONNEG | None = None
     cause: str | None = None
-    auth_ms: float | None = None
-    bytes: int | None = None
+    auth_ms: _FINITE_NONNEG | None = None
+    bytes: _NONNEG_INT | None = None
     target_cell: str | None = None
 
 

@@ -10,9 +10,13 @@ No I/O, no clock.
 
 Speed matters here (replay of millions of events on one core): the common, valid
 line takes one fast path, msgspec decoding the line straight into the typed record
-(JSON types checked in C, unknown fields refused) followed by a few value checks;
-any line that fails one of them is decoded again by the detailed path, which finds
-the exact reason and counts it, so both paths give the same records and counters.
+(JSON types, lengths and number ranges checked in C, unknown fields refused) followed
+by a few value checks msgspec cannot make; any line that fails one of them is decoded
+again by the detailed path, which finds the exact reason and counts it, so both paths
+give the same records and counters. :meth:`EventDecoder.iter_block` goes further:
+it decodes :data:`CHUNK_LINES` lines at a time as one JSON array (one C call) and
+checks the chunk's values column by column; a chunk with anything unusual in it (a
+blank line, an unknown type, bad JSON) is decoded line by line instead.
 """
 
 from __future__ import annotations
@@ -35,11 +39,38 @@ _NUM = (int, float)
 _STR_OR_NONE = frozenset((str, type(None)))
 _INF = math.inf
 _FAST = msgspec.json.Decoder(BaseStationEvent).decode
+_FAST_LIST = msgspec.json.Decoder(list[BaseStationEvent]).decode
 _FAST_ERRORS = (msgspec.ValidationError, msgspec.DecodeError)
+CHUNK_LINES = 256  # lines decoded in one msgspec call when a whole block cannot be
 
 
 def _ascii_digits(s: str) -> bool:
     return s.isascii() and s.isdigit()
+
+
+def _digits_ok(evs: list[BaseStationEvent]) -> bool:
+    """The fast path's value check msgspec cannot make, over a whole block of
+    decoded events at once: IMSIs and IMEIs of ASCII digits only (msgspec checked
+    their lengths, types and directions)."""
+    imsis = "".join([e.imsi for e in evs])
+    if not (imsis.isascii() and imsis.encode().isdigit()):
+        return False
+    imeis = "".join([i for e in evs if (i := e.imei) is not None])
+    return not imeis or (imeis.isascii() and imeis.encode().isdigit())
+
+
+def _lines_within(data: bytes, max_line: int) -> bool:
+    """Whether no line of ``data`` is longer than ``max_line`` bytes. A longer line
+    covers a whole aligned window of ``(max_line + 1) // 2`` bytes, so it is enough
+    that every such window holds a newline (a few ``find`` calls a block)."""
+    w = max(1, (max_line + 1) // 2)
+    find = data.find
+    for k in range(0, len(data), w):
+        if find(b"\n", k, k + w) < 0:
+            if k + w >= len(data):  # a last, partial window: measure the last line
+                return len(data) - data.rfind(b"\n") - 1 <= max_line
+            return max(map(len, data.split(b"\n"))) <= max_line
+    return True
 
 
 class EventDecoder:
@@ -53,9 +84,15 @@ class EventDecoder:
         self.unknown_type = 0
         self.unknown_fields = 0
         self.blank = 0
+        # The chunk iter_block is handing out: its records not yet taken are counted
+        # in ``decoded`` already, and subtracted again by counters().
+        self._taking: Iterator[BaseStationEvent] | None = None
 
     def counters(self) -> dict[str, int]:
-        return {"decoded": self.decoded, "malformed": self.malformed,
+        decoded = self.decoded
+        if self._taking is not None:
+            decoded -= self._taking.__length_hint__()  # type: ignore[attr-defined]
+        return {"decoded": decoded, "malformed": self.malformed,
                 "unknown_type": self.unknown_type, "unknown_fields": self.unknown_fields,
                 "blank": self.blank}
 
@@ -72,18 +109,57 @@ class EventDecoder:
 
     def iter_block(self, data: bytes, first_lineno: int = 1
                    ) -> Iterator[BaseStationEvent | Malformed]:
-        """Like :meth:`decode_block`, one record at a time. Lazily on purpose: a
-        record decoded just before the detector folds it is still in the CPU cache,
-        and records that die young cost the garbage collector nothing (a 5 M-event
-        replay decoding whole blocks first ran 14 % slower)."""
+        """Like :meth:`decode_block`, one record at a time. The whole block is first
+        decoded at once, as one JSON array; if anything in it is unusual, chunks of
+        :data:`CHUNK_LINES` lines, and line by line in a chunk that still fails. The
+        ``decoded`` counter moves one record at a time as they are taken (see
+        :meth:`counters`), so a status report in the middle of a block counts what the
+        pipeline has seen."""
+        evs = self._fast_block(data[:-1] if data.endswith(b"\n") else data)
+        if evs is not None:
+            yield from self._hand_out(evs)
+            return
         lines = data.split(b"\n")
         if lines[-1] == b"":
             lines.pop()  # the block ended with a newline: no line after it
         decode = self.decode_line
-        for n, ln in enumerate(lines, first_lineno):
-            rec = decode(ln, n)
-            if rec is not None:
-                yield rec
+        step = CHUNK_LINES
+        for start in range(0, len(lines), step):
+            chunk = lines[start:start + step]
+            evs = self._fast_block(b"\n".join(chunk))
+            if evs is not None:
+                yield from self._hand_out(evs)
+                continue
+            for n, ln in enumerate(chunk, first_lineno + start):
+                rec = decode(ln, n)
+                if rec is not None:
+                    yield rec
+
+    def _hand_out(self, evs: list[BaseStationEvent]) -> Iterator[BaseStationEvent]:
+        it = iter(evs)
+        self._taking = it
+        self.decoded += len(evs)
+        yield from it
+        self._taking = None
+
+    def _fast_block(self, body: bytes) -> list[BaseStationEvent] | None:
+        """All lines of ``body`` (lines joined by newlines, no final one) decoded by the
+        fast path, or None if any line needs the detailed one (blank, too long, not a
+        valid known event). The newlines stay between the array's elements: a raw
+        newline cannot occur inside a JSON string, so each element is exactly one line
+        when the count matches."""
+        if not body:
+            return None
+        max_line = self.max_line
+        if len(body) > max_line and not _lines_within(body, max_line):
+            return None
+        try:
+            evs = _FAST_LIST(b"[" + body.replace(b"\n", b"\n,") + b"]")
+        except _FAST_ERRORS:
+            return None
+        if len(evs) != body.count(b"\n") + 1 or not _digits_ok(evs):
+            return None
+        return evs
 
     def decode_line(self, line: bytes | str, lineno: int) -> BaseStationEvent | Malformed | None:
         """Decode one line (with or without its newline)."""
@@ -96,23 +172,13 @@ class EventDecoder:
             ev = _FAST(line)
         except _FAST_ERRORS:
             return self._decode_checked(line, lineno)
-        # Fast path: msgspec checked every JSON type (numbers, strings or null, no
-        # unknown field); the value checks of the detailed path follow, in as few
-        # comparisons as possible. Anything unusual goes to the detailed path.
-        ts = ev.ts
+        # Fast path: msgspec checked every JSON type, the lengths of imsi and imei and
+        # the ranges of the numbers (no unknown field); what is left of the detailed
+        # path's checks follows. Anything unusual goes to the detailed path.
         imsi = ev.imsi
         imei = ev.imei
-        dir_ = ev.dir
-        d = ev.duration_s
-        a = ev.auth_ms
-        b = ev.bytes
-        if (0 <= ts < _INF and len(imsi) == 15 and imsi.isdigit() and imsi.isascii()
-                and ev.type in EVENT_TYPES
-                and (imei is None or (14 <= len(imei) <= 16 and imei.isdigit()
-                                      and imei.isascii()))
-                and (dir_ is None or dir_ in _DIRS)
-                and (d is None or 0 <= d < _INF) and (a is None or 0 <= a < _INF)
-                and (b is None or b >= 0)):
+        if (imsi.isdigit() and imsi.isascii()
+                and (imei is None or (imei.isdigit() and imei.isascii()))):
             self.decoded += 1
             return ev
         return self._decode_checked(line, lineno)
