@@ -408,3 +408,43 @@ class Pipeline:
             evidence=[Evidence("pipeline counters", feats)],
             route=["ops"], detector="pipeline",
         )
+
+
+class _Collect:
+    """The last stage of :func:`run_stages`: keeps every detection, as detected."""
+
+    name = "collect"
+    consumes: tuple[type, ...] = (Detection,)
+
+    def __init__(self) -> None:
+        self.detections: list[Detection] = []
+
+    def feed(self, det: Detection) -> Sequence[Any]:
+        self.detections.append(det)
+        return NOTHING
+
+    def tick(self, now: float) -> Sequence[Any]:
+        return NOTHING
+
+    def flush(self, now: float) -> Sequence[Any]:
+        return NOTHING
+
+    def counters(self) -> dict[str, int | float]:
+        return {}
+
+
+def run_stages(stages: Sequence[Stage], records: Iterable[Any], *,
+               tick_s: float = 1.0) -> list[Detection]:
+    """The agent's own loop over ``stages`` alone, without sources, key or sinks (for
+    evaluation, training and tests): records are routed by type, ticked on event time
+    and flushed exactly as in ``edge-agent replay``. Returns every detection, in
+    order, before pseudonymisation."""
+    from edge.report.ids import IdFactory
+    from edge.report.pseudonym import Pseudonymiser
+
+    got = _Collect()
+    reporter = Reporter(site="eval", agent="eval", pseudonymiser=Pseudonymiser(bytes(32)),
+                        ids=IdFactory("eval/"), sinks=[])
+    Pipeline([*stages, got], reporter, tick_s=tick_s,
+             status_interval_s=float("inf")).run(records)
+    return got.detections

@@ -4,8 +4,9 @@ Truth schema (shared with simulators/telecom/pcap.py, see notes): ``{"seed", "pa
 "endpoints": [{"ip", "label", "persona", "positive", ...}]}``. :func:`score` matches
 detections (subject ``ip``, before pseudonymisation) to truth endpoints and returns
 per-label recall, the false alarms on negatives and the detection delay.
-:func:`run_packets` drives a detector stage over records the way the pipeline does
-(``tick`` once per second of event time, ``flush`` at the end).
+:func:`run_packets` runs a detector stage over records through the agent's own
+pipeline loop (:func:`edge.pipeline.run_stages`: routing, ticks on event time, flush),
+so what is scored is what the agent would report.
 
 ``python -m edge.eval.ipplane --seeds 9001-9005 --profile heldout`` prints the figures
 for held-out scenarios of the behaviour generator (``--stress`` adds the hard personas,
@@ -128,22 +129,11 @@ def score(detections: Iterable[Detection], truth: dict[str, Any]) -> IpPlaneScor
 
 
 def run_packets(stage: Any, records: Iterable[Any], tick_s: float = 1.0) -> list[Detection]:
-    """Feed records to a stage with the pipeline's tick cadence; return its detections."""
-    out: list[Detection] = []
-    next_tick: float | None = None
-    now = 0.0
-    for r in records:
-        ts = r.ts
-        if ts is not None and ts > now:
-            now = ts
-            if next_tick is None:
-                next_tick = ts + tick_s
-            elif ts >= next_tick:
-                next_tick = ts + tick_s
-                out.extend(o for o in stage.tick(ts) if isinstance(o, Detection))
-        out.extend(o for o in stage.feed(r) if isinstance(o, Detection))
-    out.extend(o for o in stage.flush(now) if isinstance(o, Detection))
-    return out
+    """Run ``records`` through the pipeline with ``stage`` as its only stage (the
+    agent's loop, not a copy of it); returns the stage's detections."""
+    from edge.pipeline import run_stages
+
+    return run_stages([stage], records, tick_s=tick_s)
 
 
 def evaluate_generated(seeds: Iterable[int], profile: str = "heldout",
