@@ -5,7 +5,8 @@ The file is the same JSON as a downlink watchlist message (a snapshot or a delta
 ``afe-sig-v1`` line made over the file under the context ``watchlist`` by the issuer,
 e.g. ``edge-agent keys sign``). It is verified against the config's
 ``[security] issuer_keys`` before it is parsed, then applied to the agent's stored
-list exactly as the downlink would; a running agent picks it up within a second.
+list exactly as the downlink would; a running agent picks it up at its next look at the
+file (once a second of its clock: within two seconds).
 """
 
 from __future__ import annotations

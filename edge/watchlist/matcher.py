@@ -11,14 +11,24 @@ Matched, each in O(1) (:mod:`edge.watchlist.model`):
 
 A hit is a ``watchlist.hit`` report at the time of the record that carried it (so
 within a second of the event live), with the entry's list, reason, case and issuer
-as evidence, at most once per identifier per ``realert_s``. Payload parsing only
-happens for the kinds the current list holds, and nothing at all while it is empty:
-then the stage costs one attribute read per record.
+as evidence, at most once per identifier per ``realert_s``; an entry past its
+``expires`` (event time) no longer hits.
+
+Cost. Each identifier kind the list holds has a memo, observed value -> entry or
+None, for the list object in force (``store.latest``: a new version is a new object,
+and the memos are dropped the record it appears, so an update takes effect at once):
+an identifier seen before costs one dict probe, whatever normalising, keyed hashing
+(pseudonymised entries) or prefix walk its first lookup took. Memos are bounded
+(``memo_size`` per kind, the older half dropped when full). Kinds the list does not
+hold are not looked at, payloads are parsed only for the kinds it holds, and with no
+list the stage costs two attribute reads per record. The file a separate process
+replaced is picked up from ``tick`` (a stat at most every second).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import islice
 from typing import Any
 
 from edge.detection import Detection, Evidence, Subject
@@ -28,9 +38,16 @@ from edge.watchlist import extract
 from edge.watchlist.model import Entry
 
 NOTHING: tuple[()] = ()
+_MISS: Any = object()
+#: kinds whose values feeds carry as digits, and their pseudonym domain
+_DIGIT_KINDS = {"imsi": "imsi", "imei": "imei", "msisdn": "phone", "iccid": "iccid"}
 _EVENT_FIELDS = (("imsi", "imsi"), ("imei", "imei"), ("msisdn", "msisdn"), ("peer", "msisdn"))
 _SUBJECT = {"msisdn": "phone", "ip": "ip", "domain": "domain", "url": "url",
             "sender_id": "sender_id", "imsi": "imsi", "imei": "imei", "iccid": "iccid"}
+
+
+def _expired(e: Entry, ts: float) -> bool:
+    return e.expires is not None and ts > e.expires
 
 
 def _parcel_type() -> tuple[type, ...]:
@@ -45,65 +62,152 @@ class WatchlistMatcher:
     name = "watchlist"
 
     def __init__(self, store: Any, pseudonymiser: Pseudonymiser, *,
-                 realert_s: float = 3600.0, max_alerted: int = 100_000) -> None:
+                 realert_s: float = 3600.0, max_alerted: int = 100_000,
+                 memo_size: int = 1 << 17) -> None:
         self._store = store
         self._pseudo = pseudonymiser
         self.realert_s = realert_s
         self._max_alerted = max_alerted
+        self.memo_size = memo_size
         self._last_alert: dict[tuple[str, str], float] = {}
         self._parcel = _parcel_type()
         self.consumes: tuple[type, ...] = (BaseStationEvent, Packet, *self._parcel)
-        self._kinds_of: tuple[int, frozenset[str]] = (-1, frozenset())
+        self._wl: Any = None
+        self._n = 0
+        self._kinds: frozenset[str] = frozenset()
+        self._memos: dict[str, dict[str, Entry | None]] = {}
+        self._m_imsi: dict[str, Entry | None] | None = None
+        self._m_imei: dict[str, Entry | None] | None = None
+        self._m_phone: dict[str, Entry | None] | None = None
+        self._m_sub: dict[str, Any] | None = None
+        self._switch(store.latest)
         self.checked = 0
         self.hits = 0
         self.suppressed = 0
+        self.memo_misses = 0
         self.hits_by_plane = {"call": 0, "ip": 0, "depot": 0}
 
-    def _kinds(self, wl: Any) -> frozenset[str]:
-        if self._kinds_of[0] != wl.version:  # recomputed once per list version
-            self._kinds_of = (wl.version, frozenset(wl.kinds))
-        return self._kinds_of[1]
+    def _switch(self, wl: Any) -> None:
+        """A new list (or version) is in force: fresh memos for the kinds it holds."""
+        self._wl = wl
+        self._n = len(wl)
+        self._kinds = kinds = frozenset(wl.kinds)  # which payloads are worth parsing
+        if "any" in kinds:  # the first format: bare identifiers of the event fields
+            kinds |= {"imsi", "imei", "msisdn", "sender_id"}
+        self._memos = {k: {} for k in kinds}
+        self._m_imsi = self._memos.get("imsi")
+        self._m_imei = self._memos.get("imei")
+        self._m_phone = self._memos.get("msisdn")
+        self._m_sub = {} if kinds & {"imsi", "imei", "msisdn"} else None
+
+    def _resolve(self, kind: str, value: str) -> Entry | None:
+        """First sight of ``value`` under this list: the full lookup, memoised."""
+        memo = self._memos[kind]
+        if len(memo) >= self.memo_size:
+            for k in list(islice(memo, len(memo) // 2)):  # the older half
+                del memo[k]
+        self.memo_misses += 1
+        wl = self._wl
+        if kind in _DIGIT_KINDS and value.isdigit() and value.isascii() and not wl._any \
+                and not (kind == "msisdn" and value.startswith("00")):
+            # as feeds carry them: already normalised (an IMEI to its 14 digits)
+            norm = value[:14] if kind == "imei" else value
+            d = wl.kinds.get(kind)
+            e = None
+            if d is not None:
+                row = d.get(norm)
+                if row is None and kind in wl._pseudo_kinds:
+                    norm = self._pseudo.of_normalised(_DIGIT_KINDS[kind], norm)
+                    row = d.get(norm)
+                if row is not None:
+                    e = Entry(kind, norm, *row)
+        else:
+            e = wl.lookup(kind, value, self._pseudo)
+        memo[value] = e
+        return e
+
+    def _subscriber(self, ev: BaseStationEvent, sub: dict[str, Any]) -> tuple[Any, ...]:
+        """(IMEI, MSISDN, hits without the number, hits with it) of a SIM, memoised."""
+        base = tuple((field, field, e) for field, value in (("imsi", ev.imsi),
+                                                            ("imei", ev.imei))
+                     if value is not None and (e := self._match(field, value)) is not None)
+        old = sub.get(ev.imsi)
+        number = ev.msisdn if ev.msisdn is not None else old[1] if old is not None else None
+        e = self._match("msisdn", number) if number is not None else None
+        with_number = base + (("msisdn", "msisdn", e),) if e is not None else base
+        if len(sub) >= self.memo_size:
+            for k in list(islice(sub, len(sub) // 2)):
+                del sub[k]
+        s = sub[ev.imsi] = (ev.imei, number, base or None, with_number or None)
+        return s
+
+    def _match(self, kind: str, value: str) -> Entry | None:
+        memo = self._memos.get(kind)
+        if memo is None:
+            return None
+        e = memo.get(value, _MISS)
+        return self._resolve(kind, value) if e is _MISS else e  # type: ignore[return-value]
 
     def feed(self, rec: Any) -> Sequence[Detection]:
-        wl = self._store.current()
-        if not wl._n:
+        wl = self._store.latest
+        if wl is not self._wl:
+            self._switch(wl)
+        if not self._n:
             return NOTHING
         self.checked += 1
         t = type(rec)
         if t is BaseStationEvent:
-            return self._event(wl, rec)
+            return self._event(rec)
         if t is Packet:
-            return self._packet(wl, rec)
+            return self._packet(rec)
         if self._parcel and t is self._parcel[0]:
-            return self._parcel_hits(wl, rec)
+            return self._parcel_hits(rec)
         return NOTHING
 
     # -- planes
-    def _event(self, wl: Any, ev: BaseStationEvent) -> list[Detection]:
+    def _event(self, ev: BaseStationEvent) -> Sequence[Detection]:
+        found: tuple[tuple[str, str, Entry], ...] | None = None
+        sub = self._m_sub
+        msisdn = ev.msisdn
+        if sub is not None:
+            # a SIM's IMSI, IMEI and number come together: one probe per event for a
+            # SIM seen before in the same device with the same number, instead of three
+            s = sub.get(ev.imsi)
+            if s is None or s[0] != ev.imei or (msisdn is not None and s[1] != msisdn):
+                s = self._subscriber(ev, sub)
+            found = s[2] if msisdn is None else s[3]
+        m = self._m_phone
+        if m is not None:
+            value = ev.peer
+            if value is not None:
+                e = m.get(value, _MISS)
+                if e is _MISS:
+                    e = self._resolve("msisdn", value)
+                if e is not None:
+                    found = (*(found or ()), ("peer", "msisdn", e))
+        if found is None:
+            return NOTHING
         out: list[Detection] = []
-        exact = wl.exact
-        for field, kind in _EVENT_FIELDS:
-            value = getattr(ev, field)
-            if value is None:
+        for field, kind, e in found:
+            if e.expires is not None and ev.ts > e.expires:
                 continue
-            e = exact(kind, value, self._pseudo, ev.ts)
-            if e is not None:
-                related = [Subject("phone" if f in ("msisdn", "peer") else f, getattr(ev, f))
-                           for f, _ in _EVENT_FIELDS if f != field and getattr(ev, f)]
-                self._hit(out, e, kind, value, ev.ts, "call", related,
-                          {"field": field, "event_type": ev.type, "direction": ev.dir,
-                           "cell": ev.cell})
+            value = getattr(ev, field)
+            related = [Subject("phone" if f in ("msisdn", "peer") else f, getattr(ev, f))
+                       for f, _ in _EVENT_FIELDS if f != field and getattr(ev, f)]
+            self._hit(out, e, kind, value, ev.ts, "call", related,
+                      {"field": field, "event_type": ev.type, "direction": ev.dir,
+                       "cell": ev.cell})
         return out
 
-    def _packet(self, wl: Any, pkt: Packet) -> list[Detection]:
-        kinds = self._kinds(wl)
+    def _packet(self, pkt: Packet) -> list[Detection]:
+        kinds = self._kinds
         out: list[Detection] = []
         ctx = {"proto": pkt.proto, "sport": pkt.sport, "dport": pkt.dport,
                "frame": pkt.frame, "teid": pkt.teid}
         if "ip" in kinds:
             for side, addr in (("src", pkt.src), ("dst", pkt.dst)):
-                e = wl.lookup("ip", addr, self._pseudo, pkt.ts)
-                if e is not None:
+                e = self._match("ip", addr)
+                if e is not None and not _expired(e, pkt.ts):
                     self._hit(out, e, "ip", addr, pkt.ts, "ip",
                               [Subject("ip", pkt.dst if side == "src" else pkt.src)],
                               {"field": side, **ctx})
@@ -127,13 +231,13 @@ class WatchlistMatcher:
             if url:
                 found.append(("url", url, "http"))
         for kind, value, where in found:
-            e = wl.lookup(kind, value, self._pseudo, pkt.ts)
-            if e is not None:
+            e = self._match(kind, value)
+            if e is not None and not _expired(e, pkt.ts):
                 self._hit(out, e, kind, value, pkt.ts, "ip", [Subject("ip", pkt.src)],
                           {"field": where, **ctx})
         return out
 
-    def _parcel_hits(self, wl: Any, parcel: Any) -> list[Detection]:
+    def _parcel_hits(self, parcel: Any) -> list[Detection]:
         rec = parcel.waybill_record
         if rec is None:
             return []
@@ -143,8 +247,8 @@ class WatchlistMatcher:
             value = getattr(rec, field, None)
             if not value:
                 continue
-            e = wl.lookup(kind, value, self._pseudo, parcel.ts)
-            if e is not None:
+            e = self._match(kind, value)
+            if e is not None and not _expired(e, parcel.ts):
                 self._hit(out, e, kind, value, parcel.ts, "depot",
                           [Subject("waybill", parcel.waybill or "")],
                           {"field": field, "lane": parcel.lane, "parcel_seq": parcel.seq})
@@ -165,7 +269,7 @@ class WatchlistMatcher:
         self.hits_by_plane[plane] += 1
         subject_type = _SUBJECT.get(kind, kind)
         evidence = {"plane": plane, "kind": e.kind, "list": e.list, "case": e.case,
-                    "issuer": e.issuer, "watchlist_version": self._store.current().version,
+                    "issuer": e.issuer, "watchlist_version": self._wl.version,
                     **{k: v for k, v in ctx.items() if v is not None}}
         out.append(Detection(
             ts, "watchlist.hit", "high", 1.0, Subject(subject_type, value),
@@ -175,12 +279,14 @@ class WatchlistMatcher:
             related=related, detector=self.name))
 
     def tick(self, now: float) -> Sequence[Detection]:
+        self._store.current()  # a file replaced by another process (a stat per check_s)
         return NOTHING
 
     def flush(self, now: float) -> Sequence[Detection]:
         return NOTHING
 
     def counters(self) -> dict[str, int | float]:
+        wl = self._store.latest
         return {"checked": self.checked, "hits": self.hits, "suppressed": self.suppressed,
                 **{f"hits_{k}": v for k, v in self.hits_by_plane.items()},
-                "entries": len(self._store.current()), "version": self._store.current().version}
+                "entries": len(wl), "version": wl.version}

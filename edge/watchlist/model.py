@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, NamedTuple
 
 from edge.report.pseudonym import PREFIX, Pseudonymiser, normalise
@@ -148,13 +149,13 @@ class Watchlist:
         self._any = {"any"} if self.kinds.get("any") else set()
         self._n = sum(len(d) for d in self.kinds.values())
         for kind, d in self.kinds.items():
-            if any(v.startswith(PREFIX) for v in d):
+            if any(map(str.startswith, d, repeat(PREFIX))):  # in C: 1 M values in ~20 ms
                 self._pseudo_kinds.add(kind)
         for v, row in self.kinds.get("ip", {}).items():
             if "/" in v:
-                net = ipaddress.ip_network(v, strict=False)
-                self._nets.setdefault(net.version, {}).setdefault(
-                    net.prefixlen, {})[int(net.network_address)] = Entry("ip", v, *row)
+                version, plen, net = _network(v)
+                self._nets.setdefault(version, {}).setdefault(plen, {})[net] = \
+                    Entry("ip", v, *row)
 
     def exact(self, kind: str, value: str, pseudo: Pseudonymiser | None = None,
               now: float | None = None) -> Entry | None:
@@ -231,6 +232,21 @@ class Watchlist:
                 return hit
             _, _, name = name.partition(".")
         return None
+
+
+def _network(cidr: str) -> tuple[int, int, int]:
+    """(IP version, prefix length, network as int) of a CIDR: IPv4 by hand (a stored
+    list holds its prefixes canonical, and ``ipaddress`` costs ~5 us each), the rest
+    and anything unusual by ``ipaddress``."""
+    addr, _, plen = cidr.partition("/")
+    parts = addr.split(".")
+    if len(parts) == 4 and plen.isdigit() and all(p.isdigit() and len(p) <= 3 for p in parts):
+        n = int(plen)
+        a = (int(parts[0]) << 24) | (int(parts[1]) << 16) | (int(parts[2]) << 8) | int(parts[3])
+        if n <= 32 and a < 1 << 32 and all(int(p) < 256 for p in parts):
+            return 4, n, a & (((1 << n) - 1) << (32 - n)) if n else 0
+    net = ipaddress.ip_network(cidr, strict=False)
+    return net.version, net.prefixlen, int(net.network_address)
 
 
 class UpdateError(ValueError):

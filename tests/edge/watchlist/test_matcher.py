@@ -76,4 +76,4 @@ def test_clear_watchlist_matches_imsi(tmp_path: Path) -> None:
     m = WatchlistMatcher(WatchlistStore(tmp_path), Pseudonymiser(KEY.encode()))
     (d,) = m.feed(BaseStationEvent(5.0, "attach", "460002222222222", cell="x"))
     assert d.kind == "watchlist.hit" and d.subject.type == "imsi"
-    assert m.feed(BaseStationEvent(6.0, "attach", "460003333333333")) == []
+    assert not m.feed(BaseStationEvent(6.0, "attach", "460003333333333"))
