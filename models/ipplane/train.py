@@ -26,6 +26,7 @@ import argparse
 import json
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,38 +40,63 @@ from simulators.telecom.ipplane_behaviour import TRAIN_COUNTS, generate
 
 HERE = Path(__file__).resolve().parent
 NAME = "ipplane"
-VERSION = "1.2.0"
+VERSION = "1.3.0"
 # each split sees half the features: redundant cues (several say "relay") all get used, so
 # one imitated cue does not carry the decision alone
 MAX_FEATURES = 0.5
 
 
-def collect(seeds: list[int], profile: str, duration_s: float, exclude: tuple[str, ...] = ()
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """(X, y, sample weight, endpoint ids) over the scenarios of ``seeds``, without the
-    persona families in ``exclude`` (leave-one-family-out)."""
+@dataclass
+class Rows:
+    """Feature rows as the detector judged them: one per endpoint per evaluation, with
+    the endpoint's key (``seed/addr``), label and persona family."""
+
+    x: np.ndarray
+    y: np.ndarray
+    keys: list[str]
+    fams: list[str]
+
+    def without(self, exclude: tuple[str, ...]) -> Rows:
+        """The rows of every family but ``exclude`` (leave-one-family-out)."""
+        if not exclude:
+            return self
+        m = np.array([f not in exclude for f in self.fams], dtype=bool)
+        return Rows(self.x[m], self.y[m], [k for k, keep in zip(self.keys, m, strict=True)
+                                           if keep],
+                    [f for f, keep in zip(self.fams, m, strict=True) if keep])
+
+    def __add__(self, o: Rows) -> Rows:
+        return Rows(np.concatenate([self.x, o.x]), np.concatenate([self.y, o.y]),
+                    self.keys + o.keys, self.fams + o.fams)
+
+
+def collect(seeds: list[int], profile: str, duration_s: float,
+            counts: dict[str, int] | None = None) -> Rows:
+    """The rows of the behaviour generator's scenarios of ``seeds``
+    (``TRAIN_COUNTS`` unless ``counts``), each endpoint labelled with its persona."""
     xs: list[list[float]] = []
     ys: list[int] = []
     keys: list[str] = []
-    counts = {**TRAIN_COUNTS, **dict.fromkeys(exclude, 0)}
+    fams: list[str] = []
     for seed in seeds:
-        sc = generate(seed, profile=profile, duration_s=duration_s, counts=counts)
-        pos = {e["ip"]: bool(e["positive"]) for e in sc.truth["endpoints"]}
+        sc = generate(seed, profile=profile, duration_s=duration_s,
+                      counts=dict(TRAIN_COUNTS) if counts is None else counts)
+        eps = {e["ip"]: e for e in sc.truth["endpoints"]}
         det = IpPlaneDetector(DetectorSettings())
         rows: list[tuple[str, list[float]]] = []
         det.feature_sink = lambda now, addr, f, rows=rows: rows.append((addr, f))
         run_packets(det, sc.packets)
         for addr, f in rows:
-            if addr in pos:
+            if addr in eps:
                 xs.append(f)
-                ys.append(int(pos[addr]))
+                ys.append(int(bool(eps[addr]["positive"])))
                 keys.append(f"{seed}/{addr}")
-    y = np.array(ys, dtype=np.int64)
-    return np.array(xs, dtype=np.float32), y, _weights(y, keys), keys
+                fams.append(family(eps[addr]["persona"]))
+    return Rows(np.array(xs, dtype=np.float32).reshape(-1, len(FEATURES)),
+                np.array(ys, dtype=np.int64), keys, fams)
 
 
-def collect_pcap(seeds: list[int], duration_s: float, exclude: tuple[str, ...] = ()
-                 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def collect_pcap(seeds: list[int], duration_s: float) -> Rows:
     """Feature rows from the pcap simulator (simulators/telecom/pcap.py) decoded by the
     fast reader: the same path live captures take, and personas written by another hand."""
     import tempfile
@@ -81,6 +107,7 @@ def collect_pcap(seeds: list[int], duration_s: float, exclude: tuple[str, ...] =
     xs: list[list[float]] = []
     ys: list[int] = []
     keys: list[str] = []
+    fams: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
             rng = np.random.default_rng(seed)
@@ -90,8 +117,7 @@ def collect_pcap(seeds: list[int], duration_s: float, exclude: tuple[str, ...] =
             pcap = Path(tmp) / f"sim{seed}.pcap"
             res = simulate_pcap(cfg, pcap)
             eps: list[dict[str, Any]] = res.truth["endpoints"]  # type: ignore[assignment]
-            pos = {e["ip"]: bool(e["positive"]) for e in eps
-                   if PCAP_FAMILY.get(e["persona"], e["persona"]) not in exclude}
+            by_ip = {e["ip"]: e for e in eps}
             det = IpPlaneDetector(DetectorSettings())
             rows: list[tuple[str, list[float]]] = []
             det.feature_sink = lambda now, addr, f, rows=rows: rows.append((addr, f))
@@ -102,12 +128,24 @@ def collect_pcap(seeds: list[int], duration_s: float, exclude: tuple[str, ...] =
                 src.close()
             pcap.unlink()
             for addr, f in rows:
-                if addr in pos:
+                e = by_ip.get(addr)
+                if e is not None:
                     xs.append(f)
-                    ys.append(int(pos[addr]))
+                    ys.append(int(bool(e["positive"])))
                     keys.append(f"pcap{seed}/{addr}")
-    return np.array(xs, dtype=np.float32).reshape(-1, len(FEATURES)), \
-        np.array(ys, dtype=np.int64), keys
+                    fams.append(family(PCAP_FAMILY.get(e["persona"], e["persona"])))
+    return Rows(np.array(xs, dtype=np.float32).reshape(-1, len(FEATURES)),
+                np.array(ys, dtype=np.int64), keys, fams)
+
+
+INFRASTRUCTURE = ("voip_server", "sip_registrar", "goip_sms_server", "simbank_server",
+                  "sip_provider", "infrastructure", "media_relay", "voip_media",
+                  "ddns_server")
+
+
+def family(persona: str) -> str:
+    """The leave-one-family-out family of a truth persona (servers are one family)."""
+    return "infrastructure" if persona in INFRASTRUCTURE else persona
 
 
 # the pcap simulator's persona names, as families of the behaviour generator
@@ -130,7 +168,11 @@ def _weights(y: np.ndarray, keys: list[str]) -> np.ndarray:
 
 def train(out: Path, seed: int = 1, n_train: int = 30, n_val: int = 6,
           duration_s: float = 1200.0, n_estimators: int = 150, n_pcap: int = 3,
-          pcap_duration_s: float = 600.0, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+          pcap_duration_s: float = 600.0, exclude: tuple[str, ...] = (),
+          data: tuple[Rows, Rows] | None = None) -> dict[str, Any]:
+    """Fit, pick the threshold, export; ``data`` (training rows, validation rows) skips
+    the collection (the leave-one-family-out run collects once and trains many times),
+    ``exclude`` drops those families' rows from both."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
     from sklearn.ensemble import GradientBoostingClassifier
@@ -138,17 +180,22 @@ def train(out: Path, seed: int = 1, n_train: int = 30, n_val: int = 6,
     t0 = time.perf_counter()
     tr_seeds = list(range(seed, seed + n_train))
     va_seeds = list(range(seed + 500, seed + 500 + n_val))
-    x, y, _, keys = collect(tr_seeds, "train", duration_s, exclude)
     pcap_seeds = list(range(seed + 100, seed + 100 + n_pcap))
-    if pcap_seeds:
-        xp, yp, kp = collect_pcap(pcap_seeds, pcap_duration_s, exclude)
-        x, y, keys = np.concatenate([x, xp]), np.concatenate([y, yp]), keys + kp
+    if data is None:
+        tr = collect(tr_seeds, "train", duration_s)
+        if pcap_seeds:
+            tr = tr + collect_pcap(pcap_seeds, pcap_duration_s)
+        va = collect(va_seeds, "train", duration_s)
+    else:
+        tr, va = data
+    tr, va = tr.without(exclude), va.without(exclude)
+    x, y, keys = tr.x, tr.y, tr.keys
     w = _weights(y, keys)
     clf = GradientBoostingClassifier(n_estimators=n_estimators, max_depth=3,
                                      learning_rate=0.1, subsample=0.8, min_samples_leaf=20,
                                      max_features=MAX_FEATURES, random_state=seed)
     clf.fit(x, y, sample_weight=w)
-    xv, yv, _, kv = collect(va_seeds, "train", duration_s, exclude)
+    xv, yv, kv = va.x, va.y, va.keys
     pv = clf.predict_proba(xv)[:, 1] if len(xv) else np.zeros(0)
     per_ep: dict[str, tuple[int, float]] = {}
     for k, lab, p in zip(kv, yv, pv, strict=True):

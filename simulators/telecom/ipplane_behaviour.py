@@ -1,7 +1,8 @@
 """Seeded endpoint-behaviour generator for the IP plane: ``Packet`` records + truth.
 
-A fallback beside the pcap simulator (simulators/telecom/pcap.py): it emits
-:class:`edge.records.Packet` records directly (no link layer), with real SIP text
+A fallback beside the pcap simulator (simulators/telecom/pcap.py): it emits decoded
+packet records directly (its own :class:`Packet`, the capture decoder's field names; no
+link layer, and no import from the detectors), with real SIP text
 (UDP and TCP, compact and full header forms, several messages per TCP segment), SDP,
 RTP headers and the GoIP side protocols, so the whole detector path runs on it.
 
@@ -21,7 +22,13 @@ Personas (``positive`` in the truth file):
   dials out short calls over one or many lines. Both are in training with ``train``
   ranges (TRAIN_COUNTS) and in the stress test with the shifted ``heldout`` ranges;
 - ``nat_office`` (-): an office of 3-40 IP phones behind one NAT address (many AoRs
-  from one address, like a gateway's lines), people calling both ways, missed calls;
+  from one address, like a gateway's lines; each phone its own NAT port, one to three
+  phone makes), people calling both ways to landlines and mobiles, calls between
+  extensions, missed calls;
+- ``dialer`` (-): an outbound dialler on a provider trunk: bursts of parallel INVITEs,
+  mostly unanswered or short, caller ID fixed or rotated, no SIM lines;
+- softphones also re-register on network changes (new Call-ID, sometimes an
+  unREGISTER first), run 2-4 accounts, and keep NAT bindings with clock-like CRLF;
 - infrastructure (-): ``voip_server`` (the fraud side's softswitch), ``sip_registrar``,
   ``goip_sms_server``, ``simbank_server``.
 
@@ -45,7 +52,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.records import Packet
+
+@dataclass(slots=True)
+class Packet:
+    """One decoded packet as a mirror port's decoder hands it on: addresses, ports, L4
+    payload (the generator's own record; the field names follow the capture decoder's
+    output so the detector reads it as it reads a capture)."""
+
+    ts: float
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    proto: int  # 6 TCP, 17 UDP
+    payload: bytes
+    frame: int = 0
+    source: str = ""
+    tcp_seq: int = 0
+    tcp_flags: int = 0
+    teid: int | None = None
+    eth_src: bytes | None = None
+    tunnel: str | None = None
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 ORDINARY_UAS = ("Zoiper rv2.10.20.2", "Linphone/5.2.0 (belle-sip/5.2.0)", "MicroSIP/3.21.3",
@@ -372,42 +399,134 @@ def _gateway(g: _Gen, prof: str, ua: Ua, srv: Ua, lines: int, masked: bool, low_
             t = t_end + rng.expovariate(1.0 / gap)
 
 
+OFFICE_UAS = ("Yealink SIP-T46S 66.86.0.15", "Yealink SIP-T31G 124.86.0.40",
+              "Grandstream GXP2170 1.0.11.23", "Grandstream GRP2614 1.0.5.67",
+              "Cisco/SPA504G-7.6.2", "Polycom/5.9.5.0614 PolycomVVX-VVX_411-UA/5.9.5.0614",
+              "Fanvil X4U 2.12.1.6", "snom D785/10.1.101.11", "Linphone/5.2.0 (belle-sip/5.2.0)",
+              "Zoiper rv2.10.20.2", "MicroSIP/3.21.3")
+
+
+def _landline(rng: random.Random) -> str:
+    """A fixed-line number with its area code (0 + 2-3 digit code + 7-8 digits)."""
+    code = rng.choice(("10", "20", "21", "22", "23", "24", "25", "27", "28", "29", "311",
+                       "371", "431", "451", "531", "551", "571", "591", "731", "755", "871"))
+    return "0" + code + "".join(str(rng.randint(0, 9)) for _ in range(11 - len(code) - 1))
+
+
 def _nat_office(g: _Gen, prof: str, ua: Ua, srv: Ua, start: float) -> int:
     """An office of IP phones behind one NAT address: many AoRs registering from one
-    address (each phone on its own schedule, often short to keep the NAT binding),
-    people calling both ways at human pace, many missed incoming calls. Returns the
+    address (each phone on its own NAT port and schedule, often short to keep the NAT
+    binding), phones of one to three makes, people calling both ways at human pace to
+    landlines and mobiles, calls between extensions (through the hosted PBX: an outgoing
+    and an incoming leg at the same address), many missed incoming calls. Returns the
     number of phones."""
     rng = g.rng
     phones = _p(prof, (4, 24), (3, 40), rng)
     n = int(phones)
-    users = [f"{rng.randint(2, 8)}{rng.randint(100, 999)}" for _ in range(n)]
+    ext_len = rng.choice((3, 4, 4, 5))
+    users = rng.sample(range(10 ** (ext_len - 1) * 2, 10 ** ext_len), n)
+    exts = [str(u) for u in users]
+    makes = rng.sample(OFFICE_UAS, rng.choice((1, 1, 2, 3)))
+    ports = rng.sample(range(1024, 65000), n)
+    uas = [Ua(ua.addr, ports[i], rng.choice(makes), ua.sdp_style, ua.compact, ua.tcp,
+              ua.codecs, teid=ua.teid) for i in range(n)]
     reg_iv = rng.choice((60.0, 120.0, 180.0, 300.0, 600.0, 1800.0))
-    for u in users:
+    for u, me in zip(exts, uas, strict=True):
         iv = reg_iv * rng.uniform(0.8, 1.2)  # phones of one site, firmware of its own
         t = start + rng.uniform(0, min(iv, 120.0))
         cid, cseq = g.uid(), 1
         while t < g.end:
-            g.register(t, ua, srv, u, cid, cseq, int(iv * 1.1))
+            g.register(t, me, srv, u, cid, cseq, int(iv * 1.1))
             cseq += 1
             t += max(1.0, rng.gauss(iv, rng.uniform(0.1, 4.0)))
-    contacts = [_phone(rng) for _ in range(rng.randint(10, 60))]
+    contacts = [_phone(rng) if rng.random() < 0.5 else _landline(rng)
+                for _ in range(rng.randint(10, 60))]
     rate_h = _p(prof, (2, 10), (1, 14), rng)
     p_in = _p(prof, (0.35, 0.65), (0.25, 0.75), rng)
+    p_int = _p(prof, (0.05, 0.3), (0.0, 0.4), rng)  # share of calls to a colleague
     ans_p = _p(prof, (0.45, 0.8), (0.35, 0.85), rng)  # missed calls: nobody at the desk
     med, sig = _p(prof, (45, 200), (30, 300), rng), _p(prof, (0.8, 1.3), (0.6, 1.4), rng)
-    for u in users:
+    for i, (u, me) in enumerate(zip(exts, uas, strict=True)):
         t = start + rng.expovariate(rate_h / 3600.0)
         while t < g.end:
             answered = rng.random() < ans_p
             ring = rng.uniform(4, 30)
             dur = _lognorm(rng, med, sig, 3600.0)
-            if rng.random() < p_in:
-                t_end = g.call(t, srv, ua, rng.choice(contacts), u, answered, ring, dur)
+            r = rng.random()
+            if r < p_int and n > 1:  # extension to extension, both legs cross the NAT
+                j = rng.randrange(n - 1)
+                j += j >= i
+                t_end = g.call(t, me, srv, u, exts[j], answered, ring, dur)
+                g.call(t + 0.05, srv, uas[j], u, exts[j], answered, ring - 0.05, dur)
+            elif r < p_int + p_in:
+                t_end = g.call(t, srv, me, rng.choice(contacts), u, answered, ring, dur)
             else:
-                callee = rng.choice(contacts) if rng.random() < 0.6 else _phone(rng)
-                t_end = g.call(t, ua, srv, u, callee, answered, ring, dur)
+                callee = rng.choice(contacts) if rng.random() < 0.6 else (
+                    _phone(rng) if rng.random() < 0.5 else _landline(rng))
+                t_end = g.call(t, me, srv, u, callee, answered, ring, dur)
             t = max(t, t_end) + rng.expovariate(rate_h / 3600.0)  # one person per phone
     return n
+
+
+def _dialer(g: _Gen, prof: str, ua: Ua, srv: Ua, start: float) -> int:
+    """An outbound dialer (telemarketing, debt collection, a predictive dialer) sending
+    its campaigns to one provider trunk: bursts of parallel INVITEs, most unanswered or
+    cut short by answering-machine detection, caller ID fixed or rotated from a pool, no
+    SIM lines (IP-authenticated trunk, or one account). Returns its registrations."""
+    rng = g.rng
+    registered = rng.random() < 0.4
+    acct = f"{rng.randint(100000, 999999)}"
+    if registered:
+        iv = rng.choice((60.0, 120.0, 300.0, 600.0, 3600.0))
+        t, cid, cseq = start + rng.uniform(0, 30), g.uid(), 1
+        while t < g.end:
+            g.register(t, ua, srv, acct, cid, cseq, int(iv * 1.1))
+            cseq += 1
+            t += max(1.0, rng.gauss(iv, rng.uniform(0.05, 2.0)))
+    pool = [_phone(rng) if rng.random() < 0.6 else _landline(rng)
+            for _ in range(rng.choice((1, 1, 5, 20, 200)))]
+    burst = int(_p(prof, (3, 20), (2, 40), rng))
+    every = _p(prof, (5, 40), (3, 60), rng)
+    ans_p = _p(prof, (0.1, 0.35), (0.05, 0.45), rng)
+    med, sig = _p(prof, (15, 60), (8, 90), rng), _p(prof, (0.6, 1.1), (0.5, 1.3), rng)
+    p_in = _p(prof, (0.0, 0.05), (0.0, 0.1), rng)  # call-backs to the campaign number
+    t = start + rng.uniform(0, 20)
+    while t < g.end:
+        for _k in range(max(1, int(rng.gauss(burst, burst * 0.3)))):
+            t0 = t + rng.uniform(0, 1.5)
+            answered = rng.random() < ans_p
+            ring = rng.uniform(8, 30)
+            dur = _lognorm(rng, med, sig, 900.0)
+            cli = rng.choice(pool)
+            if rng.random() < p_in:
+                g.call(t0, srv, ua, _phone(rng), rng.choice(pool), answered, ring, dur)
+            else:
+                g.call(t0, ua, srv, cli, _phone(rng) if rng.random() < 0.8 else _landline(rng),
+                       answered, ring, dur)
+        t += max(1.0, rng.expovariate(1.0 / every))
+    return 1 if registered else 0
+
+
+def _softphone_quirks(g: _Gen, prof: str, ua: Ua, srv: Ua, users: list[str],
+                      start: float) -> None:
+    """What softphones do besides calls: mobile apps re-register on every network change
+    (a new Call-ID, sometimes an unREGISTER first), some keep the NAT binding with CRLF
+    every 15-30 s like a clock, some register every 30-60 s because the app is told to."""
+    rng = g.rng
+    if rng.random() < 0.5:  # network changes: Wi-Fi <-> mobile data
+        t = start + rng.expovariate(1.0 / _p(prof, (120, 600), (60, 900), rng))
+        while t < g.end:
+            for u in users:
+                if rng.random() < 0.3:
+                    g.register(t, ua, srv, u, g.uid(), 1, 0)
+                g.register(t + 0.2, ua, srv, u, g.uid(), 2, rng.choice((60, 300, 3600)))
+            t += rng.expovariate(1.0 / _p(prof, (120, 600), (60, 900), rng))
+    if rng.random() < 0.5:
+        iv = rng.choice((15.0, 20.0, 25.0, 29.0, 30.0))
+        t = start + rng.uniform(0, iv)
+        while t < g.end:
+            g.udp(t, ua.addr, ua.port, srv.addr, srv.port, b"\r\n\r\n", ua.teid)
+            t += iv + rng.uniform(-0.01, 0.01)
 
 
 def _ordinary(g: _Gen, prof: str, persona: str, ua: Ua, srv: Ua, start: float) -> int:
@@ -415,6 +534,8 @@ def _ordinary(g: _Gen, prof: str, persona: str, ua: Ua, srv: Ua, start: float) -
     rng = g.rng
     if persona == "nat_office":
         return _nat_office(g, prof, ua, srv, start)
+    if persona == "dialer":
+        return _dialer(g, prof, ua, srv, start)
     if persona == "callcentre_trunk" and prof == "train":  # shifted from held-out ranges
         lines = rng.randint(1, 8)
         reg_iv = rng.choice((60.0, 120.0, 300.0))
@@ -456,7 +577,7 @@ def _ordinary(g: _Gen, prof: str, persona: str, ua: Ua, srv: Ua, start: float) -
         book = rng.randint(5, 40)
         qualify = rng.random() < 0.3
     else:  # softphone; a third keep NAT bindings open with short registrations
-        lines = rng.choice((1, 1, 1, 2))
+        lines = rng.choice((1, 1, 1, 2)) if g.aux.random() < 0.7 else g.aux.randint(2, 4)
         reg_iv = rng.choice((60.0, 120.0)) if rng.random() < 0.35 else \
             rng.choice((600.0, 1800.0, 3600.0))
         reg_sd = rng.uniform(0.2, 3.0)
@@ -475,6 +596,8 @@ def _ordinary(g: _Gen, prof: str, persona: str, ua: Ua, srv: Ua, start: float) -
             g.register(t, ua, srv, users[i], cid, cseq, int(reg_iv * 1.1))
             cseq += 1
             t += max(1.0, rng.gauss(reg_iv, reg_sd))
+    if persona == "softphone":
+        _softphone_quirks(g, prof, ua, srv, users, start)
     if qualify:
         t = start + rng.uniform(0, 30)
         iv = rng.choice((15.0, 25.0, 30.0, 60.0))
@@ -509,12 +632,13 @@ DEFAULT_COUNTS = {"goip_plain": 2, "goip_masked": 4, "low_slow": 2, "simbank_cli
                   "softphone": 10, "ipphone": 6, "pbx_trunk": 3}
 # The hard cases: evasive boxes that act human, and a call centre's trunk dialling out
 # (added by ``--stress`` with the held-out ranges).
-STRESS_COUNTS = {"goip_human": 3, "callcentre_trunk": 3, "nat_office": 3}
+STRESS_COUNTS = {"goip_human": 3, "callcentre_trunk": 3, "nat_office": 3, "dialer": 3}
 # Training adds both personas with the ``train`` ranges (shifted from the held-out ones);
 # evaluation keeps DEFAULT_COUNTS, plus STRESS_COUNTS under ``--stress``.
-TRAIN_COUNTS = {"goip_human": 3, "callcentre_trunk": 3, "pbx_trunk": 6, "nat_office": 3}
+TRAIN_COUNTS = {"goip_human": 3, "callcentre_trunk": 3, "pbx_trunk": 6, "nat_office": 3,
+                "dialer": 3}
 FAMILIES = ("goip_plain", "goip_masked", "low_slow", "simbank_client", "goip_human",
-            "softphone", "ipphone", "pbx_trunk", "callcentre_trunk", "nat_office")
+            "softphone", "ipphone", "pbx_trunk", "callcentre_trunk", "nat_office", "dialer")
 """The persona families leave-one-family-out training holds out one at a time."""
 
 
@@ -548,6 +672,7 @@ def generate(seed: int, *, profile: str = "train", duration_s: float = 1200.0,
     registrar = server("sip_registrar", "198.51", "Kamailio (5.7.2)")
     sms_srv = server("goip_sms_server", "203.1", "")
     bank_srv = server("simbank_server", "203.2", "")
+    provider = None  # an outbound dialler's provider trunk (made when a dialler is)
     for persona, n in counts.items():
         for _ in range(n):
             gtp = persona.startswith(("goip", "low", "sim")) or rng.random() < 0.5
@@ -593,6 +718,13 @@ def generate(seed: int, *, profile: str = "train", duration_s: float = 1200.0,
                         tcp=rng.random() < 0.25, codecs=rng.choice(CODECS), teid=teid)
                 srv = Ua(registrar.addr, registrar.port, registrar.ua, tcp=ua.tcp,
                          compact=registrar.compact)
+                if persona == "dialer":
+                    if provider is None:
+                        provider = server("sip_provider", "198.18",
+                                          rng.choice(("Sonus SBC", "Oracle ESBC", "Ribbon SBC",
+                                                      "Kamailio (5.6.4)")))
+                    srv = Ua(provider.addr, provider.port, provider.ua, tcp=ua.tcp,
+                             compact=provider.compact)
                 lines = _ordinary(g, profile, persona, ua, srv, t_start)
                 label = "pbx_trunk" if persona == "callcentre_trunk" else persona
                 truth.append({"ip": a, "label": label, "persona": persona, "positive": False,

@@ -104,6 +104,10 @@ class PcapSimConfig:
     benign_challenge_share: float = 0.8
     """Share of ordinary phones whose registrar challenges them: neither side always
     gets a challenge, so a challenge says nothing about the device."""
+    nat_offices: int = 0
+    """Offices of 3-30 desk phones behind one NAT address (one wired endpoint each)."""
+    dialers: int = 0
+    """Outbound diallers on a provider trunk (bursts of parallel calls, no SIM lines)."""
     encap: str | None = None
     """Wrap every frame in this tunnel (``pcap_encap.KINDS``: erspan2, mpls, pppoe, ...)."""
 
@@ -454,6 +458,82 @@ class _Sim:
                           **kw)  # type: ignore[arg-type]
             t += rng.expovariate(rate)
 
+    def office(self) -> None:
+        """Desk phones of one office behind a NAT router: each phone its own extension,
+        NAT port and registration; calls in on the extensions, out to the public
+        network, and between extensions through the hosted PBX (both legs cross the NAT)."""
+        rng, cfg = self.rng, self.cfg
+        ip = self._addr("wired")
+        self._mac(ip)
+        n = rng.randint(3, 30)
+        exts = [str(e) for e in rng.sample(range(200, 900), n)]
+        makes = rng.sample(IPPHONE_UAS + SOFTPHONE_UAS[:2], rng.choice((1, 2, 3)))
+        ports = rng.sample(range(1024, 65000), n)
+        phones = [sip.Party(ip, ports[i], exts[i], "UDP", rng.choice(makes)) for i in range(n)]
+        proxy = sip.Party(BENIGN_PROXY, 5060, "proxy", "UDP", "Kamailio (5.7.2 (x86_64/linux))",
+                          server=True)
+        self.endpoints.append(Endpoint(ip, "nat_office", "nat_office", False, n, False, "UDP",
+                                       ",".join(sorted(set(p.user_agent or "" for p in phones)))))
+        reg_every = rng.choice((120, 300, 600, 1800, 3600))
+        challenged = rng.random() < cfg.benign_challenge_share
+        for me in phones:
+            t, cseq = self.t0 + rng.uniform(0, min(reg_every, 60)), 1
+            cid = f"{self.tok(10)}@{ip}"
+            while t < self.end:
+                self.register(t, me, proxy, cid, cseq, reg_every, challenge=challenged)
+                cseq += 2
+                t += reg_every * rng.uniform(0.45, 0.55)
+        rate = rng.uniform(1 / 1800, 1 / 300)  # per phone
+        for i, me in enumerate(phones):
+            t = self.t0 + rng.expovariate(rate)
+            while t < self.end - 5:
+                my_media = (ip, rng.randrange(8000, 30000) & ~1)
+                srv_media = (BENIGN_MEDIA, rng.randrange(20000, 40000) & ~1)
+                dur = min(rng.lognormvariate(4.5, 1.0), 1800.0)
+                kw = dict(answered=rng.random() < 0.65, ring_s=rng.uniform(3, 25), dur_s=dur,
+                          caller_sdp="normal", callee_sdp="normal")
+                r = rng.random()
+                if r < 0.2 and n > 1:
+                    other = phones[(i + rng.randrange(1, n)) % n]
+                    self.call(t, me, proxy, other.user, caller_media=my_media,
+                              callee_media=srv_media, **kw)  # type: ignore[arg-type]
+                    self.call(t + 0.1, proxy, other, other.user, callee_media=(
+                        ip, rng.randrange(8000, 30000) & ~1), caller_media=srv_media,
+                        **kw)  # type: ignore[arg-type]
+                elif r < 0.6:
+                    self.call(t, proxy, me, me.user, caller_media=srv_media,
+                              callee_media=my_media, **kw)  # type: ignore[arg-type]
+                else:
+                    self.call(t, me, proxy, self.number(), caller_media=my_media,
+                              callee_media=srv_media, **kw)  # type: ignore[arg-type]
+                t += dur + rng.expovariate(rate)
+
+    def dialer(self) -> None:
+        """An outbound dialler: campaigns of parallel INVITEs to a provider trunk, most
+        unanswered, answered ones short, caller ID fixed or from a pool."""
+        rng = self.rng
+        ip = self._addr("wired")
+        self._mac(ip)
+        clis = [self.number() for _ in range(rng.choice((1, 3, 50)))]
+        me = sip.Party(ip, 5060, clis[0], "UDP", rng.choice(("VICIdial", "Asterisk PBX 16.2.1",
+                                                            "FreeSWITCH-mod_sofia/1.10.9")))
+        trunk = sip.Party(BENIGN_PROXY, 5060, "proxy", "UDP", "Kamailio (5.7.2 (x86_64/linux))",
+                          server=True)
+        self.endpoints.append(Endpoint(ip, "dialer", "dialer", False, 0, False, "UDP",
+                                       me.user_agent))
+        burst, every = rng.randint(3, 25), rng.uniform(5, 40)
+        t = self.t0 + rng.uniform(0, 10)
+        while t < self.end - 40:
+            for _ in range(burst):
+                caller = sip.Party(ip, 5060, rng.choice(clis), "UDP", me.user_agent)
+                answered = rng.random() < 0.25
+                self.call(t + rng.uniform(0, 1.0), caller, trunk, self.number(),
+                          caller_media=(ip, rng.randrange(8000, 30000) & ~1),
+                          callee_media=(BENIGN_MEDIA, rng.randrange(20000, 40000) & ~1),
+                          caller_sdp="normal", callee_sdp="normal", answered=answered,
+                          ring_s=rng.uniform(10, 30), dur_s=rng.uniform(3, 60))
+            t += rng.expovariate(1.0 / every)
+
     def goip(self, persona: str, idx: int) -> None:
         rng, cfg = self.rng, self.cfg
         plain = persona == "goip_plain"
@@ -568,6 +648,10 @@ class _Sim:
             self.benign("ipphone")
         for _ in range(c.pbx_trunks):
             self.benign("pbx_trunk")
+        for _ in range(c.nat_offices):
+            self.office()
+        for _ in range(c.dialers):
+            self.dialer()
         idx = 0
         for persona, n in (("goip_plain", c.goip_plain), ("goip_masked", c.goip_masked),
                            ("simbank_client", c.simbank_clients)):

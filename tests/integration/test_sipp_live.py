@@ -8,10 +8,12 @@ message and raises nothing (a real negative). Needs root and sipp.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -22,6 +24,8 @@ import pytest
 from drivers.capture.live import open_live_source
 from edge.config import CaptureInput
 from edge.records import Packet
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "edge/telecom/ipplane"))
 
 UAS_PORT = 15071
 UAC_PORT = 15070
@@ -68,7 +72,7 @@ def run_sipp_calls(sipp: str, workdir: Path) -> set[str]:
 
 @pytest.mark.needs_root
 @pytest.mark.slow
-def test_sipp_calls_are_captured_on_loopback(tmp_path: Path) -> None:
+def test_sipp_calls_are_captured_on_loopback(tmp_path: Path, captures_dir: Path) -> None:
     from edge.telecom.ipplane.sip import SipMessage, parse_message
 
     sipp = _require()
@@ -111,8 +115,19 @@ def test_sipp_calls_are_captured_on_loopback(tmp_path: Path) -> None:
     from edge.telecom.ipplane.detector import IpPlaneDetector, load_default_model
 
     det = IpPlaneDetector(model=load_default_model())
-    assert run_packets(det, [r for r in records if type(r) in (Packet, RtpBatch)]) == []
+    live = [r for r in records if type(r) in (Packet, RtpBatch)]
+    assert run_packets(det, live) == []
     assert det.counters()["sip_messages"] == sum(methods.values())
+    # the control: the same recording with a real GoIP's boot traffic (DHCP vendor class,
+    # DBL MAC, NTP look-ups) replayed into it names that gateway and nothing else
+    from pcaputil import packets_from_pcap
+
+    goip = packets_from_pcap(captures_dir / "goip/startup.pcap")
+    d = live[0].ts + 0.1 - goip[0].ts
+    mixed = sorted([*live, *(dataclasses.replace(p, ts=p.ts + d) for p in goip)],
+                   key=lambda r: r.ts)
+    reports = run_packets(IpPlaneDetector(model=load_default_model()), mixed)
+    assert {r.subject.id for r in reports} == {"192.168.1.31"}
 
 
 @pytest.mark.needs_root

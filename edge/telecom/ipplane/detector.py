@@ -46,6 +46,12 @@ log = logging.getLogger(__name__)
 KIND = "goip.endpoint"
 _REGS_IN = FEATURES.index("registrars_role")
 _LINES = FEATURES.index("lines")
+_OWN_IN = FEATURES.index("own_in_share")
+_F = {f: i for i, f in enumerate(FEATURES)}
+# With fewer calls than this in the window a behaviour verdict rests on registrations
+# alone: the gaps between call starts need three calls for a spread (two gaps), and a
+# callee or caller ratio over one or two calls says nothing.
+MIN_CALLS = 3
 ROUTE = ["telecom", "police"]
 CRLF_PINGS = frozenset({b"\r\n", b"\r\n\r\n", b"\x00\x00\x00\x00"})
 SMTP_PORTS = frozenset({25, 587, 2525})
@@ -114,6 +120,8 @@ class IpPlaneDetector:
             "packets", "rtp_batches", "rtcp_packets", "sip_messages", "sip_errors", "sip_tcp_gaps", "rtp_packets",
             "rtp_unannounced", "sip_websocket_streams", "goip_sms", "dhcp", "dns", "signature_hits",
             "signature_unattributed", "evaluations", "server_role_skipped",
+            "own_line_calls_skipped", "own_number_block_skipped", "few_calls_skipped",
+            "relay_rule_reports",
             "model_batches", "detections", "endpoints_evicted_idle", "endpoints_evicted_full",
             "flows_evicted_idle", "flows_evicted_full", "media_evicted_full",
             "tcp_streams_evicted", "internal_errors"), 0)
@@ -421,7 +429,7 @@ class IpPlaneDetector:
             if len(keys) < 16:
                 keys += [key, (ev.addr, ev.port + 1)]
         elif isinstance(ev, RegisterEvent):
-            self._endpoint(ev.src, ev.ts).register(ev.ts, ev.aor)
+            self._endpoint(ev.src, ev.ts).register(ev.ts, ev.aor, ev.user_agent, ev.expires)
             self._endpoint(ev.dst, ev.ts).regs_in.append((ev.ts, ev.aor))
         elif isinstance(ev, PingEvent):
             self._endpoint(ev.src, ev.ts).ping(ev.ts, ev.dst, ev.method)
@@ -565,14 +573,14 @@ class IpPlaneDetector:
             ep = self.endpoints[addr]
             prob, row = probs.get(addr, (0.0, []))
             by_sig = addr in sig_ok
+            relay = bool(row) and relay_evidence(row, s.window_s)
             if addr in probs:
-                ep.over = ep.over + 1 if prob >= s.threshold else 0
+                ep.over = ep.over + 1 if prob >= s.threshold or relay else 0
             if not by_sig and ep.over < s.confirm_evals:
                 continue
-            if not by_sig and row[_REGS_IN] > 0 and row[_LINES] == 0:
-                # it takes registrations and makes none: a registrar or softswitch, which
-                # is the gateway's peer (named in ``related``), not a gateway
-                self.c["server_role_skipped"] += 1
+            veto = None if by_sig else behaviour_veto(row, s.window_s)
+            if veto is not None:
+                self.c[veto] += 1
                 continue
             new_sigs = set(ep.sig_hits) - ep.reported_sigs
             if ep.last_report is not None and not new_sigs and \
@@ -580,12 +588,14 @@ class IpPlaneDetector:
                 continue
             ep.last_report = now
             ep.reported_sigs |= set(ep.sig_hits)
-            out.append(self._detection(ep, now, sig_ok.get(addr, 0.0), prob, row))
+            if relay and not by_sig:
+                self.c["relay_rule_reports"] += 1
+            out.append(self._detection(ep, now, sig_ok.get(addr, 0.0), prob, row, relay))
         self.c["detections"] += len(out)
         return out
 
     def _detection(self, ep: EndpointState, now: float, weight: float, prob: float,
-                   row: list[float]) -> Detection:
+                   row: list[float], relay: bool = False) -> Detection:
         ev: list[Evidence] = []
         for sid, h in sorted(ep.sig_hits.items(), key=lambda kv: kv[1].first_ts):
             sig = self.sigs.by_id.get(sid)
@@ -605,6 +615,12 @@ class IpPlaneDetector:
             feats.update(self._top_features(row))
             ev.append(Evidence(f"behaviour over the last {int(self.s.window_s)} s looks like a "
                                f"GoIP/SIM-box (model score {prob:.2f})", feats))
+        if relay:
+            ev.append(Evidence(
+                "relay: the calls INVITEd to it ring a fresh public number each time, none "
+                "of its own, over several lines of one device carrying one call each",
+                {"rule": "relay", **{f: round(row[_F[f]], 4) for f in RELAY_FEATURES}}))
+            prob = max(prob, RELAY_SCORE)
         score = max(min(1.0, weight), prob)
         severity = "high" if weight >= self.sigs.report_weight or prob >= 0.97 else "medium"
         related = [Subject("ip", a) for a, _ in sorted(ep.peers.items(),
@@ -634,6 +650,54 @@ class IpPlaneDetector:
         out["dialogs_timed_out"] = self.dialogs.evicted_timeout
         out["sip_retransmissions"] = self.dialogs.retransmissions
         return out
+
+
+RELAY_FEATURES = ("lines", "ua_families", "in_share", "own_in_share", "in_callee_ratio",
+                  "identity_concurrency", "concurrent_per_line", "internal_share")
+RELAY_SCORE = 0.9  # the score a report by the relay rule carries when the model's is lower
+
+
+def _calls_in(row: Sequence[float], window_s: float) -> tuple[float, float]:
+    """(calls started in the window, of which came in) from a feature row."""
+    started = row[_F["calls_per_min"]] * window_s / 60.0
+    return started, row[_F["in_share"]] * started
+
+
+def relay_evidence(row: Sequence[float], window_s: float) -> bool:
+    """The relay rule: what domain.md says a scam relay does and no phone, office, PBX or
+    dialler does together. The softswitch INVITEs the gateway (at least 3 calls came in)
+    to ring numbers that are none of its own (no call to a user it registered, every
+    call to another number block, none to a short extension), over two or more lines of
+    one device (one User-Agent product), each line one call at a time."""
+    _started, inbound = _calls_in(row, window_s)
+    return (row[_F["lines"]] >= 2 and row[_F["ua_families"]] <= 1 and inbound >= 2.5
+            and row[_F["own_in_share"]] == 0.0 and row[_F["in_callee_ratio"]] >= 0.9
+            and row[_F["identity_concurrency"]] <= 1 and row[_F["concurrent_per_line"]] <= 1
+            and row[_F["internal_share"]] == 0.0)
+
+
+def behaviour_veto(row: Sequence[float], window_s: float = 600.0) -> str | None:
+    """Why a behaviour score must not report this endpoint (the counter to bump), or None.
+
+    What a GoIP cannot be: a server (it takes registrations and makes none: the
+    registrar or softswitch, the gateway's peer); an address that is called on its own
+    numbers. A relay is INVITEd to ring numbers that are not its own (the victims, a
+    fresh one each call); phones, offices of phones behind one NAT address and PBXes are
+    called on the users they registered (half or more of the calls they receive), and a
+    PBX's calls come again and again to its DID block (4 or more calls in, at most one
+    number block per two calls). And an address with fewer than ``MIN_CALLS`` calls in
+    the window gives no call behaviour to judge."""
+    if row[_REGS_IN] > 0 and row[_LINES] == 0:
+        return "server_role_skipped"
+    if row[_OWN_IN] >= 0.5:
+        return "own_line_calls_skipped"
+    started, inbound = _calls_in(row, window_s)
+    if inbound >= 3.5 and row[_F["in_callee_ratio"]] <= 0.5:
+        # the calls it receives keep coming to the same numbers (a DID block): its own
+        return "own_number_block_skipped"
+    if started < MIN_CALLS - 0.5:
+        return "few_calls_skipped"
+    return None
 
 
 def _oui_only(mac: bytes) -> str:

@@ -73,6 +73,7 @@ class RegisterEvent:
     dst: str
     aor: str
     expires: int
+    user_agent: str = ""
 
 
 @dataclass(slots=True, frozen=True)
@@ -145,7 +146,8 @@ class DialogTable:
                         self._recent_regs.clear()
                     self._recent_regs[key] = ts
                     exp = _int(h.get("expires", ""), -1)
-                    out.append(RegisterEvent(ts, src, dst, uri_aor(h.get("to", "")), exp))
+                    out.append(RegisterEvent(ts, src, dst, uri_aor(h.get("to", "")), exp,
+                                             h.get("user-agent", "")))
             elif m in ("OPTIONS", "MESSAGE", "NOTIFY", "INFO") and not tag_of(h.get("to", "")):
                 out.append(PingEvent(ts, src, dst, m))
         else:

@@ -43,6 +43,16 @@ FEATURES: tuple[str, ...] = (
     "in_callee_ratio",        # distinct called number blocks (all but the last 2 digits)
                               # / calls that came IN (0: none came in)
     "concurrent_per_line",    # max_concurrent / max(lines, 1)
+    # Why these three (1.3.0): what one office, one phone or one PBX shows and one gateway
+    # cannot. A relay is asked to ring numbers that are not its own; a phone, an office or
+    # a PBX is called on its own registered users. A gateway is one device with one
+    # firmware; an office is many devices, often of several makes. Offices call each
+    # other's extensions; a gateway dials the public network.
+    "own_in_share",           # calls that came IN addressed to a user this address
+                              # registered / calls that came in (0: none came in)
+    "ua_families",            # distinct User-Agent products on its REGISTERs (0: none)
+    "internal_share",         # calls whose other party is a short extension (2-6
+                              # digits), not a public number / calls
 )
 UNKNOWN_CV = 1.0  # what a CV reads when there are too few intervals: "not regular"
 MAX_KEYS = 256
@@ -110,6 +120,10 @@ class EndpointState:
     reported_sigs: set[str] = field(default_factory=set)
     over: int = 0  # consecutive model judgements at or above the threshold
     tunnel: str | None = None  # the tunnels its last SIP message came through
+    reg_uas: dict[str, float] = field(default_factory=dict)  # UA product -> last REGISTER
+    # user -> until when its registration holds (REGISTER time + Expires): the users
+    # this address can be called on, also when the window holds no REGISTER of theirs
+    reg_users: dict[str, float] = field(default_factory=dict)
 
     # -- updates
     def touch(self, ts: float) -> None:
@@ -131,8 +145,15 @@ class EndpointState:
         if addr in self.peers or len(self.peers) < MAX_KEYS:
             self.peers[addr] = ts
 
-    def register(self, ts: float, aor: str) -> None:
+    def register(self, ts: float, aor: str, ua: str = "", expires: int = -1) -> None:
         self.regs.append((ts, aor))
+        user = _norm_user(aor.split("@", 1)[0])
+        if user in self.reg_users or len(self.reg_users) < MAX_KEYS:
+            self.reg_users[user] = ts + (expires if expires >= 0 else 3600.0)
+        if ua:
+            fam = ua_family(ua)
+            if fam in self.reg_uas or len(self.reg_uas) < 64:
+                self.reg_uas[fam] = ts
         last = self.reg_last.get(aor)
         if last is not None:
             dq = self.reg_intervals.get(aor)
@@ -234,6 +255,10 @@ class EndpointState:
             float(_identity_concurrency(all_calls, lo, now)),
             len({c.callee[:-2] for c in inbound}) / len(inbound) if inbound else 0.0,
             max_conc / max(lines, 1),
+            _own_share(inbound, self.reg_users),
+            float(sum(1 for t in self.reg_uas.values() if t >= lo)),
+            sum(1 for c in all_calls if _is_extension(c.caller if c.inbound else c.callee))
+            / n if n else 0.0,
         ]
 
     def activity(self, now: float, window_s: float) -> int:
@@ -253,6 +278,8 @@ class EndpointState:
         _drop_older(self.reg_last, lo)
         _drop_older(self.ping_last, lo)
         _drop_older(self.peers, lo)
+        _drop_older(self.reg_uas, lo)
+        _drop_older(self.reg_users, now)
         _drop_stale(self.reg_intervals, lo)
         _drop_stale(self.ping_intervals, lo)
 
@@ -265,6 +292,32 @@ def _drop_older(d: dict[Any, float], lo: float) -> None:
 def _drop_stale(d: dict[Any, deque[tuple[float, float]]], lo: float) -> None:
     for k in [k for k, dq in d.items() if not dq or dq[-1][0] < lo]:
         del d[k]
+
+
+def ua_family(ua: str) -> str:
+    """The product of a User-Agent string, without versions: ``Yealink SIP-T46S 66.86``
+    and ``Yealink SIP-T46S 66.85`` are one family, ``Grandstream GXP2170`` another."""
+    words = ua.strip().lower().replace("/", " ").split()
+    keep = [w for w in words if not (any(ch.isdigit() for ch in w)
+                                     and ("." in w or w.isdigit()))]
+    return " ".join(keep[:2]) or (words[0] if words else "")
+
+
+def _norm_user(u: str) -> str:
+    u = u.strip().lower()
+    return u[1:] if u.startswith("+") else u
+
+
+def _is_extension(u: str) -> bool:
+    """A short dialable extension (2-6 digits), not a public number."""
+    return 2 <= len(u) <= 6 and u.isdigit()
+
+
+def _own_share(inbound: list[CallRec], users: dict[str, float]) -> float:
+    """Share of incoming calls addressed to a user the address registered itself."""
+    if not inbound or not users:
+        return 0.0
+    return sum(1 for c in inbound if _norm_user(c.callee) in users) / len(inbound)
 
 
 def _identity_concurrency(calls: list[CallRec], lo: float, now: float) -> int:

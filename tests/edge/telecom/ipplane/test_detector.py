@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -73,20 +75,69 @@ REAL_SIP = sorted(p.name for p in (Path(__file__).resolve().parents[4] / "../sha
                                    ).glob("*.pcap*"))
 
 
+def _real_sip_records(captures_dir: Path, name: str) -> list[Packet | RtpBatch]:
+    from drivers.capture.fastpcap import FastPcapSource
+
+    src = FastPcapSource(captures_dir / "sip" / name)
+    try:
+        return [r for r in src if type(r) in (Packet, RtpBatch)]
+    finally:
+        src.close()
+
+
+def _shifted(pk: list[Packet], to: float) -> list[Packet]:
+    """A capture's packets moved in time to start at ``to``."""
+    d = to - pk[0].ts
+    return [dataclasses.replace(p, ts=p.ts + d) for p in pk]
+
+
 @pytest.mark.parametrize("name", REAL_SIP)
 def test_real_sip_calls_raise_nothing(captures_dir: Path, name: str) -> None:
     """Real softphones, IP phones and PBXes (registrations with challenges, calls with
     RTP, SUBSCRIBE/PUBLISH, SIP over TCP and WebSocket, one inside ERSPAN): no report,
-    and the detector really read their signalling (so the test can fail)."""
-    from drivers.capture.fastpcap import FastPcapSource
-
+    and the detector really read their signalling. The same assertion is made on the
+    same capture with a real GoIP's boot traffic mixed in: it must then name the GoIP and
+    only the GoIP, so "no report" here is a verdict, not a detector that saw nothing."""
+    recs = _real_sip_records(captures_dir, name)
     st = _packaged()
-    recs = [r for r in FastPcapSource(captures_dir / "sip" / name)
-            if type(r) in (Packet, RtpBatch)]
     assert _goip_reports(run_packets(st, recs)) == {}
     c = st.counters()
     assert c["sip_messages"] >= 5 and c["internal_errors"] == 0 and c["sip_errors"] == 0
+    assert c["evaluations"] > 0
+    goip = _shifted(packets_from_pcap(captures_dir / "goip/startup.pcap"), recs[0].ts + 1.0)
+    mixed = sorted([*recs, *goip], key=lambda r: r.ts)
+    assert set(_goip_reports(run_packets(_packaged(), mixed))) == {"192.168.1.31"}
 
+
+def _ua_dble(p: bytes) -> bytes:
+    """The User-Agent values of a SIP message rewritten to a GoIP's ``dble``, padded to
+    the same length (TCP sequence numbers stay valid)."""
+    return re.sub(rb"(?im)^(user-agent:[ \t]*)([^\r\n]+)",
+                  lambda m: m.group(1) + b"dble".ljust(len(m.group(2)), b" ")
+                  if len(m.group(2)) >= 4 else m.group(0), p)
+
+
+@pytest.mark.parametrize("name", REAL_SIP)
+def test_real_sip_with_a_goip_user_agent_is_reported(captures_dir: Path, name: str) -> None:
+    """The control for the quiet set: the same real capture whose clients announce the
+    GoIP User-Agent must be reported, on an address that sent the rewritten messages."""
+    recs = _real_sip_records(captures_dir, name)
+    senders = set()
+    out: list[Packet | RtpBatch] = []
+    for r in recs:
+        if type(r) is Packet and b"ser-Agent" in r.payload[:4096]:
+            q = _ua_dble(r.payload)
+            if q != r.payload:
+                senders.add(r.src)
+                r = dataclasses.replace(r, payload=q)
+        out.append(r)
+    if not senders:  # WebSocket frames from browsers are masked: no clear header to edit
+        assert name == "heplify__sip_tcp_websocket.pcap"
+        return
+    rep = _goip_reports(run_packets(_packaged(), out))
+    assert rep and set(rep) <= senders
+    sigs = {e.features.get("signature") for d in rep.values() for e in d.evidence}
+    assert "sip_ua_dble" in sigs
 
 def test_the_real_sip_captures_are_there() -> None:
     assert len(REAL_SIP) >= 7, REAL_SIP

@@ -81,3 +81,57 @@ def test_behaviour_reports_wait_for_observation_time_and_a_second_look() -> None
     quick = _first_behaviour_reports(DetectorSettings(min_observed_s=0.0, confirm_evals=1))
     assert set(gated) <= set(quick)
     assert min(ts - first for ts, first in quick.values()) < 300.0
+
+
+def test_an_office_is_called_on_its_own_extensions_and_has_several_makes() -> None:
+    """Phones behind one NAT address: incoming calls go to the extensions they
+    registered, colleagues call each other's extensions, the phones are of two makes;
+    the detector's rules keep the behaviour model from reporting it."""
+    from edge.telecom.ipplane.detector import behaviour_veto, relay_evidence
+
+    ep = EndpointState("10.0.0.4", T, T)
+    uas = ["Yealink SIP-T46S 66.86.0.15", "Yealink SIP-T46S 66.85.0.5",
+           "Grandstream GXP2170 1.0.11.23"]
+    for k in range(12):
+        ep.register(T + k, f"{200 + k}@pbx.example", uas[k % 3], 600)
+    for k in range(6):
+        _call(ep, f"i{k}", T + 50 + 60 * k, T + 90 + 60 * k, True, f"{200 + k}",
+              f"1380013{k:04d}")
+        _call(ep, f"o{k}", T + 60 + 60 * k, T + 80 + 60 * k, False, f"{210 - k}", f"{200 + k}")
+    f = _feat(ep, T + 600)
+    assert f["own_in_share"] == 1.0
+    assert f["ua_families"] == 2.0  # two Yealink firmwares are one product
+    assert f["internal_share"] == 0.5  # the six calls between extensions
+    row = ep.features(T + 600, 600.0)
+    assert behaviour_veto(row) == "own_line_calls_skipped"
+    assert not relay_evidence(row, 600.0)
+
+
+def test_relay_rule_and_vetoes_on_feature_rows() -> None:
+    from edge.telecom.ipplane.detector import behaviour_veto, relay_evidence
+
+    ep = EndpointState("10.0.0.5", T, T)
+    for line in range(4):
+        ep.register(T + line, f"sim{line}@vos", "Linphone/4.4.0", 120)
+        for k in range(3):
+            s = T + 10 + k * 150 + line
+            _call(ep, f"c{line}-{k}", s, s + 80, True, f"138{line}{k}0000123",
+                  f"447700900{k}{line}")
+    row = ep.features(T + 600, 600.0)
+    assert relay_evidence(row, 600.0) and behaviour_veto(row) is None
+    # the same box with its calls arriving on its own line users: not a relay
+    own = EndpointState("10.0.0.6", T, T)
+    for line in range(4):
+        own.register(T + line, f"sim{line}@vos", "Linphone/4.4.0", 120)
+        for k in range(3):
+            s = T + 10 + k * 150 + line
+            _call(own, f"c{line}-{k}", s, s + 80, True, f"sim{line}", f"447700900{k}{line}")
+    row = own.features(T + 600, 600.0)
+    assert not relay_evidence(row, 600.0)
+    assert behaviour_veto(row) == "own_line_calls_skipped"
+    # one line that made two calls: no call behaviour to judge
+    few = EndpointState("10.0.0.7", T, T)
+    few.register(T, "me@reg", "Zoiper rv2.10.20.2", 60)
+    _call(few, "a", T + 10, T + 40, False, "13900000001", "me")
+    _call(few, "b", T + 100, T + 140, False, "13900000002", "me")
+    assert behaviour_veto(few.features(T + 600, 600.0)) == "few_calls_skipped"
