@@ -133,7 +133,19 @@ def run_packets(stage: Any, records: Iterable[Any], tick_s: float = 1.0) -> list
     agent's loop, not a copy of it); returns the stage's detections."""
     from edge.pipeline import run_stages
 
-    return run_stages([stage], records, tick_s=tick_s)
+    return run_stages([stage], map(as_record, records), tick_s=tick_s)
+
+
+def as_record(r: Any) -> Any:
+    """The agent's :class:`edge.records.Packet` for a simulator's packet record (the
+    behaviour generator has its own, with the same fields, so that simulators import
+    nothing from edge/); any other record as it is."""
+    from edge.records import Packet
+
+    if type(r).__name__ != "Packet" or type(r) is Packet:
+        return r
+    return Packet(r.ts, r.src, r.dst, r.sport, r.dport, r.proto, r.payload, r.frame,
+                  r.source, r.tcp_seq, r.tcp_flags, r.teid, r.eth_src, r.tunnel)
 
 
 def evaluate_generated(seeds: Iterable[int], profile: str = "heldout",
