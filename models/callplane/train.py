@@ -48,7 +48,7 @@ from simulators.telecom.events import EventSimConfig, EventSimulator
 
 HERE = Path(__file__).resolve().parent
 NAME = "callplane"
-VERSION = "2.0.0"
+VERSION = "2.1.0"
 THIN_S = 600.0
 FP_BUDGET = 0.0002  # validation false alarms per active SIM per day (under half the target)
 
@@ -258,7 +258,7 @@ def code_digest() -> str:
     root = HERE.parents[1]
     h = hashlib.sha256()
     for rel in ("simulators/telecom/events.py", "edge/telecom/callplane/state.py",
-                "edge/telecom/callplane/features.py",
+                "edge/telecom/callplane/features.py", "edge/telecom/callplane/cohort.py",
                 "edge/telecom/callplane/detector.py", "drivers/events/decoder.py"):
         h.update((root / rel).read_bytes())
     return h.hexdigest()[:16]

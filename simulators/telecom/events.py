@@ -42,7 +42,13 @@ six equal bands and the ``train`` profile draws only from bands 1, 3, 5, the
 the same span (interpolation, not extrapolation). Discrete choices (family mix, hour
 profile, IMEI scheme, team sizes) are drawn the same way in both profiles.
 
-A box powers on at one moment: its ports attach within a minute and start calling.
+A box powers on at one moment: its ports attach within 5-120 s of each other and start
+calling; a quarter of the boxes are already on when the feed starts (no power-on
+attaches). Crowds attach together without any box too: a cell restart re-attaches
+every phone camped on it within seconds. Call centres and sales reps get some of
+their calls returned by the numbers they dialled (so do boxes that accept calls:
+victims return missed calls); half the people know a few other local subscribers,
+whose side of the call is in the feed too.
 The truth file lists every SIM (label, family, device, IMEIs, first event, first
 outgoing call, evidence time) and every device. Evidence time for a box SIM is the
 start of its ``EVIDENCE_CALLS``-th outgoing call; the honest delay is measured from
@@ -145,6 +151,7 @@ class _Behav:
     auth_sd: float = 8.0
     reattach: float = 0.05
     anywhere: bool = False  # dials numbers all over the country (no contacts)
+    callback: float = 0.0  # share of incoming calls that return a call this SIM placed
 
 
 @dataclass
@@ -164,6 +171,7 @@ class _Sub:
     evidence_ts: float | None = None
     first_ts: float | None = None
     first_mo_ts: float | None = None
+    dialled: list[str] = field(default_factory=list)  # recent B-numbers (callbacks)
 
 
 @dataclass
@@ -176,6 +184,8 @@ class _Box:
     start_h: int
     on_s: float  # seconds into the start hour when the box powers on
     rotate: bool
+    running: bool = False  # already on when the feed starts: no power-on attaches seen
+    on_spread: float = 60.0  # seconds over which the ports attach at power-on
     dwell_h: tuple[int, int] = (1, 3)
     dwell: list[int] = field(default_factory=list)
     in_port: list[_Sub | None] = field(default_factory=list)
@@ -230,7 +240,16 @@ class EventSimulator:
         self._call_no = 0
         self._build_people()
         self._build_boxes()
-        self._by_msisdn = {s.msisdn: s for s in self.subs if s.label == "simbox"}
+        # Local numbers: a call to one of them shows up on the callee's side too.
+        self._by_msisdn = {s.msisdn: s for s in self.subs}
+        self._local_contacts()
+        # Cell restarts (a base-station reboot, a power cut): every phone camped on
+        # the cell re-attaches within seconds, a crowd attaching together that is no
+        # box. Zero, one or two per cell and day.
+        span_h = max(1.0, cfg.hours)
+        self.outages: list[tuple[float, str]] = sorted(
+            (cfg.start_ts + r.uniform(0, span_h * 3600), c) for c in self.cell_ids
+            for _ in range(_poisson(r, 0.3 * span_h / 24)))
 
     # -- parameters
     def _band(self, lo: float, hi: float) -> float:
@@ -295,11 +314,14 @@ class EventSimulator:
             b.handover = self._band(0.0, 0.4)
         elif persona == "call_centre":
             b.hours, b.p_contact, n_cells, b.anywhere = "work", self._band(0.0, 0.1), 1, True
+            # Customers return the calls they missed; some centres are outbound only.
+            b.callback = self._band(0.2, 0.8) if r.random() < 0.8 else 0.0
             if r.random() < 0.4:
                 b.data = 0.0
         elif persona == "sales_team":
             b.hours, b.p_contact, n_cells = "day", self._band(0.1, 0.5), r.randint(3, 10)
             b.handover, b.anywhere = self._band(0.3, 1.5), True
+            b.callback = self._band(0.2, 0.8)
         elif persona == "taxi":
             b.hours, b.p_contact, n_cells = r.choice(("day", "flat")), 0.5, r.randint(5, 12)
             b.handover = self._band(0.8, 3.0)
@@ -371,6 +393,22 @@ class EventSimulator:
             people.append(self._person("ordinary"))
         self.subs.extend(people[:n] if len(people) > n else people)
 
+    def _local_contacts(self) -> None:
+        """Half of the people who have contacts know a few other subscribers of the
+        site (family, colleagues, the taxi they call): calls between them appear on
+        both sides, so calling local numbers is not a box's privilege."""
+        r = self.rng
+        people = [s for s in self.subs if s.label == "normal" and s.persona in (
+            "ordinary", "dual_sim", "taxi", "elderly", "sales_team", "roamer")]
+        if len(people) < 10:
+            return
+        for s in people:
+            if r.random() < 0.5 and s.contacts:
+                for _ in range(min(len(s.contacts), r.randint(1, 5))):
+                    other = r.choice(people)
+                    if other is not s:
+                        s.contacts[r.randrange(len(s.contacts))] = other.msisdn
+
     def _box_sim_budget(self) -> int:
         # Rough count of box SIMs, so ``subscribers`` stays close to the total.
         return self.cfg.simbox_devices * self.cfg.ports_per_device * 2
@@ -413,6 +451,10 @@ class EventSimulator:
                                    ("mt", 0.7 if level in ("human", "mobile") else 0.25))}
             sibling_calls = level == "human" or r.random() < 0.15
             auth_kind = "bank" if banked else "local_box"
+            # Victims return missed calls; a box that accepts calls takes some of them.
+            callback = self._band(0.0, 0.4) if extras["mt"] > 0 and r.random() < 0.5 else 0.0
+            # A box already on when the feed starts shows no power-on attaches.
+            running = r.random() < 0.25
             pool: list[_Sub] = []
             for i in range(pool_n):
                 b = _Behav(mo=self._u(level, "mo"), ans=self._u(level, "ans"),
@@ -424,6 +466,7 @@ class EventSimulator:
                 b.sms = extras["sms"] * self._band(0.5, 1.5)
                 b.data = extras["data"] * self._band(0.5, 1.5)
                 b.mt = extras["mt"] * self._band(0.5, 1.5)
+                b.callback = callback
                 if sibling_calls:
                     b.p_contact = self._band(0.1, 0.35)
                 if level == "human" or (not rotate and r.random() < 0.3 and level != "naive"):
@@ -433,10 +476,11 @@ class EventSimulator:
                 s = _Sub(self._imsi(), imei, self._own_number(), f"simbox_{level}", "simbox",
                          b, list(cells), [], device=f"box-{d}", evasion=level)
                 pool.append(s)
-            start_h = r.randint(0, max(0, min(hours - 1, int(hours * 0.3))))
+            start_h = 0 if running else r.randint(0, max(0, min(hours - 1, int(hours * 0.3))))
             lo, hi = (1, 3) if level != "low_slow" else (2, 5)
             box = _Box(f"box-{d}", level, cells, port_imeis, pool, start_h,
-                       r.uniform(0, 3000), rotate, (lo, hi), dwell=[0] * ports,
+                       r.uniform(0, 3000), rotate, running, self._band(5.0, 120.0), (lo, hi),
+                       dwell=[0] * ports,
                        in_port=[None] * ports, queue=list(pool))
             r.shuffle(box.queue)
             self.boxes.append(box)
@@ -487,6 +531,7 @@ class EventSimulator:
                 self._hour(heap, sub, t0, hod, t0)
             for box in self.boxes:
                 self._box_hour(heap, box, h, t0, hod)
+            self._outages(heap, t0, people)
             limit = min(t0 + 3600, end_ts)
             while heap and heap[0][0] < limit:
                 yield heapq.heappop(heap)[2]
@@ -494,6 +539,18 @@ class EventSimulator:
             ts, _, ev = heapq.heappop(heap)
             if ts <= end_ts + 3600:
                 yield ev
+
+    def _outages(self, heap: list[Any], t0: float, people: list[_Sub]) -> None:
+        r = self.rng
+        for ts, cell in self.outages:
+            if not t0 <= ts < t0 + 3600:
+                continue
+            camped = [s for s in people if s.cells[0] == cell]
+            camped += [s for box in self.boxes if box.cells[0] == cell
+                       for s in box.in_port if s is not None]
+            for s in camped:
+                if r.random() < 0.9:
+                    self._attach(heap, s, ts + r.uniform(0.5, 30.0))
 
     def _push(self, heap: list[Any], ts: float, ev: dict[str, Any]) -> None:
         ev["ts"] = round(ts, 3)
@@ -527,13 +584,19 @@ class EventSimulator:
                     box.queue.append(cur)
                 nxt = box.queue.pop(0)
                 box.in_port[p] = nxt
-                box.dwell[p] = r.randint(*box.dwell_h)
+                box.dwell[p] = r.randint(1 if first and box.running else box.dwell_h[0],
+                                         box.dwell_h[1])
                 if box.rotate:
                     nxt.imei = box.port_imeis[p]
                 nxt.imeis.add(nxt.imei)
-                # Power-on: every port attaches within a minute of the box starting;
-                # later swaps happen at a random moment of the hour.
-                t_in = t0 + (box.on_s + r.uniform(0, 60) if first else r.uniform(0, 3000))
+                if first and box.running:  # attached before the feed began
+                    self._hour(heap, nxt, t0, hod, t0)
+                    box.dwell[p] -= 1
+                    continue
+                # Power-on: every port attaches within ``on_spread`` s of the box
+                # starting; later swaps happen at a random moment of the hour.
+                t_in = t0 + (box.on_s + r.uniform(0, box.on_spread) if first
+                             else r.uniform(0, 3000))
                 self._attach(heap, nxt, t_in)
                 self._hour(heap, nxt, t0, hod, t_in + r.uniform(2, 30))
             else:
@@ -573,17 +636,23 @@ class EventSimulator:
             else:
                 peer = self._number()
             sub.mo_count += 1
+            if b.callback > 0:
+                sub.dialled.append(peer)
+                if len(sub.dialled) > 64:
+                    del sub.dialled[:16]
             if sub.mo_count == 1:
                 sub.first_mo_ts = round(ts, 3)
             if box and sub.mo_count == EVIDENCE_CALLS:
                 sub.evidence_ts = round(ts, 3)
             self._call(heap, sub, ts, "mo", peer, r.choice(cells) if mobile else cell)
-            sibling = self._by_msisdn.get(peer) if box else None
-            if sibling is not None:  # box-to-box call: the sibling receives it
+            sibling = self._by_msisdn.get(peer)
+            if sibling is not None:  # a local callee (a box's sibling SIM, a neighbour)
                 self._call(heap, sibling, ts + r.uniform(0.5, 2.0), "mt", sub.msisdn,
                            sibling.cells[0])
         for _ in range(_poisson(r, b.mt * f)):
-            if box or b.anywhere:
+            if sub.dialled and r.random() < b.callback:
+                src = r.choice(sub.dialled)  # a call returned
+            elif box or b.anywhere:
                 src = self._number()  # box: calls back from strangers
             else:
                 src = r.choice(sub.contacts) if sub.contacts else self._number()

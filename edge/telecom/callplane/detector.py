@@ -21,9 +21,11 @@ import numpy as np
 from edge.config import CallPlaneSection
 from edge.detection import Detection, Evidence, ModelInfo, Scalar, Subject
 from edge.records import BaseStationEvent
+from edge.telecom.callplane.cohort import CohortTables, group_tell
 from edge.telecom.callplane.features import FEATURES, INDEX, sim_features
 from edge.telecom.callplane.rules import RuleHit, certain, device_tell
 from edge.telecom.callplane.state import (
+    GROUP,
     IN_BLOCK,
     SHARED_DEVICE,
     EntityTables,
@@ -61,6 +63,7 @@ class CallPlaneDetector:
         self._ref = [(ref.get(f, [0.0, 1.0])[0], max(1e-6, ref.get(f, [0.0, 1.0])[1]))
                      for f in FEATURES]
         self.tables = EntityTables(idle_evict_s=cfg.idle_evict_s, max_sims=cfg.max_entities)
+        self.cohort = CohortTables()  # attach cohorts per cell, judged SIMs' numbers
         self.on_scored = on_scored
         self.alerts = alerts  # False: only score (training collects the vectors)
         self._dirty: list[tuple[str, SimState]] = []
@@ -95,6 +98,8 @@ class CallPlaneDetector:
         else:
             self._max_ts = ev.ts
         st = self.tables.add(ev)
+        if ev.type == "attach" and st is not None:
+            self.cohort.on_attach(ev.ts, ev.cell, ev.imsi)
         # Only outgoing calls and attaches can make a SIM look more like a box; other
         # events are folded in and count at its next scoring.
         if st is None or st.dirty or (ev.type != "call_start" and ev.type != "attach") \
@@ -103,8 +108,8 @@ class CallPlaneDetector:
         n = st.mo_n
         if n == 1 and ev.type == "call_start":
             self.tables.check_luhn(st, ev.imei)
-        if n >= self.cfg.min_calls or (n >= self.cfg.early_min_calls and self._device_evidence(
-                st, ev.imei, n)):
+        if n >= self.cfg.min_calls or (n >= self.cfg.early_min_calls and (self._device_evidence(
+                st, ev.imei, n) or self._group_evidence(ev.imsi, st, ev.ts, n))):
             st.dirty = True
             self._dirty.append((ev.imsi, st))
         return NOTHING
@@ -125,6 +130,20 @@ class CallPlaneDetector:
             return True
         return False
 
+    def _group_evidence(self, imsi: str, st: SimState, now: float, mo_n: int) -> bool:
+        """Early judging on group evidence: on its 3rd outgoing call, the SIM's attach
+        cohort on its cell holds 3+ SIMs dialling out in parallel with nothing
+        coming in (:func:`~edge.telecom.callplane.cohort.group_tell`)."""
+        if st.flags & GROUP:
+            return True
+        if mo_n != 3:
+            return False
+        c = self.cohort.features(imsi, st, self.tables, now)
+        if group_tell(c[0], c[1], c[2], c[3]):
+            st.flags |= GROUP
+            return True
+        return False
+
     def tick(self, now: float) -> Sequence[Detection]:
         out: list[Detection] = []
         if now >= self._next_score:
@@ -134,6 +153,7 @@ class CallPlaneDetector:
         if now >= self._next_sweep:
             self._next_sweep = now + SWEEP_S
             self.tables.sweep(now)
+            self.cohort.sweep(now)
             self._sweep_blocks(now)
         return out or NOTHING
 
@@ -172,8 +192,9 @@ class CallPlaneDetector:
         self._dirty = keep
         if not batch:
             return []
+        cohort = self.cohort
         rows_all = [sim_features(st, self.tables, now, self.cfg.utc_offset_h)
-                    for _, st in batch]
+                    + cohort.features(imsi, st, self.tables, now) for imsi, st in batch]
         for (_, st) in batch:
             st.dirty = False
             st.next_score = now + self.cfg.score_interval_s
@@ -184,9 +205,12 @@ class CallPlaneDetector:
         min_calls, early = self.cfg.min_calls, self.cfg.early_min_calls
         judged = [(b, x) for b, x in zip(batch, rows_all, strict=True)
                   if x[INDEX["mo_24h"]] >= min_calls or (
-                      x[INDEX["mo_24h"]] >= early and b[1].flags & (SHARED_DEVICE | IN_BLOCK))]
+                      x[INDEX["mo_24h"]] >= early
+                      and b[1].flags & (SHARED_DEVICE | IN_BLOCK | GROUP))]
         if not judged:
             return []
+        for (imsi, st), _ in judged:
+            cohort.note_judged(imsi, st.number)
         rows = [x for _, x in judged]
         if self.on_scored is not None:
             for ((imsi, _), x) in judged:

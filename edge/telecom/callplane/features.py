@@ -29,7 +29,7 @@ from edge.telecom.callplane.state import (
 )
 from edge.telecom.callplane.tacs import is_module_tac
 
-FEATURES: tuple[str, ...] = (
+SIM_FEATURES: tuple[str, ...] = (
     "mo_15m", "mo_1h", "mo_24h", "mt_24h", "mo_share", "distinct_peer_ratio",
     "prefix_spread", "known_peer_share", "answer_ratio", "dur_median_s", "dur_cv",
     "sms_24h", "data_24h", "cells_24h", "handovers_24h", "active_hours", "night_share",
@@ -38,6 +38,12 @@ FEATURES: tuple[str, ...] = (
     "luhn_bad", "slow_attach_only", "block_concurrent_mo", "block_mo_share",
     "block_slow_share", "block_luhn_bad_share",
 )
+"""What :func:`sim_features` computes from the SIM and its devices."""
+COHORT_FEATURES: tuple[str, ...] = ("cohort_sims", "cohort_excess_z", "cohort_dialers",
+                                    "cohort_concurrent_mo", "local_links")
+"""Group evidence no device links, computed by :mod:`edge.telecom.callplane.cohort`."""
+FEATURES: tuple[str, ...] = SIM_FEATURES + COHORT_FEATURES
+"""The model's input: the SIM's vector, then its cohort's."""
 BLOCK_WINDOW_S = 3600.0  # the device-level view looks at the SIMs' last hour
 MAX_BLOCK_SIMS = 64
 INDEX = {name: i for i, name in enumerate(FEATURES)}
@@ -58,7 +64,7 @@ def _slow_only(flags: int) -> bool:
     return bool(flags & SLOW_SEEN) and not flags & FAST_SEEN
 
 
-def _recent_calls(st: SimState, since: float, now: float,
+def recent_calls(st: SimState, since: float, now: float,
                   intervals: list[tuple[float, float]]) -> tuple[int, int]:
     """Append the SIM's outgoing calls since ``since`` as (start, end) intervals (a
     call still open ends ``now``); returns its (outgoing, incoming) call counts
@@ -94,6 +100,19 @@ def _recent_calls(st: SimState, since: float, now: float,
     return mo, mt
 
 
+def concurrency(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at one instant (an end before a start at a tie)."""
+    conc = 0
+    if intervals:
+        points = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
+        cur = 0
+        for _, d in points:
+            cur += d
+            if cur > conc:
+                conc = cur
+    return conc
+
+
 def block_view(st: SimState, block: set[str], tables: EntityTables,
                now: float) -> tuple[float, float, float, float]:
     """Device-level evidence over the SIMs of the SIM's IMEI block (same IMEI or
@@ -107,27 +126,20 @@ def block_view(st: SimState, block: set[str], tables: EntityTables,
     members = [st] + [s2 for k in sorted(block)[:MAX_BLOCK_SIMS]
                       if (s2 := tables.sims.get(k)) is not None and s2 is not st]
     for s2 in members:
-        a, b = _recent_calls(s2, since, now, intervals)
+        a, b = recent_calls(s2, since, now, intervals)
         mo += a
         mt += b
         n += 1
         slow += _slow_only(s2.flags)
         bad += bool(s2.flags & LUHN_BAD)
-    conc = 0
-    if intervals:
-        points = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
-        cur = 0
-        for _, d in points:
-            cur += d
-            if cur > conc:
-                conc = cur
-    return (float(conc), mo / (mo + mt) if mo + mt else 0.0, slow / n if n else 0.0,
+    return (float(concurrency(intervals)), mo / (mo + mt) if mo + mt else 0.0, slow / n if n else 0.0,
             bad / n if n else 0.0)
 
 
 def sim_features(st: SimState, tables: EntityTables, now: float,
                  utc_offset_h: float = 8.0) -> list[float]:
-    """The feature vector of one SIM at event time ``now`` (trims its state first)."""
+    """The :data:`SIM_FEATURES` vector of one SIM at event time ``now`` (trims its
+    state first); the detector appends the cohort's (:data:`COHORT_FEATURES`)."""
     st.trim(now)
     h1, m15 = now - 3600.0, now - 900.0
     e = st.e

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edge.telecom.callplane.cohort import group_tell
 from edge.telecom.callplane.features import INDEX
 
 _I = INDEX
@@ -100,11 +101,16 @@ def device_tell(x: list[float]) -> bool:
     """Whether the SIM shows any device-level tell: it moved between IMEIs, its
     IMEI carried other SIMs, its IMEI sits in a block of 3+ consecutive-serial
     devices, every attach was slow (a remote SIM bank, or a roamer), an IMEI fails
-    its Luhn check, or a module TAC. The model's behaviour score alone never
+    its Luhn check, or a module TAC; or a group tell with no device at all
+    (:func:`~edge.telecom.callplane.cohort.group_tell`: SIMs that attached together on
+    its cell, more than the cell's rate explains, dialling out in parallel with
+    nothing coming in: the ports of one box). The model's behaviour score alone never
     raises an alert (``require_device_evidence``): heavy outbound dialling to many
     numbers is what call centres and sales teams do too, and in the leave-one-
     family-out runs a model that had never seen call centres flagged most of them
     on behaviour alone."""
     return (x[_I["imeis_per_imsi"]] >= 2 or x[_I["max_imsis_per_imei"]] >= 2
             or x[_I["block_imsis"]] >= 3 or x[_I["slow_attach_only"]] == 1
-            or x[_I["luhn_bad"]] == 1 or x[_I["module_tac"]] == 1)
+            or x[_I["luhn_bad"]] == 1 or x[_I["module_tac"]] == 1
+            or group_tell(x[_I["cohort_sims"]], x[_I["cohort_excess_z"]],
+                          x[_I["cohort_dialers"]], x[_I["cohort_concurrent_mo"]]))

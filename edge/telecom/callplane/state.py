@@ -40,6 +40,7 @@ SHARED_DEVICE = 2  # one of its IMEIs carried another SIM
 IN_BLOCK = 4  # 2+ devices are known within two serials of its IMEI
 SLOW_SEEN = 8  # an attach with auth_ms >= SLOW_AUTH_MS
 FAST_SEEN = 16  # an attach with auth_ms < SLOW_AUTH_MS
+GROUP = 32  # its attach cohort dials out in parallel (set by the detector, cohort.py)
 _SERIAL_2 = tuple(f"{j:02d}" for j in range(100))  # last two serial digits of a block
 
 

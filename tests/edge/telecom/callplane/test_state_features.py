@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edge.records import BaseStationEvent
-from edge.telecom.callplane.features import FEATURES, INDEX, sim_features
+from edge.telecom.callplane.features import INDEX, SIM_FEATURES, sim_features
 from edge.telecom.callplane.rules import certain
 from edge.telecom.callplane.state import MAX_EVENTS, EntityTables
 
@@ -47,7 +47,7 @@ def test_windows_counts_and_ratios() -> None:
     t.add(ev(T0 + 20, "attach", imei=PHONE, auth_ms=60.0))
     now = T0 + 19 * 900 + 60
     x = sim_features(t.sims[A], t, now, utc_offset_h=0)
-    assert len(x) == len(FEATURES)
+    assert len(x) == len(SIM_FEATURES)
     assert f(x, "mo_24h") == 20 and f(x, "mt_24h") == 2
     assert f(x, "mo_1h") == 4 and f(x, "mo_15m") == 1
     assert f(x, "mo_share") == pytest.approx(20 / 22)

@@ -1,0 +1,194 @@
+"""Group evidence no device links: a cell's attach cohorts and local call links.
+
+A SIM-box's SIMs sit in one physical box: when it powers up (or a SIM bank re-cycles
+its ports) they attach on the same serving cell within a minute, and then they dial
+out in parallel with nothing coming back. That holds even when every port carries its
+own random, valid phone IMEI and a local (fast) SIM, which leaves no device tell.
+People who attach on one cell at one moment are either few (chance) or a crowd (a
+cell restart re-attaches everyone camped on it): in a crowd only a small share dial
+out, and nothing in it dials in parallel the way one box's ports do.
+
+In: attaches (:meth:`CohortTables.on_attach`), the SIMs the detector judges
+(:meth:`note_judged`). Out: :data:`COHORT_FEATURES` for a SIM at event time ``now``
+(:meth:`features`), appended to the per-SIM vector, and :meth:`group_tell`.
+
+- ``cohort_sims``: SIMs (the SIM included) that attached on the SIM's cell within
+  :data:`COHORT_S` of one of its own attaches in the last :data:`KEEP_S`;
+- ``cohort_excess_z``: how far that many co-attaches exceed the cell's own attach
+  rate around that moment (the attaches within :data:`BACKGROUND_S`, outside the
+  cohort window): ``(n - expected) / sqrt(expected + 1)``, the largest over the SIM's
+  attaches. A busy hour, a morning crowd or the start of a feed raises ``n`` and
+  ``expected`` together; a box powering up raises ``n`` alone;
+- ``cohort_dialers``: of those, SIMs that placed outgoing calls in the last hour and
+  received none (the SIM included when it did);
+- ``cohort_concurrent_mo``: the most outgoing calls those dialers had in progress at
+  one instant in the last hour;
+- ``local_links``: other SIMs of this site, themselves judged (busy enough to be
+  looked at), that this SIM called or texted, or that called or texted it, in 24 h
+  (boxes calling each other to look human: domain.md).
+
+Memory: one (time, IMSI) entry per attach per cell for :data:`KEEP_S` (the IMSI
+string is the one the SIM table already holds) and one entry per judged SIM's number,
+bounded by :data:`MAX_NUMBERS`.
+"""
+# ``COHORT_FEATURES`` (the names, in order) lives in features.py with the rest of
+# the model's input contract; re-exported here.
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left, bisect_right
+
+from edge.telecom.callplane.features import COHORT_FEATURES, concurrency, recent_calls
+from edge.telecom.callplane.state import ATTACH, EntityTables, SimState
+
+COHORT_S = 60.0  # a box's ports attach within about a minute of each other
+BACKGROUND_S = 1800.0  # the cell's attach rate is measured over +-30 min
+KEEP_S = 6 * 3600.0  # attaches kept per cell (a box is judged within hours of power-on)
+WINDOW_S = 3600.0  # dialling is looked at over the last hour
+MAX_COHORT = 64
+MAX_NUMBERS = 100_000
+# Group tell (see rules.device_tell): 3+ co-attached SIMs dialling out with nothing
+# coming in, at least half the cohort, 2+ of them calling at one instant.
+__all__ = ["COHORT_FEATURES", "CohortTables", "group_tell"]
+TELL_Z = 3.0
+TELL_DIALERS = 3
+TELL_CONCURRENT = 2
+
+
+class _CellAttaches:
+    __slots__ = ("ts", "imsi")
+
+    def __init__(self) -> None:
+        self.ts = array("d")
+        self.imsi: list[str] = []
+
+    def add(self, ts: float, imsi: str) -> None:
+        t = self.ts
+        if not t or ts >= t[-1]:
+            t.append(ts)
+            self.imsi.append(imsi)
+        else:  # a late event (up to seconds): keep the arrays sorted
+            i = bisect_right(t, ts)
+            t.insert(i, ts)
+            self.imsi.insert(i, imsi)
+
+    def trim(self, horizon: float) -> None:
+        cut = bisect_left(self.ts, horizon)
+        if cut:
+            del self.ts[:cut]
+            del self.imsi[:cut]
+
+    def around(self, ts: float, span: float) -> tuple[int, int]:
+        return bisect_left(self.ts, ts - span), bisect_right(self.ts, ts + span)
+
+
+class CohortTables:
+    """Per-cell attach history and the numbers of judged SIMs."""
+
+    def __init__(self) -> None:
+        self.cells: dict[str, _CellAttaches] = {}
+        self.numbers: dict[int, str] = {}  # MSISDN hash -> IMSI of a judged SIM
+        self.lookups = 0
+        self._z = 0.0  # excess of the last :meth:`cohort` (its return stays a set)
+
+    def on_attach(self, ts: float, cell: str | None, imsi: str) -> None:
+        if cell is None:
+            return
+        ca = self.cells.get(cell)
+        if ca is None:
+            ca = self.cells[cell] = _CellAttaches()
+        ca.add(ts, imsi)
+
+    def note_judged(self, imsi: str, number: int | None) -> None:
+        if number is None:
+            return
+        nums = self.numbers
+        if number not in nums and len(nums) >= MAX_NUMBERS:
+            for k in list(nums)[:MAX_NUMBERS // 2]:  # the oldest half (insertion order)
+                del nums[k]
+        nums[number] = imsi
+
+    def sweep(self, now: float) -> None:
+        horizon = now - KEEP_S
+        for c in [c for c, ca in self.cells.items() if not ca.ts or ca.ts[-1] < horizon]:
+            del self.cells[c]
+        for ca in self.cells.values():
+            ca.trim(horizon)
+
+    def cohort(self, imsi: str, st: SimState, now: float) -> set[str]:
+        """The SIMs that attached on one of the SIM's cells within :data:`COHORT_S` of
+        one of its own attaches (the SIM itself included)."""
+        out = {imsi}
+        self._z = 0.0
+        e = st.e
+        own: list[float] = []
+        since = now - KEEP_S
+        for i in range(len(e) - 2, -1, -2):
+            if e[i] < since:
+                break
+            if int(e[i + 1]) & 15 == ATTACH:
+                own.append(e[i])
+        if not own:
+            return out
+        for cell in st.cell_set():
+            ca = self.cells.get(cell)
+            if ca is None:
+                continue
+            for t in own:
+                lo, hi = ca.around(t, COHORT_S)
+                names = ca.imsi[lo:hi]
+                if imsi not in names:
+                    continue  # that attach was on another cell
+                blo, bhi = ca.around(t, BACKGROUND_S)
+                first = ca.ts[0]
+                span = (min(t + BACKGROUND_S, now) - max(t - BACKGROUND_S, first)
+                        - 2 * COHORT_S)
+                expected = (bhi - blo - (hi - lo)) * 2 * COHORT_S / max(span, 2 * COHORT_S)
+                z = (hi - lo - expected) / (expected + 1.0) ** 0.5
+                if z > self._z:
+                    self._z = z
+                out.update(names[:MAX_COHORT])
+                if len(out) >= MAX_COHORT:
+                    return out
+        return out
+
+    def features(self, imsi: str, st: SimState, tables: EntityTables,
+                 now: float) -> list[float]:
+        """:data:`COHORT_FEATURES` of one SIM at event time ``now``."""
+        self.lookups += 1
+        members = self.cohort(imsi, st, now)
+        since = now - WINDOW_S
+        dialers = 0
+        intervals: list[tuple[float, float]] = []
+        for m in members:
+            s2 = st if m == imsi else tables.sims.get(m)
+            if s2 is None:
+                continue
+            mine: list[tuple[float, float]] = []
+            mo, mt = recent_calls(s2, since, now, mine)
+            if mo and not mt:
+                dialers += 1
+                intervals.extend(mine)
+        links = 0
+        pq = st.pq
+        if pq:
+            nums = self.numbers
+            seen: set[str] = set()
+            for j in range(0, len(pq), 2):
+                other = nums.get(pq[j])
+                if other is not None and other != imsi and other not in seen:
+                    seen.add(other)
+            links = len(seen)
+        return [float(len(members)), round(self._z, 3), float(dialers),
+                float(concurrency(intervals)), float(links)]
+
+
+def group_tell(cohort_sims: float, excess_z: float, cohort_dialers: float,
+               concurrent: float) -> bool:
+    """Co-attached SIMs on one cell dialling out in parallel with nothing coming in:
+    more co-attaches than the cell's rate explains (z >= 3), 3+ dialers, at least
+    half the cohort (a cell restart's crowd is mostly people doing something
+    else), 2+ of them calling at one instant."""
+    return (excess_z >= TELL_Z and cohort_dialers >= TELL_DIALERS
+            and 2 * cohort_dialers >= cohort_sims and concurrent >= TELL_CONCURRENT)
