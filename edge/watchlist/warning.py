@@ -2,8 +2,9 @@
 
 The law asks carriers to find potential victims early and dissuade them (Zhejiang
 art. 32, Beijing item 6). A subscriber called or texted by a source of fraud — a SIM
-reported as a SIM-box SIM (``simbox.sim``) or a watchlisted IMSI or number
-(``watchlist.hit``) — is reported as a
+reported as a SIM-box SIM (``simbox.sim``), any SIM in a device reported as a SIM box
+(``simbox.device``: its IMEIs; a box's other lines are often not flagged one by one)
+or a watchlisted IMSI or number (``watchlist.hit``) — is reported as a
 ``warning.victim`` (route ``warning``, the subject the called number, pseudonymised),
 once per victim per ``window_s``, so the carrier can call, text or warn them.
 
@@ -24,16 +25,19 @@ from __future__ import annotations
 import struct
 from collections import OrderedDict
 from collections.abc import Sequence
+from itertools import islice
 from typing import Any
 
 from edge.detection import Detection, Evidence, Subject
 from edge.records import BaseStationEvent
 
 NOTHING: tuple[()] = ()
-_SOURCES = ("simbox.sim", "watchlist.hit")
+_SOURCES = ("simbox.sim", "watchlist.hit", "simbox.device")
 _CONTACTS = {"call_start": 0, "sms": 1}
 _KIND_NAME = ("call_start", "sms")
 _REC = struct.Struct("<dBB")  # time, contact kind, length of the number that follows
+_pack = _REC.pack
+_HEAD = _REC.size
 
 
 class VictimWarningStage:
@@ -41,16 +45,18 @@ class VictimWarningStage:
     consumes: tuple[type, ...] = (BaseStationEvent, Detection)
 
     def __init__(self, *, window_s: float = 7 * 86400.0, recent_s: float = 86400.0,
-                 recent_per_sim: int = 16, max_sims: int = 50_000,
+                 recent_per_sim: int = 32, max_sims: int = 50_000,
                  max_victims: int = 1_000_000) -> None:
         self.window_s = window_s
         self.recent_s = recent_s
         self.recent_per_sim = recent_per_sim
         self.max_sims = max_sims
         self.max_victims = max_victims
-        # imsi -> [packed callees, how many, time of the last]
+        # imsi -> [packed callees, how many, time of the last, IMEI of the last]
         self._recent: dict[str, list[Any]] = {}
         self._flagged: dict[str, tuple[str, float]] = {}  # imsi or msisdn -> (why, since)
+        self._flagged_imeis: dict[str, tuple[str, float]] = {}  # of SIM-box devices
+        self._any_source = False  # one attribute per event until something is flagged
         self._warned: OrderedDict[str, float] = OrderedDict()
         self.c = dict.fromkeys(("sources", "victims", "suppressed", "evicted"), 0)
 
@@ -58,45 +64,78 @@ class VictimWarningStage:
         if rec.__class__ is not BaseStationEvent:
             return self._source(rec) if type(rec) is Detection else NOTHING
         ev: BaseStationEvent = rec
-        if ev.dir != "mo" or not ev.peer or ev.type not in _CONTACTS:
+        kind = _CONTACTS.get(ev.type)
+        if kind is None or ev.dir != "mo" or not ev.peer:
             return NOTHING
-        flagged = self._flagged
-        if flagged:
+        if self._any_source:
+            flagged = self._flagged
             why = flagged.get(ev.imsi) or (flagged.get(ev.msisdn) if ev.msisdn else None)
+            if why is None and ev.imei is not None and self._flagged_imeis:
+                why = self._flagged_imeis.get(ev.imei[:14])
             if why is not None:
                 return self._warn(ev.peer, ev.ts, why[0], ev.imsi, ev.type)
         peer = ev.peer.encode()
-        if len(peer) > 255:  # not a number: nothing to warn
+        n = len(peer)
+        if n > 255:  # not a number: nothing to warn
             return NOTHING
         r = self._recent.get(ev.imsi)
         if r is None:
             if len(self._recent) >= self.max_sims:
                 self._evict()
-            r = self._recent[ev.imsi] = [bytearray(), 0, 0.0]
+            r = self._recent[ev.imsi] = [bytearray(), 0, 0.0, None]
         buf = r[0]
-        buf += _REC.pack(ev.ts, _CONTACTS[ev.type], len(peer))
+        buf += _pack(ev.ts, kind, n)
         buf += peer
         r[2] = ev.ts
+        r[3] = ev.imei
         if r[1] == self.recent_per_sim:  # the oldest call goes
-            del buf[:_REC.size + buf[_REC.size - 1]]
+            del buf[:_HEAD + buf[_HEAD - 1]]
         else:
             r[1] += 1
         return NOTHING
 
     def _evict(self) -> None:
-        """The half of the tracked SIMs whose last call is oldest."""
-        by_last = sorted(self._recent.items(), key=lambda kv: kv[1][2])
-        for k, _ in by_last[:max(1, len(by_last) // 2)]:
-            del self._recent[k]
-        self.c["evicted"] += max(1, len(by_last) // 2)
+        """About the half of the tracked SIMs whose last call is oldest (older than
+        the median of an even sample: one pass, no sort of every SIM)."""
+        rec = self._recent
+        step = max(1, len(rec) // 1024)
+        lasts = sorted(r[2] for r in islice(rec.values(), 0, None, step))
+        cut = lasts[len(lasts) // 2]
+        gone = [k for k, r in rec.items() if r[2] <= cut]
+        for k in gone:
+            del rec[k]
+        self.c["evicted"] += len(gone)
 
     def _source(self, d: Detection) -> Sequence[Detection]:
-        if d.kind not in _SOURCES or d.subject.type not in ("imsi", "phone", "msisdn"):
+        if d.kind not in _SOURCES:
             return NOTHING
-        ident = d.subject.id
+        if d.kind == "simbox.device":
+            return self._device(d)
+        if d.subject.type not in ("imsi", "phone", "msisdn"):
+            return NOTHING
+        return self._flag(d.subject.id, d.kind, d.ts)
+
+    def _device(self, d: Detection) -> list[Detection]:
+        """A SIM-box device: its IMEIs are sources from now on, and every SIM seen
+        calling from one of them is flagged (with the callees it kept)."""
+        # 14 digits (TAC + serial), as the call plane names them: IMEI and IMEISV agree
+        imeis = {s.id[:14] for s in (d.subject, *d.related) if s.type == "imei"} - \
+            self._flagged_imeis.keys()
+        if not imeis:
+            return []
+        for imei in imeis:
+            self._flagged_imeis[imei] = (d.kind, d.ts)
+        self._any_source = True
+        out: list[Detection] = []
+        for imsi in [k for k, r in self._recent.items() if r[3] and r[3][:14] in imeis]:
+            out += self._flag(imsi, d.kind, d.ts)
+        return out
+
+    def _flag(self, ident: str, why: str, ts_flag: float) -> list[Detection]:
         if ident in self._flagged:
-            return NOTHING
-        self._flagged[ident] = (d.kind, d.ts)
+            return []
+        self._flagged[ident] = (why, ts_flag)
+        self._any_source = True
         self.c["sources"] += 1
         out: list[Detection] = []
         r = self._recent.pop(ident, None)
@@ -108,8 +147,8 @@ class VictimWarningStage:
             i += _REC.size
             peer = buf[i:i + n].decode()
             i += n
-            if d.ts - ts <= self.recent_s:
-                out += self._warn(peer, d.ts, d.kind, ident, _KIND_NAME[kind], earlier_ts=ts)
+            if ts_flag - ts <= self.recent_s:
+                out += self._warn(peer, ts_flag, why, ident, _KIND_NAME[kind], earlier_ts=ts)
         return out
 
     def _warn(self, peer: str, ts: float, why: str, source: str, how: str,
@@ -139,4 +178,5 @@ class VictimWarningStage:
         return NOTHING
 
     def counters(self) -> dict[str, int | float]:
-        return {**self.c, "flagged": len(self._flagged), "tracked_sims": len(self._recent)}
+        return {**self.c, "flagged": len(self._flagged),
+                "flagged_imeis": len(self._flagged_imeis), "tracked_sims": len(self._recent)}

@@ -34,9 +34,8 @@ def test_victims_of_a_simulated_box_day(tmp_path: Path) -> None:
     print(res)
     assert res["truth_victims"] > 50
     # what the call plane flags, early warning covers: victims of boxes, not of others.
-    # Recall counts every number a box called or texted before it was flagged (beyond
-    # recent_s) as missed; the 2.0 simulator's boxes also text and are flagged later
-    # than the old, separable ones were (0.53 here; it was 0.8+ on the old simulator).
+    # Recall counts every number a box SIM called or texted as missed unless its SIM (or
+    # its device) was flagged (RECALL_NOTE).
     # Precision is bounded by the call plane's: on this day (simulator 2.1, model 2.1.0)
     # five call-centre SIMs on one batch of consecutive-IMEI phones are flagged at the
     # start of their shift (the confusion the call-plane card describes), and the
@@ -61,3 +60,41 @@ def test_callees_before_the_flag_and_after_it_once_each() -> None:
     later = st.feed(call(800, "8613000000003"))
     assert [d.subject.id for d in later] == ["8613000000003"]
     assert st.feed(call(900, "8613000000003")) == []  # same victim within the window
+
+
+def test_a_flagged_device_makes_its_other_sims_sources_too() -> None:
+    st = VictimWarningStage(window_s=3600, recent_s=600)
+    flagged_sim, other_sim = "460001111111111", "460002222222222"
+    imei = "86000000000001"
+    call = lambda t, sim, peer, dev=imei + "5": BaseStationEvent(  # noqa: E731
+        t, "call_start", sim, imei=dev, dir="mo", peer=peer)
+    assert st.feed(call(0, other_sim, "8613000000001")) == ()  # before anything is known
+    assert st.feed(call(10, "460003333333333", "8613000000009", "35000000000000")) == ()
+    dev = Detection(100, "simbox.device", "critical", 0.9, Subject("imei", imei),
+                    [Evidence("device", {})], ["telecom"],
+                    related=[Subject("imsi", flagged_sim), Subject("imei", "86000000000002")])
+    early = st.feed(dev)  # the other SIM called from the device's IMEI (as IMEISV)
+    assert [(d.subject.id, d.related[0].id) for d in early] == [("8613000000001", other_sim)]
+    assert early[0].evidence[0].features["source_kind"] == "simbox.device"
+    later = st.feed(call(200, "460004444444444", "8613000000002", "86000000000002" + "7"))
+    assert [d.subject.id for d in later] == ["8613000000002"]  # a third SIM, another IMEI
+    assert st.feed(call(210, "460005555555555", "8613000000003", "35000000000000")) == ()
+
+
+def test_recent_callees_keep_the_last_n_and_memory_stays_bounded() -> None:
+    st = VictimWarningStage(window_s=3600, recent_s=10_000, recent_per_sim=4, max_sims=100)
+    box = "460001111111111"
+    for i in range(10):
+        st.feed(BaseStationEvent(float(i), "sms" if i % 2 else "call_start", box, dir="mo",
+                                 peer=f"+86130000000{i:02d}"))
+    for i in range(500):  # 500 other SIMs: the box called last, so it stays
+        st.feed(BaseStationEvent(5.0 + i * 1e-3, "call_start", f"46009{i:010d}", dir="mo",
+                                 peer="8613999999999"))
+    st.feed(BaseStationEvent(9.5, "call_start", box, dir="mo", peer="+8613000000010"))
+    assert st.counters()["tracked_sims"] <= 100 and st.counters()["evicted"] >= 400
+    out = st.feed(Detection(20, "simbox.sim", "high", 0.99, Subject("imsi", box),
+                            [Evidence("model", {})], ["telecom"]))
+    assert [(d.subject.id, d.evidence[0].features["contact"],
+             d.evidence[0].features["contact_ts"]) for d in out] == [
+        ("+8613000000007", "sms", 7.0), ("+8613000000008", "call_start", 8.0),
+        ("+8613000000009", "sms", 9.0), ("+8613000000010", "call_start", 9.5)]
