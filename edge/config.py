@@ -251,6 +251,10 @@ class WarningSection:
     """Report the same potential victim again only after this long (event time)."""
     recent_s: Annotated[float, Range(0.0, 7 * 86400.0)] = 86400.0
     """Callees contacted this long before their caller was flagged are reported too."""
+    device_sources: bool = False
+    """Also treat every SIM seen in a device reported as a SIM box (simbox.device IMEIs)
+    as a source: more victims of unflagged box lines, but a device false positive
+    (a batch of office phones) warns all its SIMs' callees (README: measured both ways)."""
 
 
 @dataclass

@@ -99,7 +99,8 @@ def build_stages(ctx: AssemblyContext) -> list[Any]:
         from edge.watchlist.warning import VictimWarningStage
 
         w = ctx.cfg.detectors.warning
-        stages.append(VictimWarningStage(window_s=w.window_s, recent_s=w.recent_s))
+        stages.append(VictimWarningStage(window_s=w.window_s, recent_s=w.recent_s,
+                                         device_sources=w.device_sources))
     return stages
 
 

@@ -2,9 +2,10 @@
 
 The law asks carriers to find potential victims early and dissuade them (Zhejiang
 art. 32, Beijing item 6). A subscriber called or texted by a source of fraud — a SIM
-reported as a SIM-box SIM (``simbox.sim``), any SIM in a device reported as a SIM box
-(``simbox.device``: its IMEIs; a box's other lines are often not flagged one by one)
-or a watchlisted IMSI or number (``watchlist.hit``) — is reported as a
+reported as a SIM-box SIM (``simbox.sim``), a watchlisted IMSI or number
+(``watchlist.hit``) and, with ``device_sources``, any SIM in a device reported as a
+SIM box (``simbox.device``: its IMEIs; off by default, as a device false positive
+warns the callees of every SIM in it) — is reported as a
 ``warning.victim`` (route ``warning``, the subject the called number, pseudonymised),
 once per victim per ``window_s``, so the carrier can call, text or warn them.
 
@@ -46,7 +47,8 @@ class VictimWarningStage:
 
     def __init__(self, *, window_s: float = 7 * 86400.0, recent_s: float = 86400.0,
                  recent_per_sim: int = 32, max_sims: int = 50_000,
-                 max_victims: int = 1_000_000) -> None:
+                 max_victims: int = 1_000_000, device_sources: bool = False) -> None:
+        self.device_sources = device_sources
         self.window_s = window_s
         self.recent_s = recent_s
         self.recent_per_sim = recent_per_sim
@@ -110,7 +112,7 @@ class VictimWarningStage:
         if d.kind not in _SOURCES:
             return NOTHING
         if d.kind == "simbox.device":
-            return self._device(d)
+            return self._device(d) if self.device_sources else NOTHING
         if d.subject.type not in ("imsi", "phone", "msisdn"):
             return NOTHING
         return self._flag(d.subject.id, d.kind, d.ts)
