@@ -6,6 +6,11 @@ card-kind probabilities, the 12 x 12 evidence heat maps, for each category the i
 rectangle of its hottest region (the crop kept as evidence), and a few explicit image
 features computed without the model (share of saturated near-black pixels, of organic,
 green and blue pixels) that the decision rules quote in their evidence.
+
+A two-part model (model 1.1: its ONNX file has a second input ``features``) also gets
+the explicit features of :mod:`models.xray.features` (numpy, computed here); its heat
+maps are then the mean of the CNN's and the explicit evidence maps (compact near-black
+blobs, chip-like spots in PVC, flat organic slabs), each scaled to its maximum.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.loader import LoadedModel
+from models.xray.features import FEATURE_NAMES, extract
 from models.xray.preprocess import INPUT_PX, Prepared, prepare
 
 LABELS = ("card_batch", "gold", "cash")
@@ -35,6 +41,7 @@ class XrayScores:
     green_share: float
     blue_share: float
     model_ms: float
+    features: dict[str, float] | None = None   # explicit features (two-part model)
 
 
 def _class_shares(prep: Prepared) -> tuple[float, float, float, float]:
@@ -61,20 +68,41 @@ class XrayScorer:
         self.model = model
         outs = model.output_names
         self._order = [outs.index(n) for n in ("scores", "heatmap", "kind")]
-        shape = model.session.get_inputs()[0].shape
+        inputs = {i.name: i.shape for i in model.session.get_inputs()}
+        shape = inputs.get("image") or model.session.get_inputs()[0].shape
+        from edge.errors import ModelError
         if len(shape) != 4 or shape[1:] != [3, INPUT_PX, INPUT_PX]:
-            from edge.errors import ModelError
             raise ModelError(f"{model.info.name}: input shape {shape} is not "
                              f"(n, 3, {INPUT_PX}, {INPUT_PX})")
+        self._image_input = "image" if "image" in inputs else model.input_name
+        self.two_part = "features" in inputs
+        if self.two_part:
+            want = list(model.contract.get("features", []))
+            if want != list(FEATURE_NAMES):
+                raise ModelError(f"{model.info.name}: its features ({len(want)}) are not "
+                                 f"the ones models/xray/features.py computes "
+                                 f"({len(FEATURE_NAMES)})")
 
     def score(self, pixels: np.ndarray, mm_per_px: float) -> XrayScores:
         """Scores for one image; ValueError for an image the model cannot take."""
         prep = prepare(pixels, mm_per_px)
         t0 = time.perf_counter()
-        outs = self.model.session.run(None, {self.model.input_name: prep.x[None]})
+        feeds = {self._image_input: prep.x[None]}
+        named: dict[str, float] | None = None
+        maps = None
+        if self.two_part:
+            fe, maps = extract(prep.x)
+            feeds["features"] = fe[None]
+            named = {n: float(v) for n, v in zip(FEATURE_NAMES, fe, strict=True)}
+        outs = self.model.session.run(None, feeds)
         model_ms = (time.perf_counter() - t0) * 1000
         scores_a, heat_a, kind_a = (np.asarray(outs[i]) for i in self._order)
         heat = heat_a[0].astype(np.float32)
+        if maps is not None:
+            def unit(a: np.ndarray) -> np.ndarray:
+                top = a.max(axis=(1, 2), keepdims=True)
+                return a / np.maximum(top, 1e-6)
+            heat = (0.5 * unit(heat) + 0.5 * unit(maps)).astype(np.float32)
         cells = heat.shape[-1]
         k = INPUT_PX / cells
         regions: dict[str, tuple[int, int, int, int]] = {}
@@ -90,4 +118,4 @@ class XrayScorer:
         return XrayScores({lab: float(scores_a[0, j]) for j, lab in enumerate(LABELS)},
                           {kd: float(kind_a[0, j]) for j, kd in enumerate(KINDS)},
                           heat, regions, prep.content_px, dense, organic, green, blue,
-                          model_ms)
+                          model_ms, named)

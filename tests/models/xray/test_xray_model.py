@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.loader import load_model
+from models.loader import load_model, sha256_file
+from models.xray.features import FEATURE_NAMES, extract
 from models.xray.preprocess import INPUT_PX, MODEL_MM_PER_PX, mask_to_input, prepare
 
 FOLDER = Path(__file__).resolve().parents[3] / "models" / "xray"
@@ -49,10 +50,69 @@ def test_committed_model_matches_its_contract() -> None:
     assert c["input"]["shape"][1:] == [3, INPUT_PX, INPUT_PX]
     assert c["input"]["mm_per_px"] == MODEL_MM_PER_PX
     assert set(c["thresholds"]) == {"card_batch", "gold", "cash"}
-    outs = dict(zip(m.output_names, m.session.run(None, {m.input_name: np.zeros(
-        (2, 3, INPUT_PX, INPUT_PX), np.float32)}), strict=True))
+    feeds = {"image": np.zeros((2, 3, INPUT_PX, INPUT_PX), np.float32)}
+    if "features" in {i.name for i in m.session.get_inputs()}:
+        assert c["features"] == list(FEATURE_NAMES)
+        feeds["features"] = np.zeros((2, len(FEATURE_NAMES)), np.float32)
+        assert sha256_file(FOLDER / "cnn.onnx") == c["parts"]["cnn"]["sha256"]
+    outs = dict(zip(m.output_names, m.session.run(None, feeds), strict=True))
     assert outs["scores"].shape == (2, 3) and outs["heatmap"].shape == (2, 3, 12, 12)
     assert np.allclose(outs["kind"].sum(axis=1), 1, atol=1e-4)
+    assert ((outs["scores"] >= 0) & (outs["scores"] <= 1)).all()
+
+
+def _view(h: int = 192) -> np.ndarray:
+    """An empty model input (belt white is 0 after the inversion)."""
+    return np.zeros((3, h, h), np.float32)
+
+
+def _paint(x: np.ndarray, rgb: tuple[float, float, float], r0: int, r1: int, c0: int,
+           c1: int) -> None:
+    for k in range(3):
+        x[k, r0:r1, c0:c1] = 1.0 - rgb[k]
+
+
+def test_features_find_compact_dense_blobs_not_thin_dense_rings() -> None:
+    bar = _view()
+    _paint(bar, (0.01, 0.01, 0.02), 80, 92, 80, 100)          # a gold bar: near black
+    ring = _view()
+    _paint(ring, (0.01, 0.01, 0.02), 60, 100, 60, 100)        # a tin's wall edge-on
+    _paint(ring, (0.9, 0.7, 0.5), 62, 98, 62, 98)
+    name = FEATURE_NAMES.index("black_core_px")
+    fb, mb = extract(bar)
+    fr, _ = extract(ring)
+    assert fb[name] > 50 and fr[name] == 0
+    assert mb[1].max() > 0 and mb[1].argmax() == np.ravel_multi_index((5, 5), (12, 12))
+
+
+def test_features_count_dark_spots_inside_green_cards() -> None:
+    cards = _view()
+    _paint(cards, (0.35, 0.65, 0.3), 60, 75, 60, 84)          # a PVC stack: green
+    plain = cards.copy()
+    for c in (64, 72):                                         # two chip modules
+        _paint(cards, (0.15, 0.3, 0.2), 66, 69, c, c + 3)
+    name = FEATURE_NAMES.index("spots_green_px")
+    assert extract(cards)[0][name] > extract(plain)[0][name]
+
+
+def test_features_of_an_empty_image_are_zero_and_finite() -> None:
+    f, maps = extract(_view())
+    assert f.shape == (len(FEATURE_NAMES),) and np.isfinite(f).all() and not f.any()
+    assert maps.shape == (3, 12, 12)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sklearn") is None, reason="train extra")
+def test_head_training_is_deterministic() -> None:
+    from models.xray.dataset import build
+    from models.xray.head import HEAD_INPUTS, fit
+
+    data = build(16, seed=5)
+    rng = np.random.default_rng(1)
+    feats = rng.random((16, len(HEAD_INPUTS))).astype(np.float32)
+    a = fit(feats, data, 3)
+    b = fit(feats, data, 3)
+    for ma, mb in zip(a, b, strict=True):
+        assert np.array_equal(ma.predict_proba(feats), mb.predict_proba(feats))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="train-image extra")

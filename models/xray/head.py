@@ -1,0 +1,298 @@
+"""Train the two-part X-ray image model: explicit image features plus the CNN, one head.
+
+``python -m models.xray.head`` renders (or loads from ``--cache``) ``--chunks`` training
+sets of 500 parcels of the ``train`` profile (seeds ``--seed`` + k) and ``--val-chunks``
+validation sets (seeds ``--seed`` + 2000 + k, same profile), computes for every image
+the explicit features of :mod:`models.xray.features` (numpy, the same code as on the
+device) and the outputs of the CNN (``cnn.onnx``, :class:`models.xray.net.XrayNet`
+trained by ``models.xray.train``), and trains on them a gradient-boosted head
+(scikit-learn ``HistGradientBoostingClassifier``, four classes: none, card batch,
+gold, cash; a second one for the card kind on card batches). Deterministic: fixed
+seeds, no early stopping, one thread. Thresholds per category on the validation set
+(at most ``--val-fp`` of its negatives above). The CNN graph and both heads are joined
+into one ONNX file, ``model.onnx``: inputs ``image`` (n, 3, 192, 192) and ``features``
+(n, F); outputs ``scores`` (n, 3), ``heatmap`` (n, 3, 12, 12, the CNN's evidence maps),
+``kind`` (n, 3). ``--exclude FAMILY`` trains without the parcels that used it
+(leave-one-family-out; the CNN part is not retrained). Needs the ``train`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from models.xray.dataset import LABELS, ImageSet, cached
+from models.xray.features import FEATURE_NAMES, extract
+from models.xray.preprocess import INPUT_PX, MODEL_MM_PER_PX
+
+HERE = Path(__file__).resolve().parent
+CHUNK = 500
+VAL_FP = 0.003
+CNN_OUT = ("cnn_card_batch", "cnn_gold", "cnn_cash", "cnn_heat_card_batch", "cnn_heat_gold",
+           "cnn_heat_cash", "cnn_kind_sim", "cnn_kind_iot", "cnn_kind_bank")
+HEAD_INPUTS = FEATURE_NAMES + CNN_OUT
+VERSION = "1.1.0"
+
+
+def _session(path: Path):  # type: ignore[no-untyped-def]
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def _features_key() -> str:
+    h = hashlib.sha256()
+    for name in ("features.py", "cnn.onnx"):
+        h.update((HERE / name).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def head_inputs(s: ImageSet, cache: Path, tag: str) -> np.ndarray:
+    """(n, len(HEAD_INPUTS)) for a rendered set: explicit features and CNN outputs,
+    cached under ``cache`` keyed by the feature code and the CNN file."""
+    path = cache / f"head_{tag}_{_features_key()}.npy"
+    if path.exists():
+        return np.asarray(np.load(path))
+    sess = _session(HERE / "cnn.onnx")
+    rows = []
+    for i in range(0, len(s.y), 50):
+        x = s.x[i:i + 50].astype(np.float32) / 255.0
+        sc, hm, kd = sess.run(["scores", "heatmap", "kind"], {"image": x})
+        fe = np.stack([extract(xi)[0] for xi in x])
+        rows.append(np.concatenate([fe, sc, hm.reshape(len(x), 3, -1).max(-1), kd], 1))
+    out = np.concatenate(rows).astype(np.float32)
+    np.save(path, out)
+    return out
+
+
+def load_sets(cache: Path, seed: int, chunks: int, first: int = 0
+              ) -> tuple[ImageSet, np.ndarray]:
+    """``chunks`` rendered sets of CHUNK parcels (seeds seed+first+k) and their inputs."""
+    sets, feats = [], []
+    for k in range(first, first + chunks):
+        s = cached(cache, CHUNK, seed + k, "train", progress=False)
+        sets.append(s)
+        feats.append(head_inputs(s, cache, f"{seed + k}_{CHUNK}"))
+    x = np.concatenate([s.x for s in sets])
+    joined = ImageSet(x, np.concatenate([s.y for s in sets]),
+                      np.concatenate([s.kind for s in sets]),
+                      np.concatenate([s.heat for s in sets]),
+                      [f for s in sets for f in s.families],
+                      np.concatenate([s.mm_per_px for s in sets]))
+    return joined, np.concatenate(feats)
+
+
+def _classes(y: np.ndarray) -> np.ndarray:
+    """0 none, 1 card batch, 2 gold, 3 cash (one threat per simulated parcel)."""
+    return np.where(y.max(axis=1) > 0, y.argmax(axis=1) + 1, 0)
+
+
+def fit(feats: np.ndarray, s: ImageSet, seed: int):  # type: ignore[no-untyped-def]
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    cls = HistGradientBoostingClassifier(max_iter=400, learning_rate=0.05, max_leaf_nodes=31,
+                                         l2_regularization=1.0, early_stopping=False,
+                                         random_state=seed)
+    cls.fit(feats, _classes(s.y))
+    card = s.kind >= 0
+    kind = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.05,
+                                          early_stopping=False, random_state=seed)
+    kind.fit(feats[card], s.kind[card])
+    return cls, kind
+
+
+def thresholds(scores: np.ndarray, y: np.ndarray, fp: float) -> dict[str, float]:
+    out = {}
+    for j, lab in enumerate(LABELS):
+        neg = np.sort(scores[y[:, j] == 0, j])
+        k = min(int(np.floor(len(neg) * (1 - fp))), len(neg) - 1)
+        out[lab] = float(min(max(neg[k] + 1e-6, 0.05), 0.999))
+    return out
+
+
+def export(cls, kind, out: Path) -> None:  # type: ignore[no-untyped-def]
+    """One ONNX graph: the CNN (``cnn.onnx``), then both heads over [features, CNN]."""
+    import onnx
+    from onnx import TensorProto, helper
+    from skl2onnx import to_onnx
+
+    n_in = len(HEAD_INPUTS)
+    proto = np.zeros((1, n_in), dtype=np.float32)
+    opsets = {"": 17, "ai.onnx.ml": 3}
+    # skl2onnx 1.20 hands HistGradientBoosting's missing-value flags to onnx as numpy
+    # booleans, which onnx 1.2x refuses in an ints attribute: give it ints
+    orig = helper.make_attribute
+
+    def ints_not_bools(key: str, value: object, *a: object, **k: object) -> object:
+        if isinstance(value, (list, tuple, np.ndarray)) and any(
+                isinstance(v, (bool, np.bool_)) for v in value):
+            value = [int(v) for v in value]
+        return orig(key, value, *a, **k)  # type: ignore[arg-type]
+
+    helper.make_attribute = ints_not_bools  # type: ignore[assignment]
+    try:
+        m_cls = to_onnx(cls, proto, target_opset=opsets, options={"zipmap": False})
+        m_kind = to_onnx(kind, proto, target_opset=opsets, options={"zipmap": False})
+    finally:
+        helper.make_attribute = orig  # type: ignore[assignment]
+    cnn = onnx.load(str(HERE / "cnn.onnx"))
+
+    def prefixed(g: onnx.GraphProto, pre: str, keep: dict[str, str]) -> tuple[list, list]:
+        def ren(n: str) -> str:
+            return keep.get(n, pre + n) if n else n
+        nodes = []
+        for nd in g.node:
+            new = onnx.NodeProto()
+            new.CopyFrom(nd)
+            new.name = pre + nd.name
+            del new.input[:]
+            new.input.extend(ren(i) for i in nd.input)
+            del new.output[:]
+            new.output.extend(ren(o) for o in nd.output)
+            nodes.append(new)
+        inits = []
+        for t in g.initializer:
+            new_t = onnx.TensorProto()
+            new_t.CopyFrom(t)
+            new_t.name = ren(t.name)
+            inits.append(new_t)
+        return nodes, inits
+
+    n1, i1 = prefixed(cnn.graph, "cnn/", {"image": "image"})
+    cls_in = m_cls.graph.input[0].name
+    n2, i2 = prefixed(m_cls.graph, "cls/", {cls_in: "head_in"})
+    kind_in = m_kind.graph.input[0].name
+    n3, i3 = prefixed(m_kind.graph, "kind/", {kind_in: "head_in"})
+    glue = [
+        helper.make_node("ReduceMax", ["cnn/heatmap"], ["hm_max"], axes=[2, 3], keepdims=0,
+                         name="hm_max"),
+        helper.make_node("Concat", ["features", "cnn/scores", "hm_max", "cnn/kind"],
+                         ["head_in"], axis=1, name="head_in"),
+        helper.make_node("Slice", ["cls/probabilities", "s_start", "s_end", "s_axes"],
+                         ["scores"], name="scores"),
+        helper.make_node("Identity", ["kind/probabilities"], ["kind"], name="kind"),
+        helper.make_node("Identity", ["cnn/heatmap"], ["heatmap"], name="heatmap"),
+    ]
+    consts = [helper.make_tensor("s_start", TensorProto.INT64, [1], [1]),
+              helper.make_tensor("s_end", TensorProto.INT64, [1], [4]),
+              helper.make_tensor("s_axes", TensorProto.INT64, [1], [1])]
+    graph = helper.make_graph(
+        n1 + glue[:2] + n2 + n3 + glue[2:], "xray_two_part",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, INPUT_PX, INPUT_PX]),
+         helper.make_tensor_value_info("features", TensorProto.FLOAT,
+                                       ["n", len(FEATURE_NAMES)])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["n", 3]),
+         helper.make_tensor_value_info("heatmap", TensorProto.FLOAT, ["n", 3, 12, 12]),
+         helper.make_tensor_value_info("kind", TensorProto.FLOAT, ["n", 3])],
+        initializer=i1 + i2 + i3 + consts)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("ai.onnx.ml", 3)],
+                              producer_name="models.xray.head")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    out.write_bytes(model.SerializeToString())
+
+
+def predict(path: Path, s: ImageSet, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and kind from the exported file (what the device computes)."""
+    sess = _session(path)
+    nf = len(FEATURE_NAMES)
+    sc, kd = [], []
+    for i in range(0, len(s.y), 100):
+        a, k = sess.run(["scores", "kind"], {"image": s.x[i:i + 100].astype(np.float32) / 255,
+                                            "features": feats[i:i + 100, :nf]})
+        sc.append(a)
+        kd.append(k)
+    return np.concatenate(sc), np.concatenate(kd)
+
+
+def without(s: ImageSet, feats: np.ndarray, families: list[str]) -> tuple[ImageSet, np.ndarray]:
+    keep = np.array([not any(f in fam for f in families) for fam in s.families])
+    return s.select(keep), feats[keep]
+
+
+def train(args: argparse.Namespace) -> dict[str, object]:
+    t0 = time.perf_counter()
+    tr, ftr = load_sets(args.cache, args.seed, args.chunks)
+    va, fva = load_sets(args.cache, args.seed + 2000, args.val_chunks)
+    tr, ftr = without(tr, ftr, args.exclude)
+    va, fva = without(va, fva, args.exclude)
+    t_data = time.perf_counter() - t0
+    cls, kind = fit(ftr, tr, args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "model.onnx"
+    export(cls, kind, path)
+    scores, kinds = predict(path, va, fva)
+    thr = thresholds(scores, va.y, args.val_fp)
+    val = {}
+    for j, lab in enumerate(LABELS):
+        pos = va.y[:, j] == 1
+        val[lab] = {"recall": round(float((scores[pos, j] >= thr[lab]).mean()), 4),
+                    "fp_rate": round(float((scores[~pos, j] >= thr[lab]).mean()), 4),
+                    "n_pos": int(pos.sum())}
+    card = va.kind >= 0
+    kind_acc = float((kinds[card].argmax(1) == va.kind[card]).mean()) if card.any() else 0.0
+    from models.loader import sha256_file
+
+    base = json.loads((HERE / "model.json").read_text("utf-8"))
+    contract = {
+        "name": "xray", "version": VERSION + "".join(f"-lofo-{f}" for f in args.exclude),
+        "sha256": sha256_file(path), "kind": "image",
+        "inputs": [{"name": "image", "dtype": "float32", "shape": [None, 3, INPUT_PX, INPUT_PX]},
+                   {"name": "features", "dtype": "float32",
+                    "shape": [None, len(FEATURE_NAMES)]}],
+        "input": {"name": "image", "shape": [None, 3, INPUT_PX, INPUT_PX], "dtype": "float32",
+                  "mm_per_px": MODEL_MM_PER_PX,
+                  "encoding": "1 - rgb/255 of the 2e pseudo-colour view, content centred "
+                              "(models/xray/preprocess.py)"},
+        "outputs": base.get("outputs", {}),
+        "features": list(FEATURE_NAMES),
+        "feature_code": "models/xray/features.py",
+        "thresholds": thr,
+        "parts": {"cnn": {"file": "cnn.onnx", "sha256": sha256_file(HERE / "cnn.onnx"),
+                          "trained_by": "python -m models.xray.train (model 1.0.0)"},
+                  "head": "HistGradientBoostingClassifier x2 (scikit-learn), in model.onnx"},
+        "training": {"command": "python -m models.xray.head" + "".join(
+                         f" --exclude {f}" for f in args.exclude)
+                     + f" --chunks {args.chunks} --val-chunks {args.val_chunks}",
+                     "profile": "train", "seed": args.seed, "n_train": int(len(tr.y)),
+                     "n_val": int(len(va.y)), "excluded_families": list(args.exclude),
+                     "val": val, "val_kind_accuracy": round(kind_acc, 4),
+                     "val_fp_target": args.val_fp, "data_s": round(t_data, 1),
+                     "train_s": round(time.perf_counter() - t0 - t_data, 1), "threads": 1},
+    }
+    if "evaluation" in base and not args.exclude:
+        contract["evaluation_of_previous"] = {"version": base.get("version"),
+                                              "heldout": base["evaluation"].get("heldout")}
+    (args.out / "model.json").write_text(json.dumps(contract, indent=1) + "\n", "utf-8")
+    return contract
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Train the X-ray model's head over explicit "
+                                             "features and the CNN (models/xray).")
+    ap.add_argument("--chunks", type=int, default=16, help="training sets of 500 parcels")
+    ap.add_argument("--val-chunks", type=int, default=2, help="validation sets of 500")
+    ap.add_argument("--seed", type=int, default=20261201, help="first training set's seed")
+    ap.add_argument("--val-fp", type=float, default=VAL_FP,
+                    help="share of validation negatives allowed above a threshold")
+    ap.add_argument("--exclude", action="append", default=[],
+                    help="family left out of training and validation (repeatable)")
+    ap.add_argument("--out", type=Path, default=HERE, help="folder for model.onnx/json")
+    ap.add_argument("--cache", type=Path, default=Path(".cache/xray"), help="rendered sets")
+    args = ap.parse_args(argv)
+    c = train(args)
+    print(json.dumps({"thresholds": c["thresholds"], "training": c["training"]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
