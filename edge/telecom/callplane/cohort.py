@@ -163,7 +163,9 @@ class CohortTables:
         intervals: list[tuple[float, float]] = []
         for m in members:
             s2 = st if m == imsi else tables.sims.get(m)
-            if s2 is None:
+            # No outgoing call held, or nothing at all in the hour: not a dialer
+            # (the cheap tests first; most of a crowd is people doing nothing).
+            if s2 is None or not s2.mo_n or s2.last < since:
                 continue
             mine: list[tuple[float, float]] = []
             mo, mt = recent_calls(s2, since, now, mine)
