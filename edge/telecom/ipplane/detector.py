@@ -121,6 +121,7 @@ class IpPlaneDetector:
             "rtp_unannounced", "sip_websocket_streams", "goip_sms", "dhcp", "dns", "signature_hits",
             "signature_unattributed", "evaluations", "server_role_skipped",
             "own_line_calls_skipped", "own_number_block_skipped", "few_calls_skipped",
+            "single_line_skipped",
             "relay_rule_reports",
             "model_batches", "detections", "endpoints_evicted_idle", "endpoints_evicted_full",
             "flows_evicted_idle", "flows_evicted_full", "media_evicted_full",
@@ -686,7 +687,8 @@ def behaviour_veto(row: Sequence[float], window_s: float = 600.0) -> str | None:
     called on the users they registered (half or more of the calls they receive), and a
     PBX's calls come again and again to its DID block (4 or more calls in, at most one
     number block per two calls). And an address with fewer than ``MIN_CALLS`` calls in
-    the window gives no call behaviour to judge."""
+    the window gives no call behaviour to judge, and one line with one call at a time is
+    what any phone does."""
     if row[_REGS_IN] > 0 and row[_LINES] == 0:
         return "server_role_skipped"
     if row[_OWN_IN] >= 0.5:
@@ -697,6 +699,10 @@ def behaviour_veto(row: Sequence[float], window_s: float = 600.0) -> str | None:
         return "own_number_block_skipped"
     if started < MIN_CALLS - 0.5:
         return "few_calls_skipped"
+    if row[_LINES] <= 1 and row[_F["max_concurrent"]] <= 1:
+        # one line carrying one call at a time is one phone's behaviour: a masked box
+        # shows itself by several lines or by calls in parallel (domain.md)
+        return "single_line_skipped"
     return None
 
 

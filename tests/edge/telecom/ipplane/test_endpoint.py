@@ -135,3 +135,13 @@ def test_relay_rule_and_vetoes_on_feature_rows() -> None:
     _call(few, "a", T + 10, T + 40, False, "13900000001", "me")
     _call(few, "b", T + 100, T + 140, False, "13900000002", "me")
     assert behaviour_veto(few.features(T + 600, 600.0)) == "few_calls_skipped"
+
+
+def test_one_line_one_call_at_a_time_is_not_judged() -> None:
+    from edge.telecom.ipplane.detector import behaviour_veto
+
+    ep = EndpointState("10.0.0.8", T, T)
+    ep.register(T, "me@reg", "Zoiper rv2.10.20.2", 60)
+    for k in range(4):
+        _call(ep, f"a{k}", T + 10 + 120 * k, T + 100 + 120 * k, False, f"1390000000{k}", "me")
+    assert behaviour_veto(ep.features(T + 600, 600.0)) == "single_line_skipped"
