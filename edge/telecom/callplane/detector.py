@@ -81,8 +81,6 @@ class CallPlaneDetector:
         self.alerts_sim = 0
         self.alerts_device = 0
         self.rule_alerts = 0
-        self.late = 0
-        self._max_ts = -math.inf
 
     @property
     def threshold(self) -> float:
@@ -93,18 +91,24 @@ class CallPlaneDetector:
 
     # -- stage interface
     def feed(self, ev: BaseStationEvent) -> Sequence[Detection]:
-        if ev.ts < self._max_ts:
-            self.late += 1
-        else:
-            self._max_ts = ev.ts
-        st = self.tables.add(ev)
-        if ev.type == "attach" and st is not None:
+        self.tables.fold((ev,), self._judge)
+        return NOTHING
+
+    def feed_many(self, evs: Sequence[BaseStationEvent],
+                  on_error: Callable[[Exception], None]) -> None:
+        """Fold a run of events (the pipeline hands them over in runs, always before
+        the next ``tick``): the same as ``feed`` on each, without a call per event.
+        ``feed`` emits nothing, so nothing is lost by folding them together."""
+        self.tables.fold(evs, self._judge, on_error)
+
+    def _judge(self, st: SimState, ev: BaseStationEvent) -> None:
+        """Called by the fold right after each outgoing call start and each attach:
+        only these can make a SIM look more like a box; other events are folded in
+        and count at its next scoring."""
+        if ev.type == "attach":
             self.cohort.on_attach(ev.ts, ev.cell, ev.imsi)
-        # Only outgoing calls and attaches can make a SIM look more like a box; other
-        # events are folded in and count at its next scoring.
-        if st is None or st.dirty or (ev.type != "call_start" and ev.type != "attach") \
-                or ev.dir == "mt" or st.alerted:
-            return NOTHING
+        if st.dirty or ev.dir == "mt" or st.alerted:
+            return
         n = st.mo_n
         if n == 1 and ev.type == "call_start":
             self.tables.check_luhn(st, ev.imei)
@@ -112,7 +116,6 @@ class CallPlaneDetector:
                 st, ev.imei, n) or self._group_evidence(ev.imsi, st, ev.ts, n))):
             st.dirty = True
             self._dirty.append((ev.imsi, st))
-        return NOTHING
 
     def _device_evidence(self, st: SimState, imei: str | None, mo_n: int) -> bool:
         """Early judging: a SIM whose device carried other SIMs (a SIM-bank swap) or
@@ -172,7 +175,7 @@ class CallPlaneDetector:
     def counters(self) -> dict[str, int | float]:
         return {**self.tables.counters(), "scored": self.scored, "batches": self.batches,
                 "alerts_sim": self.alerts_sim, "alerts_device": self.alerts_device,
-                "rule_alerts": self.rule_alerts, "late_events": self.late,
+                "rule_alerts": self.rule_alerts, "late_events": self.tables.late,
                 "pending": len(self._dirty)}
 
     # -- scoring
