@@ -60,6 +60,15 @@ class Stage(Protocol):
     def counters(self) -> dict[str, int | float]: ...
 
 
+# A stage whose ``feed`` only folds records into its state and emits nothing may also
+# have ``feed_many(records, on_error)``: the pipeline then collects its records in
+# runs and hands each run over in one call (any exception on one record goes to
+# ``on_error`` and the stage goes on), always before anything can see the difference:
+# the next tick, flush, status report or detection routed to stages, and at the end of
+# every ``feed``. At 500 k subscribers one call per event cost as much as the fold.
+RUN_MAX = 4096  # records collected for a feed_many stage before they are handed over
+
+
 class Source(Protocol):
     """Yields records with a ``ts`` attribute, in (roughly) ascending event time."""
 
@@ -152,6 +161,9 @@ class Pipeline:
         self._malformed_log_limit = malformed_log_limit
         self.sources: list[Source] = []
         self._feeders: dict[type, list[Any]] = {}
+        # One run (list of records) per stage with feed_many, filled by the loop.
+        self._runs: list[tuple[Stage, list[Any]]] = []
+        self._run_of: dict[int, list[Any]] = {}
         self.settings: Any = None  # edge.settings.Settings: live changes, taken per tick
 
     # -- driving
@@ -178,42 +190,72 @@ class Pipeline:
         routes = self._routes
         dispatch = self._dispatch
         n = 0
-        for rec in records:
-            self.records += 1
-            if progress is not None:
+        try:
+            for rec in records:
+                self.records += 1
                 n += 1
-                if n == 4096:
-                    progress.update(n)
+                if n == RUN_MAX:
+                    if progress is not None:
+                        progress.update(n)
+                    self._hand_over_runs()
                     n = 0
-            ts = rec.ts
-            if ts is not None:
-                now = self.now
-                if now is None:
-                    self.now = ts
-                    self._next_tick = ts + self.tick_s
-                    self._next_status = ts + self.status_interval_s
-                elif ts > now:
-                    self.now = ts
-                    if ts >= self._next_tick:
-                        self._advance(ts)
-            t = type(rec)
-            feeds = feeders.get(t)
-            if feeds is None:
-                stages = routes.get(t)
-                if stages is None:
-                    self._unrouted(rec)
-                    continue
-                feeds = feeders[t] = [st.feed for st in stages]
-            for f in feeds:
-                try:
-                    out = f(rec)
-                except Exception as exc:
-                    self.failures.record("stage", _name_of(f), exc)
-                    continue
-                if out:
-                    dispatch(out)
+                ts = rec.ts
+                if ts is not None:
+                    now = self.now
+                    if now is None:
+                        self.now = ts
+                        self._next_tick = ts + self.tick_s
+                        self._next_status = ts + self.status_interval_s
+                    elif ts > now:
+                        self.now = ts
+                        if ts >= self._next_tick:
+                            self._advance(ts)
+                t = type(rec)
+                feeds = feeders.get(t)
+                if feeds is None:
+                    stages = routes.get(t)
+                    if stages is None:
+                        self._unrouted(rec)
+                        continue
+                    feeds = feeders[t] = [self._feeder(st) for st in stages]
+                for f in feeds:
+                    try:
+                        out = f(rec)
+                    except Exception as exc:
+                        self.failures.record("stage", _name_of(f), exc)
+                        continue
+                    if out:
+                        dispatch(out)
+        finally:
+            self._hand_over_runs()
         if progress is not None:
             progress.update(n)
+
+    def _feeder(self, st: Stage) -> Any:
+        """What the loop calls per record for ``st``: its ``feed``, or the ``append``
+        of its run when it folds runs (``feed_many``)."""
+        if not callable(getattr(st, "feed_many", None)):
+            return st.feed
+        run = self._run_of.get(id(st))
+        if run is None:
+            run = self._run_of[id(st)] = []
+            self._runs.append((st, run))
+        return run.append
+
+    def _hand_over_runs(self) -> None:
+        """Give every feed_many stage the records collected for it."""
+        for st, run in self._runs:
+            if run:
+                records = run[:]
+                run.clear()
+
+                def failed(exc: Exception, name: str = st.name) -> None:
+                    self.failures.record("stage", name, exc)
+
+                try:
+                    st.feed_many(records, failed)  # type: ignore[attr-defined]
+                except Exception as exc:
+                    failed(exc)
 
     def _unrouted(self, rec: Any) -> None:
         """Count a record no stage consumes (Malformed by source and reason)."""
@@ -239,6 +281,7 @@ class Pipeline:
 
     def _to_stages(self, item: Any) -> None:
         """Hand an internal record (detection, outcome) to the stages consuming its type."""
+        self._hand_over_runs()
         for st in self._routes.get(type(item), ()):
             try:
                 out = st.feed(item)
@@ -307,6 +350,7 @@ class Pipeline:
             self._next_status = min(self._next_status, self.now + self.status_interval_s)
 
     def _advance(self, now: float) -> None:
+        self._hand_over_runs()
         if self.settings is not None and self.settings.pending():
             self.settings.apply_pending()
         self._next_tick = now + self.tick_s
@@ -333,6 +377,7 @@ class Pipeline:
             self._advance(now)
 
     def finish(self) -> None:
+        self._hand_over_runs()
         now = self.now if self.now is not None else 0.0
         for st in self.stages:
             try:
@@ -373,6 +418,7 @@ class Pipeline:
                 log.warning("further malformed input is counted, not logged")
 
     def counters(self) -> dict[str, int | float]:
+        self._hand_over_runs()
         out: dict[str, int | float] = {
             "records": self.records,
             "detections": self.detections,

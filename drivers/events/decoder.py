@@ -84,8 +84,8 @@ class EventDecoder:
         self.unknown_type = 0
         self.unknown_fields = 0
         self.blank = 0
-        # The chunk iter_block is handing out: its records not yet taken are counted
-        # in ``decoded`` already, and subtracted again by counters().
+        # The records iter_block handed out last: those not yet taken are counted in
+        # ``decoded`` already, and subtracted again by counters() (0 once exhausted).
         self._taking: Iterator[BaseStationEvent] | None = None
 
     def counters(self) -> dict[str, int]:
@@ -114,11 +114,15 @@ class EventDecoder:
         :data:`CHUNK_LINES` lines, and line by line in a chunk that still fails. The
         ``decoded`` counter moves one record at a time as they are taken (see
         :meth:`counters`), so a status report in the middle of a block counts what the
-        pipeline has seen."""
+        pipeline has seen. (The common case returns the list's own iterator: no
+        generator frame between the records and the caller.)"""
         evs = self._fast_block(data[:-1] if data.endswith(b"\n") else data)
         if evs is not None:
-            yield from self._hand_out(evs)
-            return
+            return self._hand_out(evs)
+        return self._iter_slow(data, first_lineno)
+
+    def _iter_slow(self, data: bytes, first_lineno: int
+                   ) -> Iterator[BaseStationEvent | Malformed]:
         lines = data.split(b"\n")
         if lines[-1] == b"":
             lines.pop()  # the block ended with a newline: no line after it
@@ -136,11 +140,11 @@ class EventDecoder:
                     yield rec
 
     def _hand_out(self, evs: list[BaseStationEvent]) -> Iterator[BaseStationEvent]:
+        """An iterator over decoded records, counted as decoded as they are taken."""
         it = iter(evs)
-        self._taking = it
+        self._taking = it  # counters() subtracts what is left of it
         self.decoded += len(evs)
-        yield from it
-        self._taking = None
+        return it
 
     def _fast_block(self, body: bytes) -> list[BaseStationEvent] | None:
         """All lines of ``body`` (lines joined by newlines, no final one) decoded by the
