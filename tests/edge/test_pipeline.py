@@ -276,3 +276,49 @@ def test_a_detection_that_cannot_be_reported_is_counted_against_its_detector() -
 def test_two_actuators_with_one_name_are_refused() -> None:
     with pytest.raises(ValueError, match="two actuators"):
         make([], actuators=[DryRunActuator("a"), DryRunActuator("a")])
+
+
+class Folder(Base):
+    """A folding stage: feed_many gets runs of Pings; tick records what it had then."""
+
+    consumes = (Ping,)
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.runs: list[int] = []
+        self.at_tick: list[tuple[float, int]] = []
+
+    def feed_many(self, items: Sequence[Ping], on_error: Any) -> None:
+        self.runs.append(len(items))
+        for it in items:
+            if it.n == 13:
+                on_error(ValueError("thirteen"))
+                continue
+            self.seen.append(it)
+
+    def tick(self, now: float) -> Sequence[Any]:
+        self.at_tick.append((now, len(self.seen)))
+        return ()
+
+
+def test_folding_stages_get_runs_handed_over_before_each_tick() -> None:
+    """A stage with feed_many sees every record, in order, and at each tick exactly
+    the records a per-record feed would have had by then; its failures count as
+    the stage's."""
+    f, plain = Folder("f"), Folder("g")
+    plain.feed_many = None  # type: ignore[assignment,method-assign]  # per record
+    pings = [Ping(1.0 + i * 0.25, i) for i in range(40)]
+    p, mem = make([f])
+    p.run(pings)
+    q, _ = make([plain])
+    q.run(pings)
+    assert [r.n for r in f.seen] == [i for i in range(40) if i != 13]
+    assert sum(f.runs) == 40 and len(f.runs) > 1  # in runs, not one by one
+    assert f.at_tick == [(t, n - (n > 13)) for t, n in plain.at_tick]
+    assert p.failures.counts == {"stage.f": 1}
+    assert status(mem)["f.seen"] == 39
+    # Fed one record at a time (live), it is folded at once.
+    f2 = Folder("f2")
+    r, _ = make([f2])
+    r.feed(Ping(5.0, 1))
+    assert [x.n for x in f2.seen] == [1]

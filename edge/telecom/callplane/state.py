@@ -346,7 +346,9 @@ class EntityTables:
                         elif st.cells is not None:
                             st.cells[st.cell] = ts
                     imei = ev.imei
-                    if imei is not None:
+                    # The common case inline: the SIM's own, unshared device again.
+                    if imei is not None and (imei[:14] != st.imei or st.imeis is not None
+                                             or st.flags & SHARED_DEVICE):
                         self._fold_device(st, imsi, imei, ts, devs)
                     if judge is not None and (code == MO_START or code == ATTACH):
                         judge(st, ev)
