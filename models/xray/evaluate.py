@@ -184,8 +184,11 @@ def lofo(family: str, n_test: int, seed: int, cache: Path, chunks: int, val_chun
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        head = json.loads((HERE / "model.json").read_text("utf-8")).get(
+            "training", {}).get("head", "gbm")
         train(_ap.Namespace(chunks=chunks, val_chunks=val_chunks, seed=train_seed,
-                            val_fp=VAL_FP, exclude=[family], out=folder, cache=cache))
+                            val_fp=VAL_FP, exclude=[family], out=folder, cache=cache,
+                            head=head))
         scorer = load_scorer(folder)
         return run(scorer, settings_for(scorer), family_parcels(family, n_test, seed),
                    np.random.default_rng(seed + 99))
@@ -246,12 +249,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of the threshold the image_supported rule needs "
                          "(default: DecideSettings', as on the device)")
     ap.add_argument("--write-card", action="store_true", help="write README.md/model.json")
+    ap.add_argument("--model", type=Path, default=None,
+                    help="model folder to evaluate (default: the committed models/xray)")
     args = ap.parse_args(argv)
     cmd = "python -m models.xray.evaluate " + " ".join(argv if argv is not None else
                                                       __import__("sys").argv[1:])
     main_res = None
     if not args.skip_main:
-        scorer = load_scorer()
+        scorer = load_scorer(args.model)
         main_res = run(scorer, settings_for(scorer, args.support_ratio),
                        heldout_days(args.days, args.parcels, args.seed),
                        np.random.default_rng(args.seed + 500), progress=True)

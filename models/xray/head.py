@@ -95,9 +95,29 @@ def _classes(y: np.ndarray) -> np.ndarray:
     return np.where(y.max(axis=1) > 0, y.argmax(axis=1) + 1, 0)
 
 
-def fit(feats: np.ndarray, s: ImageSet, seed: int):  # type: ignore[no-untyped-def]
+def log_inputs(feats: np.ndarray) -> np.ndarray:
+    """log(1 + max(x, 0)): the smooth head's input (counts span five decades); the ONNX
+    graph applies the same to ``head_in``."""
+    return np.log1p(np.maximum(feats, 0.0)).astype(np.float32)
+
+
+def fit(feats: np.ndarray, s: ImageSet, seed: int, head: str = "gbm"):  # type: ignore[no-untyped-def]
     from sklearn.ensemble import HistGradientBoostingClassifier
 
+    if head == "mlp":
+        from sklearn.neural_network import MLPClassifier
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        x = log_inputs(feats)
+        cls = make_pipeline(StandardScaler(), MLPClassifier(
+            (64, 32), alpha=1e-3, max_iter=300, random_state=seed))
+        cls.fit(x, _classes(s.y))
+        card = s.kind >= 0
+        kind = make_pipeline(StandardScaler(), MLPClassifier(
+            (32,), alpha=1e-3, max_iter=300, random_state=seed))
+        kind.fit(x[card], s.kind[card])
+        return cls, kind
     cls = HistGradientBoostingClassifier(max_iter=400, learning_rate=0.05, max_leaf_nodes=31,
                                          l2_regularization=1.0, early_stopping=False,
                                          random_state=seed)
@@ -114,11 +134,11 @@ def thresholds(scores: np.ndarray, y: np.ndarray, fp: float) -> dict[str, float]
     for j, lab in enumerate(LABELS):
         neg = np.sort(scores[y[:, j] == 0, j])
         k = min(int(np.floor(len(neg) * (1 - fp))), len(neg) - 1)
-        out[lab] = float(min(max(neg[k] + 1e-6, 0.05), 0.999))
+        out[lab] = float(min(max(neg[k] + 1e-6, 0.05), 1.0 - 1e-6))
     return out
 
 
-def export(cls, kind, out: Path) -> None:  # type: ignore[no-untyped-def]
+def export(cls, kind, out: Path, head: str = "gbm") -> None:  # type: ignore[no-untyped-def]
     """One ONNX graph: the CNN (``cnn.onnx``), then both heads over [features, CNN]."""
     import onnx
     from onnx import TensorProto, helper
@@ -168,14 +188,19 @@ def export(cls, kind, out: Path) -> None:  # type: ignore[no-untyped-def]
 
     n1, i1 = prefixed(cnn.graph, "cnn/", {"image": "image"})
     cls_in = m_cls.graph.input[0].name
-    n2, i2 = prefixed(m_cls.graph, "cls/", {cls_in: "head_in"})
+    n2, i2 = prefixed(m_cls.graph, "cls/", {cls_in: "head_x"})
     kind_in = m_kind.graph.input[0].name
-    n3, i3 = prefixed(m_kind.graph, "kind/", {kind_in: "head_in"})
+    n3, i3 = prefixed(m_kind.graph, "kind/", {kind_in: "head_x"})
     glue = [
         helper.make_node("ReduceMax", ["cnn/heatmap"], ["hm_max"], axes=[2, 3], keepdims=0,
                          name="hm_max"),
         helper.make_node("Concat", ["features", "cnn/scores", "hm_max", "cnn/kind"],
                          ["head_in"], axis=1, name="head_in"),
+        *([helper.make_node("Relu", ["head_in"], ["head_pos"], name="head_pos"),
+           helper.make_node("Add", ["head_pos", "one"], ["head_1p"], name="head_1p"),
+           helper.make_node("Log", ["head_1p"], ["head_x"], name="head_x")]
+          if head == "mlp" else
+          [helper.make_node("Identity", ["head_in"], ["head_x"], name="head_x")]),
         helper.make_node("Slice", ["cls/probabilities", "s_start", "s_end", "s_axes"],
                          ["scores"], name="scores"),
         helper.make_node("Identity", ["kind/probabilities"], ["kind"], name="kind"),
@@ -184,8 +209,10 @@ def export(cls, kind, out: Path) -> None:  # type: ignore[no-untyped-def]
     consts = [helper.make_tensor("s_start", TensorProto.INT64, [1], [1]),
               helper.make_tensor("s_end", TensorProto.INT64, [1], [4]),
               helper.make_tensor("s_axes", TensorProto.INT64, [1], [1])]
+    if head == "mlp":
+        consts.append(helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0]))
     graph = helper.make_graph(
-        n1 + glue[:2] + n2 + n3 + glue[2:], "xray_two_part",
+        n1 + glue[:-3] + n2 + n3 + glue[-3:], "xray_two_part",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, INPUT_PX, INPUT_PX]),
          helper.make_tensor_value_info("features", TensorProto.FLOAT,
                                        ["n", len(FEATURE_NAMES)])],
@@ -226,10 +253,10 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     tr, ftr = without(tr, ftr, args.exclude)
     va, fva = without(va, fva, args.exclude)
     t_data = time.perf_counter() - t0
-    cls, kind = fit(ftr, tr, args.seed)
+    cls, kind = fit(ftr, tr, args.seed, args.head)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "model.onnx"
-    export(cls, kind, path)
+    export(cls, kind, path, args.head)
     scores, kinds = predict(path, va, fva)
     thr = thresholds(scores, va.y, args.val_fp)
     val = {}
@@ -259,17 +286,20 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         "thresholds": thr,
         "parts": {"cnn": {"file": "cnn.onnx", "sha256": sha256_file(HERE / "cnn.onnx"),
                           "trained_by": "python -m models.xray.train (model 1.0.0)"},
-                  "head": "HistGradientBoostingClassifier x2 (scikit-learn), in model.onnx"},
+                  "head": ("HistGradientBoostingClassifier x2" if args.head == "gbm" else
+                           "StandardScaler + MLPClassifier x2 over log(1 + x)")
+                  + " (scikit-learn), in model.onnx"},
         "training": {"command": "python -m models.xray.head" + "".join(
                          f" --exclude {f}" for f in args.exclude)
-                     + f" --chunks {args.chunks} --val-chunks {args.val_chunks}",
+                     + f" --chunks {args.chunks} --val-chunks {args.val_chunks}"
+                     + f" --head {args.head}", "head": args.head,
                      "profile": "train", "seed": args.seed, "n_train": int(len(tr.y)),
                      "n_val": int(len(va.y)), "excluded_families": list(args.exclude),
                      "val": val, "val_kind_accuracy": round(kind_acc, 4),
                      "val_fp_target": args.val_fp, "data_s": round(t_data, 1),
                      "train_s": round(time.perf_counter() - t0 - t_data, 1), "threads": 1},
     }
-    if "evaluation" in base and not args.exclude:
+    if "evaluation" in base and not args.exclude and base.get("version") != VERSION:
         contract["evaluation_of_previous"] = {"version": base.get("version"),
                                               "heldout": base["evaluation"].get("heldout")}
     (args.out / "model.json").write_text(json.dumps(contract, indent=1) + "\n", "utf-8")
@@ -286,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of validation negatives allowed above a threshold")
     ap.add_argument("--exclude", action="append", default=[],
                     help="family left out of training and validation (repeatable)")
+    ap.add_argument("--head", choices=("gbm", "mlp"), default="gbm",
+                    help="gradient-boosted trees, or a small MLP on log-scaled inputs")
     ap.add_argument("--out", type=Path, default=HERE, help="folder for model.onnx/json")
     ap.add_argument("--cache", type=Path, default=Path(".cache/xray"), help="rendered sets")
     args = ap.parse_args(argv)

@@ -104,15 +104,16 @@ def test_features_of_an_empty_image_are_zero_and_finite() -> None:
 @pytest.mark.skipif(importlib.util.find_spec("sklearn") is None, reason="train extra")
 def test_head_training_is_deterministic() -> None:
     from models.xray.dataset import build
-    from models.xray.head import HEAD_INPUTS, fit
+    from models.xray.head import HEAD_INPUTS, fit, log_inputs
 
     data = build(16, seed=5)
     rng = np.random.default_rng(1)
     feats = rng.random((16, len(HEAD_INPUTS))).astype(np.float32)
-    a = fit(feats, data, 3)
-    b = fit(feats, data, 3)
-    for ma, mb in zip(a, b, strict=True):
-        assert np.array_equal(ma.predict_proba(feats), mb.predict_proba(feats))
+    for head, x in (("gbm", feats), ("mlp", log_inputs(feats))):
+        a = fit(feats, data, 3, head)
+        b = fit(feats, data, 3, head)
+        for ma, mb in zip(a, b, strict=True):
+            assert np.array_equal(ma.predict_proba(x), mb.predict_proba(x))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="train-image extra")
