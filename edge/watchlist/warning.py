@@ -10,15 +10,16 @@ warns the callees of every SIM in it) — is reported as a
 once per victim per ``window_s``, so the carrier can call, text or warn them.
 
 Calls made *before* the source was flagged count too: each SIM's last
-``recent_per_sim`` (16) outgoing callees of the last ``recent_s`` are kept for at most
-``max_sims`` (50,000) SIMs (when full, the half whose last call is oldest is dropped:
-a box calls every few minutes, so it stays, and memory stays bounded whatever the
-subscriber count), and are reported when the SIM is flagged; later calls are
+``recent_per_sim`` (32) outgoing callees of the last ``recent_s`` are kept for at most
+``max_sims`` (100,000) SIMs (when full, the eighth whose last call is oldest is
+dropped: a box calls every few minutes, so it stays, and memory stays bounded whatever
+the subscriber count), and are reported when the SIM is flagged; later calls are
 reported as they happen. A SIM's callees are one ``bytearray`` of packed records
-(time, kind, number: ~25 bytes a call, ~0.5 KB a SIM, against ~1.9 KB as tuples in
-a deque), appended without reordering anything. (A GoIP found on the IP plane is an
-address: the numbers it dials appear in the event feed under its SIMs, which the
-call plane flags in turn.)
+(time, kind, number: ~25 bytes a call, ~1 KB a SIM with 32, against ~1.9 KB for 16 as
+tuples in a deque), appended without reordering anything; so the worst case (100,000
+SIMs, 32 callees each) is the old one's (50,000 SIMs, 16 each). (A GoIP found on the
+IP plane is an address: the numbers it dials appear in the event feed under its SIMs,
+which the call plane flags in turn.)
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class VictimWarningStage:
     consumes: tuple[type, ...] = (BaseStationEvent, Detection)
 
     def __init__(self, *, window_s: float = 7 * 86400.0, recent_s: float = 86400.0,
-                 recent_per_sim: int = 32, max_sims: int = 50_000,
+                 recent_per_sim: int = 32, max_sims: int = 100_000,
                  max_victims: int = 1_000_000, device_sources: bool = False) -> None:
         self.device_sources = device_sources
         self.window_s = window_s
@@ -97,12 +98,13 @@ class VictimWarningStage:
         return NOTHING
 
     def _evict(self) -> None:
-        """About the half of the tracked SIMs whose last call is oldest (older than
-        the median of an even sample: one pass, no sort of every SIM)."""
+        """About the eighth of the tracked SIMs whose last call is oldest (older than
+        that quantile of an even sample: one pass, no sort of every SIM), so at least
+        ~7/8 of ``max_sims`` stay tracked."""
         rec = self._recent
         step = max(1, len(rec) // 1024)
         lasts = sorted(r[2] for r in islice(rec.values(), 0, None, step))
-        cut = lasts[len(lasts) // 2]
+        cut = lasts[len(lasts) // 8]
         gone = [k for k, r in rec.items() if r[2] <= cut]
         for k in gone:
             del rec[k]

@@ -96,3 +96,37 @@ def test_signed_updates_over_the_downlink_survive_a_restart(tmp_path: Path) -> N
     assert delta.ok and delta.result["entries"] == 2  # type: ignore[attr-defined]
     # restart: the stored list is back
     assert WatchlistStore(tmp_path).current().lookup("imsi", "460001234567890") is not None
+
+
+def test_a_signed_file_loads_and_a_tampered_unsigned_or_old_one_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.watchlist.load import CONTEXT, main
+
+    issuer = signing.generate_private_key()
+    conf = tmp_path / "a.toml"
+    conf.write_text(f'[agent]\ndata_dir = "{tmp_path}/d"\n[security]\nissuer_keys = '
+                    f'["{signing.public_key_text(issuer)}"]\n')
+    f = tmp_path / "list-0002.json"
+
+    def write(body: dict, sign: bool = True) -> None:
+        f.write_bytes(orjson.dumps(body))
+        sig = Path(str(f) + ".sig")
+        sig.unlink(missing_ok=True)
+        if sign:
+            sig.write_text(signing.sign_detached(f, issuer, CONTEXT) + "\n")
+
+    write(_snap(2, [{"kind": "imsi", "value": "460001234567890", "case": "C-1"}]))
+    assert main([str(f), "--config", str(conf)]) == 0
+    assert "version 2: 1 entries" in capsys.readouterr().out
+    store = WatchlistStore(tmp_path / "d")
+    assert store.latest.lookup("imsi", "460001234567890") is not None
+    write(_snap(3, []))
+    f.write_bytes(f.read_bytes().replace(b'"version":3', b'"version":4'))  # after signing
+    assert main([str(f), "--config", str(conf)]) == 2
+    assert "error" in capsys.readouterr().err
+    write(_snap(5, []), sign=False)
+    assert main([str(f), "--config", str(conf)]) == 2
+    write(_snap(1, []))  # signed, but older than what is stored
+    assert main([str(f), "--config", str(conf)]) == 2
+    assert "not newer" in capsys.readouterr().err
+    assert WatchlistStore(tmp_path / "d").latest.version == 2
