@@ -611,11 +611,20 @@ class IpPlaneDetector:
                                {"tunnel": ep.tunnel}))
         model_info: ModelInfo | None = None
         if row:
-            model_info = self.model.info
             feats: dict[str, float | int | str | bool | None] = {"score": round(prob, 4)}
             feats.update(self._top_features(row))
-            ev.append(Evidence(f"behaviour over the last {int(self.s.window_s)} s looks like a "
-                               f"GoIP/SIM-box (model score {prob:.2f})", feats))
+            threshold = self.s.threshold
+            if prob >= threshold:
+                # the model decided: the report names it (as the call plane does)
+                model_info = self.model.info
+                ev.append(Evidence(f"behaviour over the last {int(self.s.window_s)} s looks "
+                                   f"like a GoIP/SIM-box (model score {prob:.2f})", feats))
+            else:
+                # a signature or the relay rule decided; the model's view is context only
+                feats["threshold"] = round(threshold, 4)
+                ev.append(Evidence(f"behaviour model score over the last "
+                                   f"{int(self.s.window_s)} s {prob:.4f}, below its threshold "
+                                   f"{threshold:.4f} (not what decided)", feats))
         if relay:
             ev.append(Evidence(
                 "relay: the calls INVITEd to it ring a fresh public number each time, none "
