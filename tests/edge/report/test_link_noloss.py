@@ -108,6 +108,8 @@ def test_no_loss_through_broker_and_agent_kills(tmp_path: Path) -> None:
     # Duplicates come from two places: each of the 8 abnormal disconnects makes the
     # agent re-send what it held (ack_hold_s of production at the child's rate) plus
     # its in-flight window, and each restarted broker re-delivers to the subscriber
-    # what it had delivered since its last save (seconds of production, more on a
-    # loaded box). 26,000-49,000 were seen; a re-send loop would give far more.
-    assert dups <= 8 * (ACK_HOLD_S * 1000.0 + 2 * 50) + 5 * 5 * 1000.0
+    # what it had delivered since its last save, the agent's re-sent copies included
+    # (seconds of production, more on a loaded box). 26,000-67,000 were seen (1.3-3.4
+    # per report); only the agent's share is bounded by the agent, so this bound is a
+    # guard against a re-send loop (which would grow with the run), not a target.
+    assert dups <= 5 * N
