@@ -174,27 +174,10 @@ def test_callplane_min_calls_after_the_ack(tmp_path: Path, day: Path,
 
 
 def _counter(reports: list[dict[str, Any]], name: str) -> float:
-    """A counter of the run's last status report."""
-    last = _kinds(reports, "agent.status")[-1]
-
-    def find(node: Any) -> Any:
-        if isinstance(node, dict):
-            if name in node:
-                return node[name]
-            for v in node.values():
-                got = find(v)
-                if got is not None:
-                    return got
-        elif isinstance(node, list):
-            for v in node:
-                got = find(v)
-                if got is not None:
-                    return got
-        return None
-
-    value = find(last)
-    assert value is not None, f"no counter {name} in the status report"
-    return float(value)
+    """A counter of the run's last status report (its evidence carries the counters)."""
+    feats = _kinds(reports, "agent.status")[-1]["evidence"][0]["features"]
+    assert name in feats, f"no counter {name} in the status report"
+    return float(feats[name])
 
 
 def test_ipplane_threshold_after_the_ack(tmp_path: Path, masked: Path) -> None:
