@@ -1,7 +1,10 @@
 """A real agent process for the reliability tests: pushes numbered reports through
 the durable outbox and MQTT link, and resumes where it stopped after a SIGKILL.
 
-usage: python agent_child.py HOST PORT DATA_DIR N RATE_PER_S
+usage: python agent_child.py HOST PORT DATA_DIR N RATE_PER_S [stay]
+
+With ``stay`` it keeps its connection open after "done" until it is killed (a test
+that SIGKILLs it to see the broker's will must not race a clean close).
 
 It records in DATA_DIR/progress (a plain write to the page cache, so it survives a
 SIGKILL of this process) the number of reports whose ``publish`` returned, i.e. that
@@ -56,6 +59,9 @@ def main() -> int:
             time.sleep(ahead)
     link.wait_drained(60)
     print("done", flush=True)
+    if sys.argv[6:] == ["stay"]:
+        while True:
+            time.sleep(3600)
     link.close()
     return 0
 

@@ -57,7 +57,8 @@ def test_presence_birth_will_heartbeat(tmp_path: Path) -> None:
                               client_id="hb")
         # a real agent process, killed without warning: the broker sends its will
         child = subprocess.Popen([sys.executable, str(CHILD), b.host, str(b.port),
-                                  str(tmp_path / "c"), "50", "1000"], stdout=subprocess.PIPE)
+                                  str(tmp_path / "c"), "50", "1000", "stay"],
+                                 stdout=subprocess.PIPE)
         assert child.stdout is not None
         assert status.wait_for(1, 10)
         birth = status.reports[0]
