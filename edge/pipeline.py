@@ -60,12 +60,14 @@ class Stage(Protocol):
     def counters(self) -> dict[str, int | float]: ...
 
 
-# A stage whose ``feed`` only folds records into its state and emits nothing may also
-# have ``feed_many(records, on_error)``: the pipeline then collects its records in
-# runs and hands each run over in one call (any exception on one record goes to
-# ``on_error`` and the stage goes on), always before anything can see the difference:
-# the next tick, flush, status report or detection routed to stages, and at the end of
-# every ``feed``. At 500 k subscribers one call per event cost as much as the fold.
+# A stage may also have ``feed_many(records, on_error)``: the pipeline then collects
+# its records in runs and hands each run over in one call (any exception on one record
+# goes to ``on_error`` and the stage goes on), always before anything can see the
+# difference: the next tick, flush, status report or detection routed to stages, and
+# at the end of every ``feed``. What it returns is dispatched then, in its order, as
+# ``feed``'s would be (so its detections of a run follow the other stages' outputs for
+# the same records, still before the next tick: within ``tick_s`` of event time). At
+# 500 k subscribers one call per event cost as much as the fold.
 RUN_MAX = 4096  # records collected for a feed_many stage before they are handed over
 
 
@@ -253,9 +255,12 @@ class Pipeline:
                     self.failures.record("stage", name, exc)
 
                 try:
-                    st.feed_many(records, failed)  # type: ignore[attr-defined]
+                    out = st.feed_many(records, failed)  # type: ignore[attr-defined]
                 except Exception as exc:
                     failed(exc)
+                    continue
+                if out:
+                    self._dispatch(out)
 
     def _unrouted(self, rec: Any) -> None:
         """Count a record no stage consumes (Malformed by source and reason)."""

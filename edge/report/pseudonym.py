@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 import ipaddress
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from edge.errors import ConfigError
 
@@ -66,6 +69,18 @@ def normalise(id_type: str, value: str) -> tuple[str, str]:
             return domain, v
         return domain, canon + (sep + port if sep else "")
     return domain, v
+
+
+def _small_sha256() -> Callable[[bytes], Any]:
+    """CPython's own SHA-256 (the one ``hashlib`` falls back on): for inputs of a block
+    or two its ``copy`` is a struct copy, ~35 % cheaper a hash than OpenSSL's, whose
+    context copies allocate. Same digests (a test compares with ``hmac``)."""
+    for name in ("_sha2", "_sha256"):  # 3.12+, 3.11
+        try:
+            return importlib.import_module(name).sha256  # type: ignore[no-any-return]
+        except (ImportError, AttributeError):
+            continue
+    return hashlib.sha256
 
 
 class Pseudonymiser:
@@ -106,6 +121,32 @@ class Pseudonymiser:
         h = self._hmac0.copy()
         h.update(f"{domain}:{norm}".encode())
         return PREFIX + h.hexdigest()[:32]
+
+    def hasher(self, domain: str) -> Callable[[str], str]:
+        """A function ``norm -> of_normalised(domain, norm)`` for callers that hash many
+        identifiers of one domain (the watchlist matcher: one per distinct number seen).
+        HMAC-SHA256 spelled out over hashlib states prepared once (RFC 2104: the key
+        block XOR ipad, with ``domain:`` already fed in, and XOR opad), so a value costs
+        two state copies and two short updates in C: about 40 % less than copying an
+        ``hmac`` object, which wraps the same two states in Python."""
+        key = self._key
+        if len(key) > 64:  # SHA-256's block: longer keys are hashed first
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(64, b"\0")
+        sha256 = _small_sha256()
+        inner = sha256(bytes(b ^ 0x36 for b in key))
+        inner.update(f"{domain}:".encode())
+        outer = sha256(bytes(b ^ 0x5C for b in key))
+        icopy, ocopy = inner.copy, outer.copy
+
+        def pseudonym_of(norm: str) -> str:
+            i = icopy()
+            i.update(norm.encode())
+            o = ocopy()
+            o.update(i.digest())
+            return PREFIX + o.hexdigest()[:32]
+
+        return pseudonym_of
 
     @property
     def has_fleet_key(self) -> bool:

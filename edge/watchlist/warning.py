@@ -115,9 +115,19 @@ class VictimWarningStage:
             return NOTHING
         if d.kind == "simbox.device":
             return self._device(d) if self.device_sources else NOTHING
-        if d.subject.type not in ("imsi", "phone", "msisdn"):
-            return NOTHING
-        return self._flag(d.subject.id, d.kind, d.ts)
+        out: list[Detection] = []
+        if d.kind == "watchlist.hit" and d.evidence and \
+                d.evidence[0].features.get("field") in ("msisdn", "imei"):
+            # the SIM's own number or device is listed: the SIM (its IMSI, as the
+            # matcher relates it) is a source too, with the callees it kept; the hit
+            # may come after the event's other stages have seen it (the matcher reports
+            # a run of events at once), so this is where that event's call is counted
+            for s in d.related:
+                if s.type == "imsi":
+                    out += self._flag(s.id, d.kind, d.ts)
+        if d.subject.type in ("imsi", "phone", "msisdn"):
+            out += self._flag(d.subject.id, d.kind, d.ts)
+        return out
 
     def _device(self, d: Detection) -> list[Detection]:
         """A SIM-box device: its IMEIs are sources from now on, and every SIM seen
