@@ -80,8 +80,10 @@ class WatchlistMatcher:
         self._memos: dict[str, dict[str, Entry | None]] = {}
         self._hits: dict[str, dict[str, Entry]] = {}  # the memos' non-None answers
         self._hashers: dict[str, Callable[[str], str]] = {}
-        self._run_fields: tuple[tuple[Any, dict[str, Entry | None], dict[str, Entry],
-                                      str], ...] = ()
+        # per kind the list can match on events: (getters of its fields, memo, hits,
+        # resolver of a set of unseen values), for runs
+        self._run_kinds: tuple[tuple[tuple[Any, ...], dict[str, Entry | None],
+                                     dict[str, Entry], Callable[[set[str]], None]], ...] = ()
         self._m_imsi: dict[str, Entry | None] | None = None
         self._m_imei: dict[str, Entry | None] | None = None
         self._m_phone: dict[str, Entry | None] | None = None
@@ -102,11 +104,12 @@ class WatchlistMatcher:
             kinds |= {"imsi", "imei", "msisdn", "sender_id"}
         self._memos = {k: {} for k in kinds}
         self._hits = {k: {} for k in kinds}
-        # per event field the list can match: (getter, memo, hits, kind), for runs
-        self._run_fields = tuple((_GETTERS[f], self._memos[k], self._hits[k], k)
-                                 for f, k in _EVENT_FIELDS if k in kinds)
         self._hashers = {k: self._pseudo.hasher(_DIGIT_KINDS[k])
                          for k in wl._pseudo_kinds if k in _DIGIT_KINDS}
+        self._run_kinds = tuple(
+            (tuple(_GETTERS[f] for f, k2 in _EVENT_FIELDS if k2 == k), self._memos[k],
+             self._hits[k], self._resolver(k))
+            for k in ("imsi", "imei", "msisdn") if k in kinds)
         self._m_imsi = self._memos.get("imsi")
         self._m_imei = self._memos.get("imei")
         self._m_phone = self._memos.get("msisdn")
@@ -140,50 +143,54 @@ class WatchlistMatcher:
             self._hits[kind][value] = e
         return e
 
-    def _resolve_many(self, kind: str, memo: dict[str, Entry | None],
-                      new: set[str]) -> None:
-        """First sight of several values of one kind (a run's): the same answers as
-        :meth:`_resolve` on each, with the common case (digits as feeds carry them,
-        against a table of clear values and pseudonyms) done a set at a time."""
-        wl = self._wl
-        d = wl.kinds.get(kind)
-        if kind not in _DIGIT_KINDS or d is None or wl._any:
-            for v in new:
-                self._resolve(kind, v)
-            return
-        if len(memo) + len(new) > self.memo_size:
-            for k in list(islice(memo, len(memo) // 2)):  # the older half
-                del memo[k]
-        self.memo_misses += len(new)
-        joined = "\n".join(new)  # one C pass over all of them for the usual case
-        if not joined.replace("\n", "").isdigit() or not joined.isascii() or (
-                kind == "msisdn" and ("\n" + joined).find("\n00") >= 0):
-            odd = [v for v in new if not (v.isdigit() and v.isascii())
-                   or (kind == "msisdn" and v.startswith("00"))]
-        else:
-            odd = []
-        if odd:  # needs normalising first: the general path
-            new = new.difference(odd)
-            self.memo_misses -= len(odd)
-            for v in odd:
-                self._resolve(kind, v)
-        memo.update(dict.fromkeys(new))  # misses, unless found below
-        values = list(new)
-        norms = [v[:14] for v in values] if kind == "imei" else values
-        hits = self._hits[kind]
-        if not d.keys().isdisjoint(norms):  # clear values listed
-            for v, n in zip(values, norms, strict=True):
-                row = d.get(n)
-                if row is not None:
-                    memo[v] = hits[v] = Entry(kind, n, *row)
+    def _resolver(self, kind: str) -> Callable[[set[str]], None]:
+        """For runs: a function resolving a set of values of ``kind`` never seen under
+        this list (each memoised, hits kept apart), with the same answers as
+        :meth:`_resolve` on each. The common case (digits as feeds carry them, against
+        a table of clear values and pseudonyms) is done a set at a time in C, bar one
+        keyed hash per value for a table holding pseudonyms; everything is bound here
+        because a run is often a second of events, and the per-run cost shows."""
+        wl, resolve_one = self._wl, self._resolve
+        table = wl.kinds.get(kind)
+        memo, hits = self._memos[kind], self._hits[kind]
+        if kind not in _DIGIT_KINDS or table is None or wl._any:
+            def one_by_one(new: set[str]) -> None:
+                for v in new:
+                    resolve_one(kind, v)
+            return one_by_one
+        d: dict[str, list[Any]] = table
         hasher = self._hashers.get(kind)
-        if hasher is not None:
-            pseudonyms = list(map(hasher, norms))
-            if not d.keys().isdisjoint(pseudonyms):
-                for v, n in zip(values, pseudonyms, strict=True):
+        is_imei, is_msisdn = kind == "imei", kind == "msisdn"
+
+        def resolve(new: set[str]) -> None:
+            if len(memo) + len(new) > self.memo_size:
+                for k in list(islice(memo, len(memo) // 2)):  # the older half
+                    del memo[k]
+            joined = "\n" + "\n".join(new)  # one C pass over all of them
+            if not joined.isascii() or not joined.replace("\n", "").isdigit() or (
+                    is_msisdn and "\n00" in joined):  # some need normalising first
+                odd = [v for v in new if not (v.isdigit() and v.isascii())
+                       or (is_msisdn and v.startswith("00"))]
+                for v in odd:
+                    resolve_one(kind, v)
+                new = new.difference(odd)
+            self.memo_misses += len(new)
+            memo.update(dict.fromkeys(new))  # misses, unless found below
+            values = list(new)
+            norms = [v[:14] for v in values] if is_imei else values
+            if not d.keys().isdisjoint(norms):  # clear values listed
+                for v, n in zip(values, norms, strict=True):
                     row = d.get(n)
-                    if row is not None and memo[v] is None:
+                    if row is not None:
                         memo[v] = hits[v] = Entry(kind, n, *row)
+            if hasher is not None:
+                pseudonyms = list(map(hasher, norms))
+                if not d.keys().isdisjoint(pseudonyms):
+                    for v, n in zip(values, pseudonyms, strict=True):
+                        row = d.get(n)
+                        if row is not None and memo[v] is None:
+                            memo[v] = hits[v] = Entry(kind, n, *row)
+        return resolve
 
     def _subscriber(self, ev: BaseStationEvent, sub: dict[str, Any]) -> tuple[Any, ...]:
         """(IMEI, MSISDN, hits without the number, hits with it) of a SIM, memoised."""
@@ -241,28 +248,33 @@ class WatchlistMatcher:
         if records[0].__class__ is not BaseStationEvent or \
                 len(set(map(type, records))) != 1:  # packets, parcels, mixed: one by one
             return self._one_by_one(records, on_error)
+        self.checked += len(records)
         hot = False
-        for get, memo, hits, kind in self._run_fields:
-            values = set(map(get, records))
-            values.discard(None)
+        for gets, memo, hits, resolve in self._run_kinds:
+            values = set(map(gets[0], records))
+            for get in gets[1:]:  # the number: the SIM's own and the peer's
+                values.update(map(get, records))
             new = values.difference(memo)
             if new:
-                try:
-                    self._resolve_many(kind, memo, new)
-                except Exception as exc:  # noqa: BLE001 - counted, and matched singly
-                    on_error(exc)
-                    for v in new:
-                        memo.pop(v, None)
-                    return self._one_by_one(records, on_error)
+                new.discard(None)
+                if new:
+                    try:
+                        resolve(new)
+                    except Exception as exc:  # noqa: BLE001 - counted, matched singly
+                        on_error(exc)
+                        for v in new:
+                            memo.pop(v, None)
+                        self.checked -= len(records)
+                        return self._one_by_one(records, on_error)
             if hits and not hits.keys().isdisjoint(values):
                 hot = True
-        self.checked += len(records)
         if not hot:
             return NOTHING
         # the events holding a listed value (those of a listed SIM, or calling a listed
         # number) are matched one by one, in order; the others cannot hit
         out: list[Detection] = []
-        fields = [(get, hits) for get, _, hits, _ in self._run_fields if hits]
+        fields = [(get, hits) for gets, _, hits, _ in self._run_kinds if hits
+                  for get in gets]
         event = self._event
         for ev in records:
             for get, hits in fields:
