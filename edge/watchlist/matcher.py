@@ -279,27 +279,16 @@ class WatchlistMatcher:
             return NOTHING
         # the events holding a listed value (those of a listed SIM, or calling a listed
         # number) are matched one by one, in order; the others cannot hit
-        out: list[Detection] = []
         fields = [(get, hits) for gets, _, hits, _ in self._run_kinds if hits
                   for get in gets]
-        event = self._event
-        for ev in records:
-            for get, hits in fields:
-                if get(ev) in hits:
-                    try:
-                        found = event(ev)
-                    except Exception as exc:  # noqa: BLE001 - the pipeline counts it
-                        on_error(exc)
-                        break
-                    if found:
-                        out += found
-                    break
-        return out
+        listed = [ev for ev in records if any(get(ev) in hits for get, hits in fields)]
+        return self._one_by_one(listed, on_error, self._event)
 
-    def _one_by_one(self, records: Sequence[Any],
-                    on_error: Callable[[Exception], None]) -> list[Detection]:
+    def _one_by_one(self, records: Sequence[Any], on_error: Callable[[Exception], None],
+                    feed: Callable[[Any], Sequence[Detection]] | None = None
+                    ) -> list[Detection]:
         out: list[Detection] = []
-        feed = self.feed
+        feed = feed or self.feed
         for rec in records:
             try:
                 found = feed(rec)
