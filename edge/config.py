@@ -229,6 +229,9 @@ class IpPlaneSection:
     needs re-registrations, call features need ended calls). Signatures are not gated."""
     confirm_evals: Annotated[int, Range(1, 100)] = 2
     """Consecutive judgements at or above the threshold before a behaviour-only report."""
+    evidence_s: Annotated[float, Range(60.0, 7 * 86_400.0)] = 1800.0
+    """How far back the explicit rules read each endpoint's incoming calls (to its own
+    users, to fresh numbers): longer than the window, so a slow relay's calls add up."""
 
 
 @dataclass

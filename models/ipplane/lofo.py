@@ -51,13 +51,23 @@ class HeldOut:
     x: np.ndarray
     signed: set[str]
     truth: dict[str, tuple[str, bool]]  # key -> (family, positive)
+    # per row: the endpoint's call ledger (calls in, to its own users, to fresh numbers)
+    # and whether the model scores the row (False: below the activity floor, judged by
+    # the ledger rules only)
+    ledger: np.ndarray | None = None
+    modelled: np.ndarray | None = None
+    final: np.ndarray | None = None  # the look at the end of input (flush)
 
 
-def _run(det: Any, records: Any) -> tuple[list[tuple[str, list[float]]], set[str]]:
+Row = tuple[str, list[float], tuple[int, int, int], bool, bool]
+
+
+def _run(det: Any, records: Any) -> tuple[list[Row], set[str]]:
     from edge.eval.ipplane import run_packets
 
-    rows: list[tuple[str, list[float]]] = []
-    det.feature_sink = lambda now, addr, f: rows.append((addr, f))
+    rows: list[Row] = []
+    det.judged_sink = lambda now, addr, f, led, modelled, final: rows.append(
+        (addr, f, led, modelled, final))
     signed = {d.subject.id for d in run_packets(det, records)}
     return rows, signed
 
@@ -71,17 +81,23 @@ def collect_heldout(seeds: list[int], duration_s: float, pcap_seeds: list[int],
 
     keys: list[str] = []
     xs: list[list[float]] = []
+    leds: list[tuple[int, int, int]] = []
+    mod: list[bool] = []
+    fin: list[bool] = []
     signed: set[str] = set()
     truth: dict[str, tuple[str, bool]] = {}
 
-    def add(tag: str, rows: list[tuple[str, list[float]]], sig: set[str],
+    def add(tag: str, rows: list[Row], sig: set[str],
             eps: list[dict[str, Any]], fam_of: dict[str, str]) -> None:
         for e in eps:
             truth[f"{tag}/{e['ip']}"] = (family(fam_of.get(e["persona"], e["persona"])),
                                          bool(e["positive"]))
-        for addr, f in rows:
+        for addr, f, led, modelled, final in rows:
             keys.append(f"{tag}/{addr}")
             xs.append(f)
+            leds.append(led)
+            mod.append(modelled)
+            fin.append(final)
         signed.update(f"{tag}/{a}" for a in sig)
 
     for seed in seeds:
@@ -110,24 +126,34 @@ def collect_heldout(seeds: list[int], duration_s: float, pcap_seeds: list[int],
                 eps: list[dict[str, Any]] = res.truth["endpoints"]  # type: ignore[assignment]
                 add(f"pcap{seed}", rows, sig, eps, PCAP_FAMILY)
     return HeldOut(keys, np.array(xs, dtype=np.float32).reshape(-1, len(FEATURES)), signed,
-                   truth)
+                   truth, np.array(leds, dtype=np.int64).reshape(-1, 3),
+                   np.array(mod, dtype=bool), np.array(fin, dtype=bool))
 
 
 def judge(h: HeldOut, probs: np.ndarray, threshold: float, confirm_evals: int = 2,
           window_s: float = 600.0, relay_rule: bool = True) -> set[str]:
     """The endpoints the detector reports given the model's score of each held-out row:
     signature reports, plus behaviour reports after ``confirm_evals`` consecutive
-    judgements at or above ``threshold`` (or meeting the relay rule) that
-    :func:`behaviour_veto` lets through. ``relay_rule`` False: the model alone."""
-    from edge.telecom.ipplane.detector import behaviour_veto, relay_evidence
+    looks at or above ``threshold`` (or meeting a relay rule) that :func:`behaviour_veto`
+    lets through (one such look by a relay rule at the end of input). ``relay_rule`` False: the model alone (the
+    relay rules off, the ledger-only rows then judge nothing)."""
+    from edge.telecom.ipplane.detector import behaviour_veto, ledger_relay, relay_evidence
 
     reported = set(h.signed)
     over: dict[str, int] = defaultdict(int)
-    for k, p, row in zip(h.keys, probs, h.x, strict=True):
-        hit = p >= threshold or (relay_rule and relay_evidence(row, window_s))
+    n = len(h.keys)
+    leds = h.ledger if h.ledger is not None else np.zeros((n, 3), dtype=np.int64)
+    mod = h.modelled if h.modelled is not None else np.ones(n, dtype=bool)
+    fin = h.final if h.final is not None else np.zeros(n, dtype=bool)
+    for k, p, row, lv, m, f in zip(h.keys, probs, h.x, leds, mod, fin, strict=True):
+        led = (int(lv[0]), int(lv[1]), int(lv[2]))
+        rule = relay_rule and (relay_evidence(row, window_s) or ledger_relay(row, led))
+        hit = (bool(m) and p >= threshold) or rule
+        if hit and behaviour_veto(row, window_s, led) is not None:
+            hit = False
         over[k] = over[k] + 1 if hit else 0
-        if over[k] >= confirm_evals and k not in reported and \
-                behaviour_veto(row, window_s) is None:
+        need = 1 if f and hit and rule else confirm_evals
+        if over[k] >= need and k not in reported:
             reported.add(k)
     return reported
 

@@ -74,6 +74,11 @@ class DetectorSettings:
     # threshold (one evaluation is one look at a window that may hold a handful of
     # calls; the next look, eval_interval_s later, must agree). Signatures report at once.
     confirm_evals: int = 2
+    # the call ledger the explicit rules read (calls that came in: to its own users or
+    # to fresh numbers) reaches this far back, beyond the window: a 2-line box relaying
+    # a call every few minutes shows three relayed calls in half an hour, not in ten
+    # minutes; a phone shows a call to its own user sooner or later
+    evidence_s: float = 1800.0
     max_flows: int = 200_000
     max_dialogs: int = 100_000
     max_endpoints: int = 100_000
@@ -96,6 +101,11 @@ class IpPlaneDetector:
         self.model = model  # a models.loader.LoadedModel, or None (signatures only)
         # training and evaluation tap: called with (now, addr, features) per judged endpoint
         self.feature_sink: Callable[[float, str, list[float]], None] | None = None
+        # evaluation tap: every row the behaviour path judges (the model's and the ones
+        # only the rules judge), with its ledger counts and whether the model scored it
+        # (now, address, row, ledger counts, scored by the model, the end-of-input look)
+        self.judged_sink: Callable[[float, str, list[float], tuple[int, int, int], bool,
+                                    bool], None] | None = None
         self.dialogs = DialogTable(self.s.max_dialogs)
         self.endpoints: dict[str, EndpointState] = {}
         self.tcp: dict[tuple[str, int, str, int], SipStream] = {}
@@ -121,8 +131,8 @@ class IpPlaneDetector:
             "rtp_unannounced", "sip_websocket_streams", "goip_sms", "dhcp", "dns", "signature_hits",
             "signature_unattributed", "evaluations", "server_role_skipped",
             "own_line_calls_skipped", "own_number_block_skipped", "few_calls_skipped",
-            "single_line_skipped",
-            "relay_rule_reports",
+            "single_line_skipped", "one_account_trunk_skipped", "ledger_only_evaluations",
+            "relay_rule_reports", "ledger_relay_reports",
             "model_batches", "detections", "endpoints_evicted_idle", "endpoints_evicted_full",
             "flows_evicted_idle", "flows_evicted_full", "media_evicted_full",
             "tcp_streams_evicted", "internal_errors"), 0)
@@ -542,25 +552,33 @@ class IpPlaneDetector:
         rw = self.sigs.report_weight
         sig_ok: dict[str, float] = {}
         behave: list[EndpointState] = []
+        # endpoints below the activity floor whose ledger alone already holds a relay's
+        # calls: judged by the rules only (the model never scores such sparse rows)
+        ledger_only: list[EndpointState] = []
+        judging = self.model is not None or self.feature_sink is not None or \
+            self.judged_sink is not None
         for ep in self.endpoints.values():
             if not ep.dirty:
                 continue
             ep.dirty = False
-            ep.prune(now, s.window_s)
+            ep.prune(now, s.window_s, s.evidence_s)
             self.c["evaluations"] += 1
             weight = sum(self.sigs.by_id[i].weight for i in ep.sig_hits if i in self.sigs.by_id)
             if weight >= rw:
                 sig_ok[ep.addr] = weight
-            if (self.model is not None or self.feature_sink is not None) and \
-                    ep.activity(now, s.window_s) >= s.min_activity and \
-                    now - ep.first_ts >= s.min_observed_s:
-                behave.append(ep)
+            if judging and now - ep.first_ts >= s.min_observed_s:
+                if ep.activity(now, s.window_s) >= s.min_activity:
+                    behave.append(ep)
+                elif ep.ledger and _ledger_relay_calls(
+                        ep.ledger_counts(now, s.evidence_s)):
+                    ledger_only.append(ep)
         probs: dict[str, tuple[float, list[float]]] = {}
         if behave and self.model is None:
-            sink = self.feature_sink
-            assert sink is not None
             for ep in behave:
-                sink(now, ep.addr, ep.features(now, s.window_s))
+                row = ep.features(now, s.window_s)
+                probs[ep.addr] = (0.0, row)
+                if self.feature_sink is not None:
+                    self.feature_sink(now, ep.addr, row)
         elif behave:
             x = np.array([ep.features(now, s.window_s) for ep in behave], dtype=np.float32)
             self.c["model_batches"] += 1
@@ -569,19 +587,41 @@ class IpPlaneDetector:
                 probs[ep.addr] = (float(pv), [float(v) for v in row])
                 if self.feature_sink is not None:
                     self.feature_sink(now, ep.addr, probs[ep.addr][1])
+        scored = set(probs)
+        for ep in ledger_only:
+            self.c["ledger_only_evaluations"] += 1
+            row32 = np.array(ep.features(now, s.window_s), dtype=np.float32)
+            probs[ep.addr] = (0.0, [float(v) for v in row32])
+        ledgers = {a: self.endpoints[a].ledger_counts(now, s.evidence_s) for a in probs}
+        if self.judged_sink is not None:
+            for a, (_p, row) in probs.items():
+                self.judged_sink(now, a, row, ledgers[a], a in scored, final)
+        if self.model is None:
+            probs.clear()  # no model: signatures only (the rows went to the taps)
         out: list[Detection] = []
         for addr in list(sig_ok) + [a for a in probs if a not in sig_ok]:
             ep = self.endpoints[addr]
             prob, row = probs.get(addr, (0.0, []))
+            led = ledgers.get(addr, (0, 0, 0))
             by_sig = addr in sig_ok
             relay = bool(row) and relay_evidence(row, s.window_s)
+            led_relay = bool(row) and not relay and ledger_relay(row, led)
+            need = s.confirm_evals
             if addr in probs:
-                ep.over = ep.over + 1 if prob >= s.threshold or relay else 0
-            if not by_sig and ep.over < s.confirm_evals:
-                continue
-            veto = None if by_sig else behaviour_veto(row, s.window_s)
-            if veto is not None:
-                self.c[veto] += 1
+                # a look counts towards a report only when the rules let it through: a
+                # score over the threshold on a row the rules veto is no judgement
+                hit = prob >= s.threshold or relay or led_relay
+                veto = behaviour_veto(row, s.window_s, led) if hit else None
+                if veto is not None:
+                    if not by_sig:
+                        self.c[veto] += 1
+                    hit = False
+                ep.over = ep.over + 1 if hit else 0
+                if final and hit and (relay or led_relay):
+                    # the end of input: no later look will come, and the relay rules
+                    # count calls (they do not swing between looks as a score may)
+                    need = 1
+            if not by_sig and ep.over < need:
                 continue
             new_sigs = set(ep.sig_hits) - ep.reported_sigs
             if ep.last_report is not None and not new_sigs and \
@@ -589,14 +629,18 @@ class IpPlaneDetector:
                 continue
             ep.last_report = now
             ep.reported_sigs |= set(ep.sig_hits)
-            if relay and not by_sig:
+            if (relay or led_relay) and not by_sig:
                 self.c["relay_rule_reports"] += 1
-            out.append(self._detection(ep, now, sig_ok.get(addr, 0.0), prob, row, relay))
+                if led_relay:
+                    self.c["ledger_relay_reports"] += 1
+            out.append(self._detection(ep, now, sig_ok.get(addr, 0.0), prob, row, relay,
+                                       led if led_relay else None))
         self.c["detections"] += len(out)
         return out
 
     def _detection(self, ep: EndpointState, now: float, weight: float, prob: float,
-                   row: list[float], relay: bool = False) -> Detection:
+                   row: list[float], relay: bool = False,
+                   ledger: tuple[int, int, int] | None = None) -> Detection:
         ev: list[Evidence] = []
         for sid, h in sorted(ep.sig_hits.items(), key=lambda kv: kv[1].first_ts):
             sig = self.sigs.by_id.get(sid)
@@ -630,6 +674,15 @@ class IpPlaneDetector:
                 "relay: the calls INVITEd to it ring a fresh public number each time, none "
                 "of its own, over several lines of one device carrying one call each",
                 {"rule": "relay", **{f: round(row[_F[f]], 4) for f in RELAY_FEATURES}}))
+            prob = max(prob, RELAY_SCORE)
+        if ledger is not None:
+            ev.append(Evidence(
+                f"relay: over the last {int(self.s.evidence_s)} s every call INVITEd to it "
+                "rang a fresh public number, none of its own, over several lines of one "
+                "device carrying one call each",
+                {"rule": "relay_ledger", "calls_in": ledger[0], "to_own_users": ledger[1],
+                 "fresh_numbers": ledger[2],
+                 **{f: round(row[_F[f]], 4) for f in RELAY_FEATURES}}))
             prob = max(prob, RELAY_SCORE)
         score = max(min(1.0, weight), prob)
         severity = "high" if weight >= self.sigs.report_weight or prob >= 0.97 else "medium"
@@ -686,7 +739,24 @@ def relay_evidence(row: Sequence[float], window_s: float) -> bool:
             and row[_F["internal_share"]] == 0.0)
 
 
-def behaviour_veto(row: Sequence[float], window_s: float = 600.0) -> str | None:
+def _ledger_relay_calls(led: tuple[int, int, int]) -> bool:
+    """The ledger holds a relay's calls: 3 or more came in and every one rang a fresh
+    public number (none to its own users, no number block twice, no extension)."""
+    n_in, _own, fresh = led
+    return fresh >= MIN_CALLS and fresh == n_in
+
+
+def ledger_relay(row: Sequence[float], led: tuple[int, int, int]) -> bool:
+    """The relay rule over the ledger (``evidence_s``): the calls counted over the
+    ledger, the device's shape (2 or more lines of one User-Agent product, one call per
+    line and identity, no extension dialled) over the window."""
+    return (_ledger_relay_calls(led) and row[_F["lines"]] >= 2
+            and row[_F["ua_families"]] <= 1 and row[_F["identity_concurrency"]] <= 1
+            and row[_F["concurrent_per_line"]] <= 1 and row[_F["internal_share"]] == 0.0)
+
+
+def behaviour_veto(row: Sequence[float], window_s: float = 600.0,
+                   ledger: tuple[int, int, int] = (0, 0, 0)) -> str | None:
     """Why a behaviour score must not report this endpoint (the counter to bump), or None.
 
     What a GoIP cannot be: a server (it takes registrations and makes none: the
@@ -695,23 +765,31 @@ def behaviour_veto(row: Sequence[float], window_s: float = 600.0) -> str | None:
     fresh one each call); phones, offices of phones behind one NAT address and PBXes are
     called on the users they registered (half or more of the calls they receive), and a
     PBX's calls come again and again to its DID block (4 or more calls in, at most one
-    number block per two calls). And an address with fewer than ``MIN_CALLS`` calls in
-    the window gives no call behaviour to judge, and one line with one call at a time is
-    what any phone does."""
+    number block per two calls). The same holds over the call ledger (``ledger``:
+    calls in, to its own users, to fresh numbers over ``evidence_s``): called on its own
+    users for half or more of them. An address with fewer than ``MIN_CALLS`` calls in
+    the window gives no call behaviour to judge (unless its ledger holds a relay's
+    calls), one line with one call at a time is what any phone does, and one account
+    (or none) carrying several calls at once that it mostly placed itself is a trunk
+    or a dialler: a SIM line carries one call, and a relay is handed its calls."""
     if row[_REGS_IN] > 0 and row[_LINES] == 0:
         return "server_role_skipped"
-    if row[_OWN_IN] >= 0.5:
+    n_in, n_own, _fresh = ledger
+    if row[_OWN_IN] >= 0.5 or (n_in > 0 and 2 * n_own >= n_in):
         return "own_line_calls_skipped"
     started, inbound = _calls_in(row, window_s)
     if inbound >= 3.5 and row[_F["in_callee_ratio"]] <= 0.5:
         # the calls it receives keep coming to the same numbers (a DID block): its own
         return "own_number_block_skipped"
-    if started < MIN_CALLS - 0.5:
+    if started < MIN_CALLS - 0.5 and not _ledger_relay_calls(ledger):
         return "few_calls_skipped"
     if row[_LINES] <= 1 and row[_F["max_concurrent"]] <= 1:
         # one line carrying one call at a time is one phone's behaviour: a masked box
         # shows itself by several lines or by calls in parallel (domain.md)
         return "single_line_skipped"
+    if row[_LINES] <= 1 and row[_F["in_share"]] < 0.5:
+        # several calls at once on one registered account or none, placed by itself
+        return "one_account_trunk_skipped"
     return None
 
 

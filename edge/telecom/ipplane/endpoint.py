@@ -124,6 +124,11 @@ class EndpointState:
     # user -> until when its registration holds (REGISTER time + Expires): the users
     # this address can be called on, also when the window holds no REGISTER of theirs
     reg_users: dict[str, float] = field(default_factory=dict)
+    # the call ledger (longer than the window, ``evidence_s``): every call that came IN,
+    # as (start, called user, addressed to a user it had registered at that moment).
+    # The explicit rules read it: a relay is asked to ring a fresh number every call and
+    # is never called on its own lines; a phone, an office or a PBX is, sooner or later.
+    ledger: deque[tuple[float, str, bool]] = field(default_factory=lambda: deque(maxlen=512))
 
     # -- updates
     def touch(self, ts: float) -> None:
@@ -180,6 +185,9 @@ class EndpointState:
                    caller: str) -> None:
         if len(self.active) < 4 * MAX_KEYS:
             self.active[call_id] = CallRec(ts, -1.0, inbound, callee, caller, False, 0.0)
+        if inbound:
+            user = _norm_user(callee)
+            self.ledger.append((ts, user, self.reg_users.get(user, -1.0) >= ts))
         self.dirty = True
 
     def call_answer(self, call_id: str, ts: float) -> None:
@@ -261,15 +269,42 @@ class EndpointState:
             / n if n else 0.0,
         ]
 
+    def ledger_counts(self, now: float, evidence_s: float) -> tuple[int, int, int]:
+        """(calls that came in, of which to a user it registered, of which rang a fresh
+        public number) over the last ``evidence_s``. A call counts as addressed to its
+        own user when that user's registration held at the call or holds now; "fresh":
+        not its own, not a short extension, and no other incoming call of the ledger went
+        to the same number block (all but the last two digits)."""
+        lo = now - evidence_s
+        entries = [(u, own) for t, u, own in self.ledger if t >= lo]
+        if not entries:
+            return 0, 0, 0
+        users = self.reg_users
+        blocks: dict[str, int] = {}
+        for u, _ in entries:
+            blocks[u[:-2]] = blocks.get(u[:-2], 0) + 1
+        n_own = n_fresh = 0
+        for u, own in entries:
+            if own or users.get(u, -1.0) >= now:
+                n_own += 1
+            elif not _is_extension(u) and blocks[u[:-2]] == 1:
+                n_fresh += 1
+        return len(entries), n_own, n_fresh
+
     def activity(self, now: float, window_s: float) -> int:
         """How much behaviour there is to judge: registrations + calls in the window."""
         lo = now - window_s
         return (sum(1 for t, _ in self.regs if t >= lo)
                 + sum(1 for c in self.calls if c.end >= lo) + len(self.active))
 
-    def prune(self, now: float, window_s: float) -> None:
-        """Forget what fell out of the window (keeps the containers small)."""
+    def prune(self, now: float, window_s: float, evidence_s: float = 0.0) -> None:
+        """Forget what fell out of the window, and the ledger what fell out of
+        ``evidence_s`` (keeps the containers small)."""
         lo = now - window_s
+        led = self.ledger
+        lo_led = now - max(evidence_s, window_s)
+        while led and led[0][0] < lo_led:
+            led.popleft()
         for dq in (self.regs, self.regs_in, self.rtp):
             while dq and dq[0][0] < lo:
                 dq.popleft()

@@ -145,3 +145,120 @@ def test_one_line_one_call_at_a_time_is_not_judged() -> None:
     for k in range(4):
         _call(ep, f"a{k}", T + 10 + 120 * k, T + 100 + 120 * k, False, f"1390000000{k}", "me")
     assert behaviour_veto(ep.features(T + 600, 600.0)) == "single_line_skipped"
+
+
+def _slow_relay(addr: str = "10.0.0.9") -> EndpointState:
+    """A 2-line box relaying one call every 7 minutes, each to a fresh mobile number,
+    registering every 10 minutes: two calls in any 10-minute window, four in 30."""
+    ep = EndpointState(addr, T, T)
+    for k in range(4):
+        for line in range(2):
+            ep.register(T + 600 * k + line, f"sim{line}@vos", "Linphone/4.4.0", 1200)
+    for k in range(4):
+        s = T + 60 + 420 * k
+        _call(ep, f"c{k}", s, s + 90, True, f"13{k}8{k}00{k}4123", f"4477009{k}0{k}")
+    return ep
+
+
+def test_the_ledger_keeps_a_slow_relays_calls_beyond_the_window() -> None:
+    from edge.telecom.ipplane.detector import behaviour_veto, ledger_relay, relay_evidence
+
+    ep = _slow_relay()
+    now = T + 1500.0
+    row = ep.features(now, 600.0)
+    led = ep.ledger_counts(now, 1800.0)
+    assert led == (4, 0, 4)  # four calls in, none to its own users, four fresh numbers
+    assert not relay_evidence(row, 600.0)  # the window alone holds two of them
+    assert behaviour_veto(row, 600.0) == "few_calls_skipped"
+    assert ledger_relay(row, led) and behaviour_veto(row, 600.0, led) is None
+    # a ledger as short as the window knows no more than the window
+    assert not ledger_relay(row, ep.ledger_counts(now, 600.0))
+    # calls that repeat a number block (a DID block) are not fresh
+    ep.call_start("r", now, True, "130800004199", "447700")
+    assert ep.ledger_counts(now + 1, 1800.0) == (5, 0, 3)
+    assert not ledger_relay(ep.features(now + 1, 600.0), ep.ledger_counts(now + 1, 1800.0))
+
+
+def test_the_ledger_remembers_calls_to_its_own_users() -> None:
+    """A two-account softphone: called on its own account early on, then three calls out
+    in the last ten minutes; the window alone has nothing that says "phone"."""
+    from edge.telecom.ipplane.detector import behaviour_veto
+
+    ep = EndpointState("10.0.0.10", T, T)
+    for k in range(3):
+        for acct in ("4711", "4712"):
+            ep.register(T + 600 * k, f"{acct}@sip.example", "Zoiper rv2.10.20.2", 900)
+    _call(ep, "in", T + 100, T + 200, True, "4711", "13900000009")
+    for k in range(3):
+        _call(ep, f"o{k}", T + 900 + 150 * k, T + 960 + 150 * k, False, f"1390000010{k}",
+              ("4711", "4712")[k % 2])
+    now = T + 1400.0
+    row = ep.features(now, 600.0)
+    assert row[FEATURES.index("own_in_share")] == 0.0  # no call came in in the window
+    led = ep.ledger_counts(now, 1800.0)
+    assert led == (1, 1, 0)
+    assert behaviour_veto(row, 600.0) is None
+    assert behaviour_veto(row, 600.0, led) == "own_line_calls_skipped"
+
+
+def test_one_account_carrying_parallel_calls_it_placed_is_a_trunk() -> None:
+    from edge.telecom.ipplane.detector import behaviour_veto
+
+    ep = EndpointState("10.0.0.11", T, T)
+    ep.register(T, "campaign@provider", "VICIdial", 300)
+    for k in range(8):
+        s = T + 10 + 60 * (k // 4) + k % 4
+        _call(ep, f"d{k}", s, s + 30, False, f"1390000{k:04d}", f"44770090{k % 3}")
+    assert behaviour_veto(ep.features(T + 600, 600.0)) == "one_account_trunk_skipped"
+
+
+def test_a_slow_relay_below_the_activity_floor_is_reported_by_its_ledger() -> None:
+    """The detector with the packaged model: too little activity in the window for the
+    model (2 registrations + 2 calls), but the ledger holds four relayed calls; two
+    looks, then a report that names the ledger rule, not the model."""
+    from edge.telecom.ipplane.detector import load_default_model
+
+    model = load_default_model()
+    det = IpPlaneDetector(DetectorSettings(threshold=float(model.contract["threshold"])),
+                          model=model)
+    ep = _slow_relay()
+    det.endpoints[ep.addr] = ep
+    now = T + 1500.0
+    assert ep.activity(now, 600.0) < det.s.min_activity
+    ep.dirty = True
+    assert det._evaluate(now) == []
+    ep.dirty = True
+    (d,) = det._evaluate(now + 60.0)
+    assert d.subject.id == ep.addr and d.model is None
+    rules = [e.features.get("rule") for e in d.evidence]
+    assert "relay_ledger" in rules
+    c = det.counters()
+    assert c["ledger_only_evaluations"] == 2 and c["ledger_relay_reports"] == 1
+
+
+def test_at_the_end_of_input_one_look_by_a_relay_rule_reports() -> None:
+    """No later look comes after the input ends: the flush judges with the same rules,
+    and a relay rule's look (counted calls, not a score) confirms itself there; a look
+    the vetoes stop does not count."""
+    from edge.telecom.ipplane.detector import load_default_model
+
+    model = load_default_model()
+    det = IpPlaneDetector(DetectorSettings(threshold=float(model.contract["threshold"])),
+                          model=model)
+    ep = _slow_relay()
+    det.endpoints[ep.addr] = ep
+    ep.dirty = True
+    (d,) = det.flush(T + 1500.0)
+    assert d.subject.id == ep.addr
+    assert "relay_ledger" in [e.features.get("rule") for e in d.evidence]
+    # the same box whose one earlier call went to its own line: vetoed, no report
+    det2 = IpPlaneDetector(DetectorSettings(threshold=float(model.contract["threshold"])),
+                           model=model)
+    own = _slow_relay("10.0.0.12")
+    own.call_start("x", T + 1490.0, True, "sim0", "447700900")
+    own.call_end("x", T + 1495.0)
+    det2.endpoints[own.addr] = own
+    for k in range(3):
+        own.dirty = True
+        assert det2._evaluate(T + 1500.0 + 60 * k) == []
+    assert own.ledger_counts(T + 1500.0, 1800.0) == (5, 1, 4)  # one call in was its own
