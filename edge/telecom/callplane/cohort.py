@@ -36,8 +36,10 @@ bounded by :data:`MAX_NUMBERS`.
 
 from __future__ import annotations
 
+import math
 from array import array
 from bisect import bisect_left, bisect_right
+from struct import Struct
 
 from edge.telecom.callplane.features import COHORT_FEATURES, concurrency, recent_calls
 from edge.telecom.callplane.state import ATTACH, EntityTables, SimState
@@ -54,33 +56,54 @@ __all__ = ["COHORT_FEATURES", "CohortTables", "group_tell"]
 TELL_Z = 3.0
 TELL_DIALERS = 3
 TELL_CONCURRENT = 2
+_pack_h = Struct("<I").pack  # the low 32 bits of an IMSI's hash
 
 
 class _CellAttaches:
-    __slots__ = ("ts", "imsi")
+    """One cell's attaches in time order: times, IMSIs and, packed 4 bytes each, the
+    IMSIs' hashes (whether a SIM is among a window's attaches is then one C-level
+    ``find`` over the window's bytes instead of a string comparison per attach:
+    a busy cell holds a thousand attaches within a minute of any moment)."""
+
+    __slots__ = ("ts", "imsi", "h")
 
     def __init__(self) -> None:
         self.ts = array("d")
         self.imsi: list[str] = []
+        self.h = bytearray()
 
     def add(self, ts: float, imsi: str) -> None:
         t = self.ts
         if not t or ts >= t[-1]:
             t.append(ts)
             self.imsi.append(imsi)
+            self.h += _pack_h(hash(imsi) & 0xFFFFFFFF)
         else:  # a late event (up to seconds): keep the arrays sorted
             i = bisect_right(t, ts)
             t.insert(i, ts)
             self.imsi.insert(i, imsi)
+            self.h[4 * i:4 * i] = _pack_h(hash(imsi) & 0xFFFFFFFF)
 
     def trim(self, horizon: float) -> None:
         cut = bisect_left(self.ts, horizon)
         if cut:
             del self.ts[:cut]
             del self.imsi[:cut]
+            del self.h[:4 * cut]
 
     def around(self, ts: float, span: float) -> tuple[int, int]:
         return bisect_left(self.ts, ts - span), bisect_right(self.ts, ts + span)
+
+    def holds(self, imsi: str, key: bytes, lo: int, hi: int) -> bool:
+        """Whether ``imsi`` is among the attaches ``lo:hi`` (``key``: its packed hash)."""
+        h = self.h
+        end = 4 * hi
+        j = h.find(key, 4 * lo, end)
+        while j >= 0:
+            if not j & 3 and self.imsi[j >> 2] == imsi:
+                return True
+            j = h.find(key, j + 1, end)
+        return False
 
 
 class CohortTables:
@@ -131,14 +154,14 @@ class CohortTables:
                 own.append(e[i])
         if not own:
             return out
+        key = _pack_h(hash(imsi) & 0xFFFFFFFF)
         for cell in st.cell_set():
             ca = self.cells.get(cell)
             if ca is None:
                 continue
             for t in own:
                 lo, hi = ca.around(t, COHORT_S)
-                names = ca.imsi[lo:hi]
-                if imsi not in names:
+                if not ca.holds(imsi, key, lo, hi):
                     continue  # that attach was on another cell
                 blo, bhi = ca.around(t, BACKGROUND_S)
                 first = ca.ts[0]
@@ -148,10 +171,31 @@ class CohortTables:
                 z = (hi - lo - expected) / (expected + 1.0) ** 0.5
                 if z > self._z:
                     self._z = z
-                out.update(names[:MAX_COHORT])
+                out.update(ca.imsi[lo:min(hi, lo + MAX_COHORT)])
                 if len(out) >= MAX_COHORT:
                     return out
         return out
+
+    def may_tell(self, imsi: str, st: SimState, tables: EntityTables, now: float) -> bool:
+        """False when the SIM's :func:`group_tell` is certainly false at ``now``: it is
+        false with the cohort's size and excess whatever its dialers do, counting as
+        dialers all the members that dialled out in the hour (:meth:`features` looks
+        at no others) with calls at one instant without limit (``group_tell`` only
+        grows with both). The cheap part of :meth:`features`: most SIMs' cohorts are
+        chance co-attaches or a crowd, and their dialers' calls need not be read."""
+        members = self.cohort(imsi, st, now)
+        z = self._z
+        n = len(members)
+        if not group_tell(float(n), round(z, 3), float(n), math.inf):
+            return False
+        since = now - WINDOW_S
+        active = 0
+        sims = tables.sims
+        for m in members:
+            s2 = st if m == imsi else sims.get(m)
+            if s2 is not None and s2.mo_n and s2.last >= since:
+                active += 1
+        return group_tell(float(n), round(z, 3), float(active), math.inf)
 
     def features(self, imsi: str, st: SimState, tables: EntityTables,
                  now: float) -> list[float]:

@@ -139,7 +139,7 @@ class CallPlaneDetector:
         coming in (:func:`~edge.telecom.callplane.cohort.group_tell`)."""
         if st.flags & GROUP:
             return True
-        if mo_n != 3:
+        if mo_n != 3 or not self.cohort.may_tell(imsi, st, self.tables, now):
             return False
         c = self.cohort.features(imsi, st, self.tables, now)
         if group_tell(c[0], c[1], c[2], c[3]):

@@ -45,6 +45,12 @@ SLOW_SEEN = 8  # an attach with auth_ms >= SLOW_AUTH_MS
 FAST_SEEN = 16  # an attach with auth_ms < SLOW_AUTH_MS
 GROUP = 32  # its attach cohort dials out in parallel (set by the detector, cohort.py)
 _SERIAL_2 = tuple(f"{j:02d}" for j in range(100))  # last two serial digits of a block
+# Known devices per IMEI block (TAC + 4 serial digits), counted in hashed slots of one
+# byte (several blocks may share a slot, so a count bounds the block's from above; a
+# slot that reaches 255 stays there): a block whose slot holds at most the SIM's own
+# device needs none of the 100 probes of its serials.
+_BLOCK_SLOTS = 1 << 21  # 2 MB: at ~500 k devices, ~1 slot in 5 shared
+_BLOCK_MASK = _BLOCK_SLOTS - 1
 # What EntityTables.fold calls for the events that may make a SIM worth scoring.
 Judge = Callable[["SimState", BaseStationEvent], None]
 
@@ -223,6 +229,7 @@ class EntityTables:
         self.imeis: dict[str, ImeiState | str] = {}  # imei[:14] -> device (or its one IMSI)
         self.cells: dict[str, CellState] = {}
         self._cell_names: dict[str, str] = {}
+        self._blocks = bytearray(_BLOCK_SLOTS)  # devices per hashed block (see above)
         self.idle_evict_s = idle_evict_s
         self.max_sims = max_sims
         self.evicted_sims = 0
@@ -390,6 +397,10 @@ class EntityTables:
         dev = devs.get(imei)
         if dev is None:
             devs[imei] = imsi
+            blocks = self._blocks
+            slot = hash(imei[:12]) & _BLOCK_MASK
+            if blocks[slot] != 255:
+                blocks[slot] += 1
         elif isinstance(dev, str):
             if dev != imsi:
                 first = self.sims.get(dev)
@@ -430,12 +441,15 @@ class EntityTables:
         14 digits): the cheap test, four lookups, for the ports of one box or a batch
         of devices; a dual-SIM phone has one neighbour."""
         body = imei[:14]
+        devs = self.imeis
+        if len(body) == 14 and "02" <= body[12:] <= "97" and body.isascii() \
+                and body.isdigit() and self._blocks[hash(body[:12]) & _BLOCK_MASK] <= (body in devs):
+            return False  # the four serials are in its block, which holds no other device
         try:
             serial = int(body[8:])
         except ValueError:
             return False
         tac = body[:8]
-        devs = self.imeis
         # Most devices have no neighbour at all: test the two next serials first.
         n = (f"{tac}{serial - 1:06d}" in devs) + (f"{tac}{serial + 1:06d}" in devs)
         if n == 0:
@@ -454,7 +468,16 @@ class EntityTables:
         multi-port modules and dual-SIM phones carry consecutive IMEIs. Probing the
         100 candidates costs a few us (all in C: map, filter) and saves an index
         entry per device."""
-        return list(filter(self.imeis.__contains__, map(imei[:12].__add__, _SERIAL_2)))
+        devs = self.imeis
+        if len(imei) >= 14:
+            n = self._blocks[hash(imei[:12]) & _BLOCK_MASK]
+            if n <= 1:  # at most one device in the block: the one given, if known
+                if n == 0:
+                    return []
+                body = imei[:14]
+                if body in devs:
+                    return [body]
+        return list(filter(devs.__contains__, map(imei[:12].__add__, _SERIAL_2)))
 
     # -- eviction
     def sweep(self, now: float) -> None:
@@ -465,8 +488,12 @@ class EntityTables:
             del self.sims[k]
         self.evicted_sims += len(stale)
         stale = [k for k, d in self.imeis.items() if self._device_last(d) < horizon]
+        blocks = self._blocks
         for k in stale:
             del self.imeis[k]
+            slot = hash(k[:12]) & _BLOCK_MASK
+            if blocks[slot] != 255:
+                blocks[slot] -= 1
         self.evicted_imeis += len(stale)
         stale = [k for k, c in self.cells.items() if c.last < horizon]
         for k in stale:
