@@ -24,6 +24,7 @@ import gc
 import heapq
 import logging
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 from typing import Any, Protocol, runtime_checkable
 
 from edge.actuators import Actuator, outcome
@@ -84,8 +85,15 @@ class Source(Protocol):
 
 
 def merge_by_time(sources: Sequence[Iterable[Any]]) -> Iterator[Any]:
-    """Merge time-ordered sources into one time-ordered stream (records lacking ts first)."""
+    """Merge time-ordered sources into one time-ordered stream (records lacking ts first).
+    A single source that gives its records in blocks (``iter_blocks()``: iterables,
+    each consumed before the next is asked for, as
+    :class:`~edge.timeguard.GuardedSource` does) is read through them: no generator
+    frame per record between the source and the pipeline."""
     if len(sources) == 1:
+        blocks = getattr(sources[0], "iter_blocks", None)
+        if callable(blocks):
+            return chain.from_iterable(blocks())
         return iter(sources[0])
 
     def key(r: Any) -> float:

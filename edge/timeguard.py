@@ -29,7 +29,8 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 from typing import Any
 
 from edge.records import Malformed
@@ -91,6 +92,11 @@ class GuardedSource:
         self.ts_rejected = 0
         self.jumps_followed = 0
         self._n = 0
+        # Replay and demo: the records taken for the anchor (None once it is set), the
+        # feed's time (the newest accepted ts) and the outliers held meanwhile.
+        self._head: list[Any] | None = []
+        self._hi = -math.inf
+        self._held: list[Any] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.source, name)
@@ -128,54 +134,72 @@ class GuardedSource:
             yield rec if why is None else self._reject(rec, why)
 
     def _feed(self) -> Iterator[Any]:
-        jump = self.max_jump_s
-        it = iter(self.source)
-        # 1. anchor: the median of the first timestamps that are possible at all
-        head: list[Any] = []
-        for rec in it:
-            self._n += 1
-            ts = rec.ts
-            if ts is not None:
-                why = absolute_reason(ts)
-                if why is not None:
-                    head.append(self._reject(rec, why))
-                    continue
-            head.append(rec)
-            if sum(1 for r in head if r.ts is not None) >= ANCHOR_RECORDS:
-                break
-        stamps = sorted(r.ts for r in head if r.ts is not None)
-        if not stamps:
-            yield from head
+        return chain(self._checked(iter(self.source)), self._finish())
+
+    def iter_blocks(self) -> Iterator[Iterable[Any]]:
+        """The same records as iterating this, in blocks (iterables, each to be
+        consumed before the next is asked for): a source with ``blocks()`` and ``take()`` (a
+        block of decoded lines: see :class:`drivers.events.sources.JsonlEventFile`)
+        has each block checked at once when its every ``ts`` is within the bounds
+        wherever it falls in the block, and handed on as it is (no generator frame
+        per record); any other block, or any other source, goes record by record."""
+        blocks = getattr(self.source, "blocks", None)
+        take = getattr(self.source, "take", None)
+        if self.live or blocks is None or take is None:
+            yield iter(self)
             return
-        anchor = stamps[len(stamps) // 2]
-        hi = anchor - jump  # raised to the newest accepted ts below
-        for rec in head:
-            ts = rec.ts
-            if ts is None:
-                yield rec
-            elif abs(ts - anchor) > jump:
-                yield self._reject(rec, f"ts is {ts - anchor:+.0f} s from the feed's "
-                                   f"first timestamps (limit {jump:g})")
-            else:
-                hi = max(hi, ts)
-                yield rec
-        # 2. the feed's time follows the newest accepted ts
-        lo_lim, hi_lim = hi - jump, hi + jump
-        held: list[Any] = []
-        for rec in it:
+        jump = self.max_jump_s
+        for blk in blocks():
+            if type(blk) is list and self._head is None and not self._held and blk:
+                try:
+                    stamps = [r.ts for r in blk]
+                    lo, hi = min(stamps), max(stamps)
+                    total = sum(stamps)
+                except TypeError:  # a record without ts
+                    total = math.nan
+                top = self._hi
+                if total - total == 0 and hi <= top + jump and lo >= max(top, hi) - jump:
+                    # every record is accepted wherever it falls in the block
+                    self._n += len(blk)
+                    if hi > top:
+                        self._hi = hi
+                    yield take(blk)
+                    continue
+            yield self._checked(take(blk) if type(blk) is list else blk)
+        yield self._finish()
+
+    def _checked(self, records: Iterator[Any]) -> Iterator[Any]:
+        """Records after the bounds check, one at a time; the state (the anchor
+        being taken, the feed's time, the held records) lives on ``self``, so blocks
+        checked here and at once in :meth:`iter_blocks` follow each other."""
+        jump = self.max_jump_s
+        for rec in records:
             self._n += 1
             ts = rec.ts
+            head = self._head
+            if head is not None:  # 1. anchor: the median of the first possible stamps
+                if ts is not None:
+                    why = absolute_reason(ts)
+                    if why is not None:
+                        head.append(self._reject(rec, why))
+                        continue
+                head.append(rec)
+                if sum(1 for r in head if r.ts is not None) >= ANCHOR_RECORDS:
+                    yield from self._anchor()
+                continue
             if ts is None:
                 yield rec
                 continue
-            if lo_lim <= ts <= hi_lim:  # NaN fails both comparisons
+            hi = self._hi
+            held = self._held
+            # 2. the feed's time follows the newest accepted ts
+            if hi - jump <= ts <= hi + jump:  # NaN fails both comparisons
                 if held:
                     for h in held:
                         yield self._reject(h, self._far(h.ts, hi))
                     held.clear()
                 if ts > hi:
-                    hi = ts
-                    lo_lim, hi_lim = hi - jump, hi + jump
+                    self._hi = ts
                 yield rec
                 continue
             why = absolute_reason(ts)
@@ -192,12 +216,43 @@ class GuardedSource:
                 new_hi = max(h.ts for h in held)
                 log.warning("%s: event time jumps %+.0f s (confirmed by %d records); "
                             "following it", self.name, new_hi - hi, len(held))
-                hi = new_hi
-                lo_lim, hi_lim = hi - jump, hi + jump
+                self._hi = new_hi
                 yield from held
                 held.clear()
+
+    def _anchor(self) -> list[Any]:
+        """End of the anchor: the records taken so far, checked against it."""
+        head = self._head or []
+        self._head = None
+        stamps = sorted(r.ts for r in head if r.ts is not None)
+        if not stamps:
+            self._head = []  # nothing to anchor on yet (only at the end of a feed)
+            return head
+        jump = self.max_jump_s
+        anchor = stamps[len(stamps) // 2]
+        hi = anchor - jump  # raised to the newest accepted ts below
+        out = []
+        for rec in head:
+            ts = rec.ts
+            if ts is None:
+                out.append(rec)
+            elif abs(ts - anchor) > jump:
+                out.append(self._reject(rec, f"ts is {ts - anchor:+.0f} s from the feed's "
+                                        f"first timestamps (limit {jump:g})"))
+            else:
+                hi = max(hi, ts)
+                out.append(rec)
+        self._hi = hi
+        return out
+
+    def _finish(self) -> Iterator[Any]:
+        """At the end of the feed: a short feed's anchor, then the held outliers."""
+        if self._head is not None:
+            yield from self._anchor()
+        held = self._held
         for h in held:  # the feed ended on outliers
-            yield self._reject(h, self._far(h.ts, hi))
+            yield self._reject(h, self._far(h.ts, self._hi))
+        held.clear()
 
     def _far(self, ts: float, hi: float) -> str:
         return (f"ts is {ts - hi:+.0f} s from the feed's time (limit {self.max_jump_s:g}, "

@@ -116,9 +116,19 @@ class EventDecoder:
         :meth:`counters`), so a status report in the middle of a block counts what the
         pipeline has seen. (The common case returns the list's own iterator: no
         generator frame between the records and the caller.)"""
+        blk = self.block(data, first_lineno)
+        if isinstance(blk, list):
+            return self.take(blk)
+        return blk
+
+    def block(self, data: bytes, first_lineno: int = 1
+              ) -> list[BaseStationEvent] | Iterator[BaseStationEvent | Malformed]:
+        """Like :meth:`iter_block`, but a block the fast path decoded whole is returned
+        as the list itself, not yet counted: hand it out with :meth:`take` (a
+        consumer can look at the whole block first, as the time guard does)."""
         evs = self._fast_block(data[:-1] if data.endswith(b"\n") else data)
         if evs is not None:
-            return self._hand_out(evs)
+            return evs
         return self._iter_slow(data, first_lineno)
 
     def _iter_slow(self, data: bytes, first_lineno: int
@@ -132,14 +142,14 @@ class EventDecoder:
             chunk = lines[start:start + step]
             evs = self._fast_block(b"\n".join(chunk))
             if evs is not None:
-                yield from self._hand_out(evs)
+                yield from self.take(evs)
                 continue
             for n, ln in enumerate(chunk, first_lineno + start):
                 rec = decode(ln, n)
                 if rec is not None:
                     yield rec
 
-    def _hand_out(self, evs: list[BaseStationEvent]) -> Iterator[BaseStationEvent]:
+    def take(self, evs: list[BaseStationEvent]) -> Iterator[BaseStationEvent]:
         """An iterator over decoded records, counted as decoded as they are taken."""
         it = iter(evs)
         self._taking = it  # counters() subtracts what is left of it

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -50,11 +50,27 @@ class JsonlEventFile:
         self.long_lines = 0
 
     def __iter__(self) -> Iterator[BaseStationEvent | Malformed]:
+        take = self.decoder.take
+        for blk in self.blocks():
+            if type(blk) is list:
+                yield from take(blk)
+            else:
+                yield from blk
+
+    def take(self, evs: list[BaseStationEvent]) -> Iterator[BaseStationEvent]:
+        """The records of a list :meth:`blocks` gave, counted as decoded as they
+        are taken."""
+        return self.decoder.take(evs)
+
+    def blocks(self) -> Iterator[list[BaseStationEvent] | Iterable[BaseStationEvent | Malformed]]:
+        """The file's records in blocks, each to be consumed before the next is asked
+        for: a list of events decoded whole (to be handed out with :meth:`take`), or an
+        iterable of records (odd lines, Malformed)."""
         try:
             fh: BinaryIO = open(self.path, "rb")  # noqa: SIM115
         except OSError as exc:
             raise InputError(f"cannot open: {exc.strerror}", source=str(self.path)) from None
-        decode = self.decoder.iter_block
+        decode = self.decoder.block
         lineno = 1  # number of the first line of the next block
         # Read in big blocks and decode whole lines in bulk: a readline() per event
         # costs as much as decoding it. A partial last line waits for the next block,
@@ -68,11 +84,11 @@ class JsonlEventFile:
                 if not chunk:
                     if not self.follow:
                         if pending and not skipping:  # the file ends without a newline
-                            yield from decode(pending, lineno)
+                            yield decode(pending, lineno)
                         break
                     if nxt is not None:  # the rotated file is drained: switch
                         if pending and not skipping:  # its unterminated last line
-                            yield from decode(pending, lineno)
+                            yield decode(pending, lineno)
                         fh.close()
                         fh, nxt, pending, skipping, lineno = nxt, None, b"", False, 1
                         continue
@@ -90,7 +106,7 @@ class JsonlEventFile:
                     if cut < 0:
                         continue
                     skipping = False
-                    yield self._too_long(lineno)
+                    yield (self._too_long(lineno),)
                     lineno += 1
                     chunk = chunk[cut + 1:]
                 cut = chunk.rfind(b"\n")
@@ -103,7 +119,7 @@ class JsonlEventFile:
                 pending = chunk[cut + 1:]
                 if len(pending) > self.max_line:
                     pending, skipping = b"", True
-                yield from decode(block, lineno)
+                yield decode(block, lineno)
                 lineno += block.count(b"\n")
         finally:
             fh.close()
