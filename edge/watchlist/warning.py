@@ -55,8 +55,11 @@ class VictimWarningStage:
         self.recent_per_sim = recent_per_sim
         self.max_sims = max_sims
         self.max_victims = max_victims
-        # imsi -> [packed callees, how many, time of the last, IMEI of the last]
+        # imsi -> [packed callees, how many, IMEI of the last (with device_sources)];
+        # the time of the last call in a dict of its own, in the same order (eviction
+        # reads only the times)
         self._recent: dict[str, list[Any]] = {}
+        self._last: dict[str, float] = {}
         self._flagged: dict[str, tuple[str, float]] = {}  # imsi or msisdn -> (why, since)
         self._flagged_imeis: dict[str, tuple[str, float]] = {}  # of SIM-box devices
         self._any_source = False  # one attribute per event until something is flagged
@@ -85,12 +88,13 @@ class VictimWarningStage:
         if r is None:
             if len(self._recent) >= self.max_sims:
                 self._evict()
-            r = self._recent[ev.imsi] = [bytearray(), 0, 0.0, None]
+            r = self._recent[ev.imsi] = [bytearray(), 0, None]
         buf = r[0]
         buf += _pack(ev.ts, kind, n)
         buf += peer
-        r[2] = ev.ts
-        r[3] = ev.imei
+        self._last[ev.imsi] = ev.ts
+        if self.device_sources:  # only read for device sources (a string a SIM)
+            r[2] = ev.imei
         if r[1] == self.recent_per_sim:  # the oldest call goes
             del buf[:_HEAD + buf[_HEAD - 1]]
         else:
@@ -102,12 +106,14 @@ class VictimWarningStage:
         that quantile of an even sample: one pass, no sort of every SIM), so at least
         ~7/8 of ``max_sims`` stay tracked."""
         rec = self._recent
-        step = max(1, len(rec) // 1024)
-        lasts = sorted(r[2] for r in islice(rec.values(), 0, None, step))
+        last = self._last
+        step = max(1, len(last) // 1024)
+        lasts = sorted(islice(last.values(), 0, None, step))
         cut = lasts[len(lasts) // 8]
-        gone = [k for k, r in rec.items() if r[2] <= cut]
+        gone = [k for k, t in last.items() if t <= cut]
         for k in gone:
             del rec[k]
+            del last[k]
         self.c["evicted"] += len(gone)
 
     def _source(self, d: Detection) -> Sequence[Detection]:
@@ -141,7 +147,7 @@ class VictimWarningStage:
             self._flagged_imeis[imei] = (d.kind, d.ts)
         self._any_source = True
         out: list[Detection] = []
-        for imsi in [k for k, r in self._recent.items() if r[3] and r[3][:14] in imeis]:
+        for imsi in [k for k, r in self._recent.items() if r[2] and r[2][:14] in imeis]:
             out += self._flag(imsi, d.kind, d.ts)
         return out
 
@@ -153,6 +159,7 @@ class VictimWarningStage:
         self.c["sources"] += 1
         out: list[Detection] = []
         r = self._recent.pop(ident, None)
+        self._last.pop(ident, None)
         if r is None:
             return out
         buf, i = r[0], 0
