@@ -9,6 +9,14 @@ late loop turn does not get it killed, as sd_watchdog_enabled(3) recommends),
 Outside systemd every call is a cheap no-op. Sending never raises: a notification
 that cannot be delivered is counted, since a service must not die because its
 supervisor went away.
+
+Sending never blocks the main loop for long either. A datagram socket to a reader
+that does not keep up fills after ``net.unix.max_dgram_qlen`` (10) messages, and a
+blocking ``sendto`` then waits until the reader reads: the whole pipeline would stall
+behind its supervisor. Keep-alives are sent without waiting (a full queue is an error
+counted, and the next one follows half an interval later); state changes (``READY``,
+``RELOADING``, ``STOPPING``), which are rare and which the supervisor acts on, wait
+at most :data:`STATE_WAIT_S`.
 """
 
 from __future__ import annotations
@@ -17,6 +25,9 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
+
+#: the longest a state notification waits for room in the supervisor's queue
+STATE_WAIT_S = 1.0
 
 
 class SystemdNotifier:
@@ -46,15 +57,17 @@ class SystemdNotifier:
     def enabled(self) -> bool:
         return self._addr is not None
 
-    def notify(self, *assignments: str) -> bool:
-        """Send ``KEY=VALUE`` lines in one datagram; False if not sent."""
+    def notify(self, *assignments: str, wait_s: float = STATE_WAIT_S) -> bool:
+        """Send ``KEY=VALUE`` lines in one datagram, waiting at most ``wait_s`` for
+        room (0: not at all); False if not sent."""
         if self._addr is None:
             return False
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            self._sock.settimeout(wait_s)  # 0: non-blocking
             self._sock.sendto("\n".join(assignments).encode(), self._addr)
-        except OSError:
+        except OSError:  # BlockingIOError and TimeoutError are OSErrors
             self.errors += 1
             return False
         self.sent += 1
@@ -83,7 +96,7 @@ class SystemdNotifier:
         if now < self._next_ping:
             return False
         self._next_ping = now + self.watchdog_interval_s / 2
-        return self.notify("WATCHDOG=1")
+        return self.notify("WATCHDOG=1", wait_s=0.0)
 
     def counters(self) -> dict[str, int | float]:
         return {"sent": self.sent, "errors": self.errors}

@@ -14,6 +14,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -37,24 +38,49 @@ PHONE = "8613907654321"
 
 
 class Notify:
+    """Stands in for systemd's notify socket: read all the time, as systemd does (a
+    datagram queue nobody reads fills after 10 messages)."""
+
     def __init__(self, path: Path) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
         self.path = path
         self.seen: list[str] = []
+        self._read = 0  # lines of ``seen`` that wait_for has looked at
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._run, daemon=True)
+        self._reader.start()
 
-    def wait_for(self, line: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+    def _run(self) -> None:
+        while not self._stop.is_set():
             try:
                 msg = self.sock.recv(4096).decode()
-            except TimeoutError:
-                break
-            self.seen.extend(msg.split("\n"))
-            if line in msg.split("\n"):
-                return
-        raise AssertionError(f"{line} not received; got {self.seen[-10:]}")
+            except (TimeoutError, OSError):
+                continue
+            with self._cond:
+                self.seen.extend(msg.split("\n"))
+                self._cond.notify_all()
+
+    def wait_for(self, line: str, timeout: float = 30.0) -> None:
+        """Wait for ``line`` among the lines received since the last line waited for."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for i in range(self._read, len(self.seen)):
+                    if self.seen[i] == line:
+                        self._read = i + 1
+                        return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{line} not received; got {self.seen[-10:]}")
+                self._cond.wait(left)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._reader.join(timeout=2)
+        self.sock.close()
 
 
 def _events(n: int, t0: float) -> list[bytes]:
@@ -141,7 +167,7 @@ port = {metrics}
         tx.close()
         deadline = time.monotonic() + 30  # a loaded CI box may be slow, not lossy
         while "afe_records_total 3000.0" not in scrape():
-            assert time.monotonic() < deadline, scrape()[:2000]
+            assert time.monotonic() < deadline, scrape()[:3000]
             time.sleep(0.2)
         body = scrape()
         assert 'afe_source{counter="decoded"' in body and "process_resident_memory_bytes" in body
@@ -164,6 +190,7 @@ port = {metrics}
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        notify.close()
     log_text = stderr.read_text()
     assert "status_interval_s=7.0" in log_text and "need a restart" in log_text \
         and "agent.site" in log_text, log_text[-3000:]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
-from edge.ops.systemd import SystemdNotifier
+from edge.ops.systemd import STATE_WAIT_S, SystemdNotifier
 
 
 def _listener(tmp_path: Path) -> tuple[socket.socket, str]:
@@ -76,3 +77,25 @@ def test_abstract_namespace_socket() -> None:
     s.settimeout(2)
     SystemdNotifier({"NOTIFY_SOCKET": "@" + name}).ready()
     assert s.recv(4096) == b"READY=1"
+
+
+def test_a_supervisor_that_does_not_read_never_stalls_the_loop(tmp_path: Path) -> None:
+    # nobody reads: the socket's queue (net.unix.max_dgram_qlen, 10 by default) fills
+    _sock, path = _listener(tmp_path)
+    clock = [0.0]
+    n = SystemdNotifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"},
+                        clock=lambda: clock[0])
+    t0 = time.monotonic()
+    for _ in range(200):  # far more keep-alives than the queue holds
+        n.keepalive()
+        clock[0] += 0.1
+    took = time.monotonic() - t0
+    c = n.counters()
+    assert c["sent"] >= 1 and c["errors"] >= 1 and c["sent"] + c["errors"] == 200
+    assert took < 1.0, f"keep-alives blocked for {took:.1f} s"
+    # a state change waits, but only a bounded time, and is counted when it gives up
+    t0 = time.monotonic()
+    n.stopping()
+    took = time.monotonic() - t0
+    assert n.counters()["errors"] == c["errors"] + 1
+    assert STATE_WAIT_S * 0.5 <= took < STATE_WAIT_S + 1.0
