@@ -260,6 +260,18 @@ def _place(parts: Iterable[Part], cx: float, cy: float, angle: float) -> list[Pa
                     angle=p.angle + angle) for p in parts]
 
 
+def _footprint(parts: Iterable[Part]) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) of placed parts, angles included."""
+    x0 = y0 = math.inf
+    x1 = y1 = -math.inf
+    for p in parts:
+        c, s = abs(math.cos(math.radians(p.angle))), abs(math.sin(math.radians(p.angle)))
+        ex, ey = 0.5 * (c * p.lx + s * p.ly), 0.5 * (s * p.lx + c * p.ly)
+        x0, x1 = min(x0, p.cx - ex), max(x1, p.cx + ex)
+        y0, y1 = min(y0, p.cy - ey), max(y1, p.cy + ey)
+    return x0, y0, x1, y1
+
+
 def _extent(parts: Iterable[Part]) -> tuple[float, float]:
     """Half-extents (x, y) of parts built around (0, 0), angles included."""
     hx = hy = 1.0
@@ -270,25 +282,87 @@ def _extent(parts: Iterable[Part]) -> tuple[float, float]:
     return hx, hy
 
 
+# how put() makes a group that is larger than the box fit (after trying other angles)
+_SOFT = frozenset({"textile", "foam", "paper", "leather"})
+
+
+def _scaled(parts: Iterable[Part], f: float, fit: str) -> list[Part]:
+    """Parts built around (0, 0) made ``f`` times smaller across the beam.
+
+    ``shrink``: a smaller object of the same kind (positions and sizes scale, thickness
+    kept); ``fold``: soft parts (textile, foam, paper, leather) keep their volume, so a
+    garment folded to a quarter is four times as thick; ``pile``: only the positions
+    scale, the pieces (cards, notes, gold) keep their size and lie closer or on top of
+    each other, as a packer piles them in a small box.
+    """
+    out = []
+    for p in parts:
+        if fit == "pile":
+            out.append(replace(p, cx=p.cx * f, cy=p.cy * f))
+            continue
+        t = p.t / (f * f) if fit == "fold" and p.material in _SOFT else p.t
+        out.append(replace(p, cx=p.cx * f, cy=p.cy * f, lx=p.lx * f, ly=p.ly * f, t=t,
+                           wall=p.wall * f if p.shape in ("ring", "frame") else p.wall))
+    return out
+
+
 class _Box:
-    """The footprint being filled: places local part groups at random spots inside it."""
+    """The footprint being filled: places local part groups at random spots inside it.
+
+    Everything stays inside the box's footprint: a group that does not fit at the drawn
+    angle is turned (across, along, diagonally); one that fits at no angle is made
+    smaller by its ``fit`` rule (:func:`_scaled`); a requested spot (``at``: cards inside
+    a garment, gold in a tin) is moved just enough to keep the group inside.
+    """
 
     def __init__(self, d: _Draw, length: float, width: float) -> None:
         self.d, self.length, self.width = d, length, width
 
+    def fits(self, hx: float, hy: float) -> bool:
+        return hx <= self.length / 2 + 1e-6 and hy <= self.width / 2 + 1e-6
+
     def put(self, parts: list[Part], angle: float | None = None,
-            at: tuple[float, float] | None = None) -> list[Part]:
+            at: tuple[float, float] | None = None, fit: str = "shrink") -> list[Part]:
         d = self.d
         if angle is None:
             angle = d.pick(("0", "90", "free"))  # type: ignore[assignment]
             angle = {"0": d.nuis(-6, 6), "90": 90 + d.nuis(-6, 6)}.get(
                 str(angle), d.nuis(0, 180))
-        rotated = _place(parts, 0.0, 0.0, float(angle))
+        angle = float(angle)
+        rotated = _place(parts, 0.0, 0.0, angle)
         hx, hy = _extent(rotated)
+        if not self.fits(hx, hy):
+            diag = math.degrees(math.atan2(self.width, self.length))
+            best = None
+            for a in (0.0, 90.0, diag, -diag, 180 - diag, angle + 90):
+                r = _place(parts, 0.0, 0.0, a)
+                ex, ey = _extent(r)
+                need = max(ex / (self.length / 2), ey / (self.width / 2))
+                if best is None or need < best[0] - 1e-9:
+                    best = (need, a, r, ex, ey)
+                if need <= 1.0:
+                    break
+            assert best is not None
+            need, angle, rotated, hx, hy = best
+            f = 1.0
+            while not self.fits(hx, hy) and f > 0.05:
+                f *= min(0.97, 0.995 / need)
+                rotated = _place(_scaled(parts, f, fit), 0.0, 0.0, angle)
+                hx, hy = _extent(rotated)
+                need = max(hx / (self.length / 2), hy / (self.width / 2))
+        mx, my = max(self.length / 2 - hx, 0.0), max(self.width / 2 - hy, 0.0)
         if at is None:
-            mx, my = max(self.length / 2 - hx, 0.0), max(self.width / 2 - hy, 0.0)
             at = (self.length / 2 + d.nuis(-mx, mx), self.width / 2 + d.nuis(-my, my))
+        else:
+            at = (min(max(at[0], self.length / 2 - mx), self.length / 2 + mx),
+                  min(max(at[1], self.width / 2 - my), self.width / 2 + my))
         return _place(rotated, at[0], at[1], 0.0)
+
+
+def outside_mm(parts: Iterable[Part], length: float, width: float) -> float:
+    """How far (mm) the parts reach beyond a length x width footprint (0: inside)."""
+    x0, y0, x1, y1 = _footprint(parts)
+    return max(-x0, -y0, x1 - length, y1 - width, 0.0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -386,8 +460,11 @@ def _card_stack_on_edge(design: _CardDesign, n: int, thick: float) -> list[Part]
 
 
 def _card_group(d: _Draw, design: _CardDesign, n: int, layout: str,
-                thick: float) -> list[list[Part]]:
-    """Local part groups (each placed separately) for n cards in a layout."""
+                thick: float, room: tuple[float, float] = (1e9, 1e9)) -> list[list[Part]]:
+    """Local part groups (each placed separately) for n cards in a layout.
+
+    ``room`` (length, width) mm of the box: shingled rows and grids are built no larger
+    than it (more cards to a bundle instead)."""
     groups: list[list[Part]] = []
     if layout == "on_edge":
         left = n
@@ -398,9 +475,10 @@ def _card_group(d: _Draw, design: _CardDesign, n: int, layout: str,
         return groups
     if layout == "shingled":
         pitch = d.u(4.0, 14.0)
+        k_room = max(1, int((room[0] - CARD_L) / pitch) + 1)
         left = n
         while left > 0:
-            k = min(left, d.logi(5, 25))
+            k = min(left, d.logi(5, 25), k_room)
             row: list[Part] = []
             for i in range(k):
                 row += _place(_card_stack_flat(design, 1, thick), (i - k / 2) * pitch,
@@ -410,9 +488,12 @@ def _card_group(d: _Draw, design: _CardDesign, n: int, layout: str,
         return groups
     if layout == "grid":
         per = max(1, d.logi(5, 50))
-        nb = math.ceil(n / per)
-        cols = max(1, int(math.ceil(math.sqrt(nb * 1.5))))
         gap = d.u(2.0, 15.0)
+        fit_c = max(1, int((room[0] + gap) / (CARD_L + gap)))
+        fit_r = max(1, int((room[1] + gap) / (CARD_W + gap)))
+        per = max(per, math.ceil(n / (fit_c * fit_r)))
+        nb = math.ceil(n / per)
+        cols = min(fit_c, max(1, int(math.ceil(math.sqrt(nb * 1.5)))))
         grid: list[Part] = []
         for b in range(nb):
             k = min(per, n - b * per)
@@ -708,7 +789,7 @@ def _tools(d: _Draw, box: _Box) -> list[Part]:
 def _clothes(d: _Draw, box: _Box) -> list[Part]:
     out: list[Part] = []
     for _ in range(int(d.u(1, 4))):
-        out += box.put(_clothes_parts(d))
+        out += box.put(_clothes_parts(d), fit="fold")
     return out
 
 
@@ -730,27 +811,26 @@ def _cards_in_layout(d: _Draw, box: _Box, kind: str, n: int, layout: str,
     thick = 0.35 if kind == "business" else CARD_T * d.u(0.97, 1.03)
     cards: list[Part] = []
     extra: list[Part] = []
-    groups = _card_group(d, design, n, layout, thick)
+    groups = _card_group(d, design, n, layout, thick, (box.length, box.width))
     base_angle = d.nuis(-5, 5) + (90 if d.chance(0.3) else 0)
     for g in groups:
         if layout == "in_clothes":
-            garment = box.put(_clothes_parts(d))
+            garment = box.put(_clothes_parts(d), fit="fold")
             extra += garment
             gx, gy = garment[0].cx, garment[0].cy
             cards += box.put(g, angle=d.nuis(0, 180), at=(gx + d.nuis(-60, 60),
-                                                         gy + d.nuis(-40, 40)))
+                                                         gy + d.nuis(-40, 40)), fit="pile")
         elif layout in ("grid", "on_edge", "flat_stack") and len(groups) > 1:
-            cards += box.put(g, angle=base_angle + d.nuis(-3, 3))
+            cards += box.put(g, angle=base_angle + d.nuis(-3, 3), fit="pile")
         else:
-            cards += box.put(g)
+            cards += box.put(g, fit="pile")
     if layout in ("grid", "on_edge") and d.chance(0.7):
-        # a carton around the cards
-        hx = max(p.cx for p in cards) - min(p.cx for p in cards) + CARD_L
-        hy = max(p.cy for p in cards) - min(p.cy for p in cards) + CARD_W
-        cx = (max(p.cx for p in cards) + min(p.cx for p in cards)) / 2
-        cy = (max(p.cy for p in cards) + min(p.cy for p in cards)) / 2
-        extra.append(Part("cardboard", "rect", cx, cy, hx, hy, 2 * d.u(0.5, 1.5),
-                          angle=base_angle))
+        # a carton around the cards (their footprint, inside the box)
+        x0, y0, x1, y1 = _footprint(cards)
+        x0, y0 = max(x0 - 2.0, 0.0), max(y0 - 2.0, 0.0)
+        x1, y1 = min(x1 + 2.0, box.length), min(y1 + 2.0, box.width)
+        extra.append(Part("cardboard", "rect", (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0,
+                          y1 - y0, 2 * d.u(0.5, 1.5)))
     return cards, extra
 
 
@@ -780,9 +860,9 @@ def _lookalike(d: _Draw, box: _Box, family: str) -> tuple[list[Part], list[Part]
         n = d.logi(1, 4)
         for _ in range(n):
             g = _card_stack_flat(_card_design(d, d.pick(("bank", "bank", "sim"))), 1, CARD_T)
-            parts += box.put(g)
+            parts += box.put(g, fit="pile")
         for _ in range(int(d.u(0, 4))):
-            parts += box.put(_card_stack_flat(_card_design(d, "membership"), 1, CARD_T))
+            parts += box.put(_card_stack_flat(_card_design(d, "membership"), 1, CARD_T), fit="pile")
         return parts, box.put([Part("leather", "rect", 0, 0, 110, 95, 4)]), n
     if family == "jewellery":
         parts = []
@@ -804,7 +884,7 @@ def _lookalike(d: _Draw, box: _Box, family: str) -> tuple[list[Part], list[Part]
                 g = [Part(mat, "ellipse", r * math.cos(2 * math.pi * i / links),
                           r * math.sin(2 * math.pi * i / links), 2.5, 1.8, d.u(0.4, 0.9))
                      for i in range(links)]
-            parts += box.put(g)
+            parts += box.put(g, fit="pile")
         box_parts = box.put([Part("cardboard", "rect", 0, 0, 90, 90, 3),
                              Part("foam", "rect", 0, 0, 85, 85, 25)])
         return parts, box_parts, 0
@@ -821,7 +901,7 @@ def _lookalike(d: _Draw, box: _Box, family: str) -> tuple[list[Part], list[Part]
             else:
                 g = [Part(mat, "ellipse", d.nuis(-10, 10), d.nuis(-10, 10), dia, dia,
                           t * max(1, n // int(d.u(1, 6)))) for _ in range(int(d.u(1, 6)))]
-            parts += box.put(g)
+            parts += box.put(g, fit="pile")
         return parts, [], 0
     if family == "paper_reams":
         parts = []
@@ -840,7 +920,7 @@ def _lookalike(d: _Draw, box: _Box, family: str) -> tuple[list[Part], list[Part]
             parts += box.put([Part("paper", "rect", 0, 0, 170, 90, 0.4),
                               Part("banknote", "rect", d.nuis(-3, 3), d.nuis(-2, 2),
                                    NOTE_L / 2 if d.chance(0.5) else NOTE_L * 0.95, NOTE_W,
-                                   n * NOTE_T * (2 if d.chance(0.5) else 1))])
+                                   n * NOTE_T * (2 if d.chance(0.5) else 1))], fit="pile")
         return parts, [], n_total
     raise ValueError(f"unknown look-alike family {family!r}")
 
@@ -876,7 +956,7 @@ def _gold(d: _Draw, box: _Box, layout: str) -> tuple[list[Part], list[Part], flo
             cx, cy = tin[0].cx, tin[0].cy
             r = min(tin[0].lx, tin[0].ly) / 4
             for b in bars:
-                parts += box.put(b, at=(cx + d.nuis(-r, r), cy + d.nuis(-r, r)))
+                parts += box.put(b, at=(cx + d.nuis(-r, r), cy + d.nuis(-r, r)), fit="pile")
             if d.chance(0.5):
                 cover += box.put(_tea_tin_parts(d, d.u(0.5, 0.95)))
         else:
@@ -884,15 +964,16 @@ def _gold(d: _Draw, box: _Box, layout: str) -> tuple[list[Part], list[Part], flo
             anchor = None
             for b in bars:
                 if stacked and anchor is not None:
-                    parts += box.put(b, at=(anchor[0] + d.nuis(-4, 4), anchor[1] + d.nuis(-4, 4)))
+                    parts += box.put(b, at=(anchor[0] + d.nuis(-4, 4), anchor[1] + d.nuis(-4, 4)), fit="pile")
                 else:
-                    placed = box.put(b)
+                    placed = box.put(b, fit="pile")
                     anchor = (placed[0].cx, placed[0].cy)
                     parts += placed
         return parts, cover, mass
     if layout == "granules":
         mass = 0.0
-        bag_r = 15 + 4 * math.sqrt(target)
+        # a bag of grains, no wider than the box: heavier bags are piled thicker
+        bag_r = min(15 + 4 * math.sqrt(target), 0.45 * box.width)
         grains: list[Part] = [Part("pe", "ellipse", 0, 0, 2 * bag_r, 1.4 * bag_r, 0.2)]
         while mass < target:
             s = d.u(1.5, 7.0)
@@ -904,9 +985,9 @@ def _gold(d: _Draw, box: _Box, layout: str) -> tuple[list[Part], list[Part], flo
             tin = box.put(_tea_tin_parts(d, d.u(0.4, 0.9)))
             cover += tin
             grains = [replace(q, cx=q.cx * 0.5, cy=q.cy * 0.5) for q in grains]
-            parts += box.put(grains, at=(tin[0].cx, tin[0].cy))
+            parts += box.put(grains, at=(tin[0].cx, tin[0].cy), fit="pile")
         else:
-            parts += box.put(grains)
+            parts += box.put(grains, fit="pile")
         return parts, cover, mass
     if layout == "gold_coins":
         mass = 0.0
@@ -921,7 +1002,7 @@ def _gold(d: _Draw, box: _Box, layout: str) -> tuple[list[Part], list[Part], flo
             else:
                 g = [Part("gold", "ellipse", 0, 0, di, di, n * t),
                      Part("pc", "ellipse", 0, 0, di + 6, di + 6, 4.0)]
-            parts += box.put(g)
+            parts += box.put(g, fit="pile")
             mass += sum(p.mass_g() for p in g if p.material == "gold")
         return parts, cover, mass
     # gold_jewellery: bangles and heavy chains
@@ -936,7 +1017,7 @@ def _gold(d: _Draw, box: _Box, layout: str) -> tuple[list[Part], list[Part], flo
             g = [Part("gold", "ellipse", r * math.cos(2 * math.pi * i / links),
                       r * math.sin(2 * math.pi * i / links) * 0.7, 4.0, 3.0, d.u(1.5, 2.5))
                  for i in range(links)]
-        parts += box.put(g)
+        parts += box.put(g, fit="pile")
         mass += sum(p.mass_g() for p in g)
     return parts, cover, mass
 
@@ -964,12 +1045,12 @@ def _cash(d: _Draw, box: _Box, layout: str) -> tuple[list[Part], list[Part], int
         left = notes
         while left > 0:
             k = min(left, int(d.u(20, 100)))
-            garment = box.put(_clothes_parts(d))
+            garment = box.put(_clothes_parts(d), fit="fold")
             cover += garment
             stack = [Part("banknote", "rect", d.nuis(-4, 4), d.nuis(-3, 3), NOTE_L, NOTE_W,
                           NOTE_T * k / 4, angle=d.nuis(-8, 8)) for _ in range(4)]
             parts += box.put(stack, at=(garment[0].cx + d.nuis(-50, 50),
-                                        garment[0].cy + d.nuis(-30, 30)))
+                                        garment[0].cy + d.nuis(-30, 30)), fit="pile")
             left -= k
         return parts, cover, notes
     if layout == "bundles_on_edge":
@@ -978,23 +1059,29 @@ def _cash(d: _Draw, box: _Box, layout: str) -> tuple[list[Part], list[Part], int
         for i in range(bundles):
             row.append(Part("banknote", "rect", 0, (i - (bundles - 1) / 2) * pitch, NOTE_L,
                             10.0, NOTE_W * 0.98))
+        per_row = max(1, min(20, int(box.width / pitch)))
         while row:
-            parts += box.put(row[:20])
-            row = row[20:]
+            chunk = row[:per_row]
+            mid = (chunk[0].cy + chunk[-1].cy) / 2
+            parts += box.put([replace(q, cy=q.cy - mid) for q in chunk], fit="pile")
+            row = row[per_row:]
         return parts, cover, bundles * 100
     if layout == "brick":
         left = bundles
         while left > 0:
             k = min(left, 10)
             g = bundle_flat(k) + [Part("pe", "rect", 0, 0, NOTE_L + 6, NOTE_W + 6, 0.3)]
-            parts += box.put(g)
+            parts += box.put(g, fit="pile")
             left -= k
         return parts, cover, bundles * 100
     if layout == "bundles_row":
         per = max(1, d.logi(1, 8))
-        piles = math.ceil(bundles / per)
-        cols = max(1, int(round(math.sqrt(piles))))
         gap = d.u(0.0, 20.0)
+        fit_c = max(1, int((box.length + gap) / (NOTE_L + gap)))
+        fit_r = max(1, int((box.width + gap) / (NOTE_W + gap)))
+        per = max(per, math.ceil(bundles / (fit_c * fit_r)))
+        piles = math.ceil(bundles / per)
+        cols = min(fit_c, max(1, int(round(math.sqrt(piles)))))
         grid: list[Part] = []
         for p in range(piles):
             r, c = divmod(p, cols)
@@ -1002,13 +1089,13 @@ def _cash(d: _Draw, box: _Box, layout: str) -> tuple[list[Part], list[Part], int
             grid += _place(bundle_flat(k), c * (NOTE_L + gap), r * (NOTE_W + gap), 0.0)
         cx = (max(q.cx for q in grid) + min(q.cx for q in grid)) / 2
         cy = (max(q.cy for q in grid) + min(q.cy for q in grid)) / 2
-        parts += box.put(_place(grid, -cx, -cy, 0.0))
+        parts += box.put(_place(grid, -cx, -cy, 0.0), fit="pile")
         return parts, cover, bundles * 100
     # bundles_flat: piles of bundles
     left = bundles
     while left > 0:
         k = min(left, max(1, d.logi(1, 12)))
-        parts += box.put(bundle_flat(k))
+        parts += box.put(bundle_flat(k), fit="pile")
         left -= k
     return parts, cover, bundles * 100
 

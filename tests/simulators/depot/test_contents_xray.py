@@ -121,3 +121,37 @@ def test_simulator_imports_no_detector() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module:
                 assert not node.module.startswith(("edge", "models")), node.module
+
+
+def test_items_stay_inside_the_box() -> None:
+    # a packed parcel holds its content: no item may reach beyond the box's footprint
+    # (before the fit rules of _Box.put, about a fifth of all items did)
+    n_items = outside = 0
+    for profile in ("train", "heldout"):
+        rng = np.random.default_rng(41)
+        for i in range(160):
+            s = sample_parcel(rng, profile, category=contents.CATEGORIES[i % 4],
+                              lookalike_rate=0.6)
+            length, width, _ = s.size_mm
+            for it in s.items:
+                if it.kind == "box":
+                    continue
+                n_items += 1
+                outside += contents.outside_mm(it.parts, length, width) > 1.0
+    assert n_items > 1500
+    assert outside <= n_items // 500
+
+
+def test_fitting_keeps_cards_and_notes_their_size_and_garments_their_mass() -> None:
+    rng = np.random.default_rng(8)
+    for _ in range(40):
+        s = sample_parcel(rng, "train", category="card_batch", layout="shingled")
+        card = [p for it in s.items if it.role == "threat" for p in it.parts
+                if p.material in ("pvc", "abs", "pc") and p.shape == "rect"]
+        assert card and all(abs(p.lx - contents.CARD_L) < 1e-6 for p in card)
+    d = contents._Draw(np.random.default_rng(1), "train")
+    box = contents._Box(d, 200.0, 150.0)
+    garment = contents._clothes_parts(d)
+    placed = box.put(garment, fit="fold")
+    assert contents.outside_mm(placed, 200.0, 150.0) == 0.0
+    assert sum(p.mass_g() for p in placed[:1]) == pytest.approx(garment[0].mass_g(), rel=1e-6)
