@@ -357,7 +357,7 @@ def train(seed: int = 20260101, quick: bool = False, out: Path = HERE,
     (out / "model.json").write_text(json.dumps(contract, indent=2) + "\n", "utf-8")
     from models.package import finish_package  # canary set and drift reference
 
-    finish_package(out, X, seed=seed)
+    finish_package(out, X, seed=seed, reference_rows=X[y == 0])  # a site's traffic
     log(f"wrote {onnx_path} ({len(data)} bytes, sha256 {digest[:12]}) in "
         f"{time.time() - t0:.0f} s")
     return contract

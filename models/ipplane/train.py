@@ -239,7 +239,7 @@ def train(out: Path, seed: int = 1, n_train: int = 30, n_val: int = 6,
     (out / "model.json").write_text(json.dumps(contract, indent=1) + "\n")
     from models.package import finish_package  # canary set and drift reference
 
-    finish_package(out, x, seed=seed)
+    finish_package(out, x, seed=seed, reference_rows=x[y == 0])  # a site's traffic
     contract["seconds"] = round(time.perf_counter() - t0, 1)
     return contract
 
