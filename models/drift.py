@@ -1,8 +1,10 @@
 """Drift: are a site's model inputs still the distribution the model was trained on?
 
 The *reference* (``reference.npz`` in the package) holds, per feature, the interior
-edges of ten equal-count bins of the training data (its deciles) and the share of
-training rows in each bin (about 0.1 each; less where many rows tie). In the field
+edges of ten equal-count bins of the training negatives (their deciles) and the share
+of those rows in each bin (about 0.1 each; less where many rows tie): a site is almost
+all ordinary traffic, so that is what it is compared with, not the training mix,
+which is rich in positives (:func:`models.package.finish_package`). In the field
 :class:`DriftMonitor` counts scored rows into the same bins (one ``searchsorted`` per
 column and batch) and keeps count, mean and the histogram per feature: the summary
 the heartbeat carries. Every ``min_rows`` rows it computes the population stability

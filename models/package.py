@@ -10,7 +10,7 @@ A package is a folder holding the model's artefacts (never code):
 ``canary.npz``         canary inputs and the outputs the issuer's build produced,
                        checked on the box before a new model may take over
 ``reference.npz``      per-feature quantile edges and bin shares of the training
-                       data, for drift (:mod:`models.drift`)
+                       negatives (a site's traffic), for drift (:mod:`models.drift`)
 ``MANIFEST.sha256``    ``<sha256>  <file>`` for every artefact present, sorted
 ``MANIFEST.sha256.sig``  ``afe-sig-v1 <key id> <signature>`` over the manifest
                        (:mod:`edge.security.signing`, context ``"model"``)
