@@ -129,7 +129,8 @@ def assemble(cfg: Config, *, mode: str, sinks: Sequence[Sink],
     if store.slots:
         from edge.modelwatch import ModelWatchStage
 
-        stages.append(ModelWatchStage(store, cfg.agent.id, wall_clock=mode == "run"))
+        stages.append(ModelWatchStage(store, cfg.agent.id, wall_clock=mode == "run",
+                                      warmup_s=cfg.models.drift_warmup_s))
         ctx.models.extend(s.info for s in store.slots.values()
                           if s.info not in ctx.models)
         _wire_models(store, sinks)

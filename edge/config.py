@@ -405,6 +405,11 @@ class ModelsSection:
     counts as drifted; PSI > 0.25 is the usual "significant shift" bar."""
     drift_min_rows: Annotated[int, Range(100, 10_000_000)] = 2000
     """Rows scored since the last drift check before features are compared."""
+    drift_warmup_s: Annotated[float, Range(0.0, 30 * 86_400.0)] = 86_400.0
+    """Event time from the first record before drift is reported: until the longest
+    feature window (24 h on the call plane) has filled, a site's rows are early-day
+    rows and cannot match the whole days the reference holds. Checks still run (and
+    show in the counters); only their alerts wait. 0: report from the start."""
 
 
 @dataclass

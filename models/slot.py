@@ -119,6 +119,11 @@ class ModelSlot:
                     self.drift_events.append(got)
                 self._drifting = got
 
+    def rearm_drift(self) -> None:
+        """Forget which features were drifting: features still drifting at the next
+        check alert again (the end of the drift warm-up)."""
+        self._drifting = ()
+
     def take_drift_events(self) -> list[tuple[str, ...]]:
         ev, self.drift_events = self.drift_events, []
         return ev
