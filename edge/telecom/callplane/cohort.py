@@ -42,7 +42,7 @@ from bisect import bisect_left, bisect_right
 from struct import Struct
 
 from edge.telecom.callplane.features import COHORT_FEATURES, concurrency, recent_calls
-from edge.telecom.callplane.state import ATTACH, EntityTables, SimState
+from edge.telecom.callplane.state import ATTACH, EVICTED, EntityTables, SimState
 
 COHORT_S = 60.0  # a box's ports attach within about a minute of each other
 BACKGROUND_S = 1800.0  # the cell's attach rate is measured over +-30 min
@@ -60,28 +60,34 @@ _pack_h = Struct("<I").pack  # the low 32 bits of an IMSI's hash
 
 
 class _CellAttaches:
-    """One cell's attaches in time order: times, IMSIs and, packed 4 bytes each, the
-    IMSIs' hashes (whether a SIM is among a window's attaches is then one C-level
-    ``find`` over the window's bytes instead of a string comparison per attach:
-    a busy cell holds a thousand attaches within a minute of any moment)."""
+    """One cell's attaches in time order: times, IMSIs, the SIMs' states as they were
+    (None when not given) and, packed 4 bytes each, the IMSIs' hashes (whether a SIM
+    is among a window's attaches is then one C-level ``find`` over the window's bytes
+    instead of a string comparison per attach: a busy cell holds a thousand attaches
+    within a minute of any moment). The states spare a look-up in the SIM table per
+    cohort member: a state the table evicted since is marked (``EVICTED``) and the
+    table is asked instead."""
 
-    __slots__ = ("ts", "imsi", "h")
+    __slots__ = ("ts", "imsi", "st", "h")
 
     def __init__(self) -> None:
         self.ts = array("d")
         self.imsi: list[str] = []
+        self.st: list[SimState | None] = []
         self.h = bytearray()
 
-    def add(self, ts: float, imsi: str) -> None:
+    def add(self, ts: float, imsi: str, st: SimState | None = None) -> None:
         t = self.ts
         if not t or ts >= t[-1]:
             t.append(ts)
             self.imsi.append(imsi)
+            self.st.append(st)
             self.h += _pack_h(hash(imsi) & 0xFFFFFFFF)
         else:  # a late event (up to seconds): keep the arrays sorted
             i = bisect_right(t, ts)
             t.insert(i, ts)
             self.imsi.insert(i, imsi)
+            self.st.insert(i, st)
             self.h[4 * i:4 * i] = _pack_h(hash(imsi) & 0xFFFFFFFF)
 
     def trim(self, horizon: float) -> None:
@@ -89,6 +95,7 @@ class _CellAttaches:
         if cut:
             del self.ts[:cut]
             del self.imsi[:cut]
+            del self.st[:cut]
             del self.h[:4 * cut]
 
     def around(self, ts: float, span: float) -> tuple[int, int]:
@@ -115,13 +122,15 @@ class CohortTables:
         self.lookups = 0
         self._z = 0.0  # excess of the last :meth:`cohort` (its return stays a set)
 
-    def on_attach(self, ts: float, cell: str | None, imsi: str) -> None:
+    def on_attach(self, ts: float, cell: str | None, imsi: str,
+                  st: SimState | None = None) -> None:
+        """An attach of ``imsi`` (its state in the SIM table: ``st``, if known)."""
         if cell is None:
             return
         ca = self.cells.get(cell)
         if ca is None:
             ca = self.cells[cell] = _CellAttaches()
-        ca.add(ts, imsi)
+        ca.add(ts, imsi, st)
 
     def note_judged(self, imsi: str, number: int | None) -> None:
         if number is None:
@@ -139,10 +148,11 @@ class CohortTables:
         for ca in self.cells.values():
             ca.trim(horizon)
 
-    def cohort(self, imsi: str, st: SimState, now: float) -> set[str]:
+    def cohort(self, imsi: str, st: SimState, now: float) -> dict[str, SimState | None]:
         """The SIMs that attached on one of the SIM's cells within :data:`COHORT_S` of
-        one of its own attaches (the SIM itself included)."""
-        out = {imsi}
+        one of its own attaches (the SIM itself included), each with the state its
+        attach was noted with (None, or evicted since: ask the SIM table)."""
+        out: dict[str, SimState | None] = {imsi: st}
         self._z = 0.0
         e = st.e
         own: list[float] = []
@@ -171,7 +181,8 @@ class CohortTables:
                 z = (hi - lo - expected) / (expected + 1.0) ** 0.5
                 if z > self._z:
                     self._z = z
-                out.update(ca.imsi[lo:min(hi, lo + MAX_COHORT)])
+                end = min(hi, lo + MAX_COHORT)
+                out.update(zip(ca.imsi[lo:end], ca.st[lo:end], strict=True))
                 if len(out) >= MAX_COHORT:
                     return out
         return out
@@ -191,8 +202,11 @@ class CohortTables:
         since = now - WINDOW_S
         active = 0
         sims = tables.sims
-        for m in members:
-            s2 = st if m == imsi else sims.get(m)
+        for m, s2 in members.items():
+            if m == imsi:
+                s2 = st
+            elif s2 is None or s2.flags & EVICTED:
+                s2 = sims.get(m)
             if s2 is not None and s2.mo_n and s2.last >= since:
                 active += 1
         return group_tell(float(n), round(z, 3), float(active), math.inf)
@@ -205,8 +219,12 @@ class CohortTables:
         since = now - WINDOW_S
         dialers = 0
         intervals: list[tuple[float, float]] = []
-        for m in members:
-            s2 = st if m == imsi else tables.sims.get(m)
+        sims = tables.sims
+        for m, s2 in members.items():
+            if m == imsi:
+                s2 = st
+            elif s2 is None or s2.flags & EVICTED:
+                s2 = sims.get(m)
             # No outgoing call held, or nothing at all in the hour: not a dialer
             # (the cheap tests first; most of a crowd is people doing nothing).
             if s2 is None or not s2.mo_n or s2.last < since:

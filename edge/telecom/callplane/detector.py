@@ -106,7 +106,7 @@ class CallPlaneDetector:
         only these can make a SIM look more like a box; other events are folded in
         and count at its next scoring."""
         if ev.type == "attach":
-            self.cohort.on_attach(ev.ts, ev.cell, ev.imsi)
+            self.cohort.on_attach(ev.ts, ev.cell, ev.imsi, st)
         if st.dirty or ev.dir == "mt" or st.alerted:
             return
         n = st.mo_n

@@ -44,6 +44,7 @@ IN_BLOCK = 4  # 2+ devices are known within two serials of its IMEI
 SLOW_SEEN = 8  # an attach with auth_ms >= SLOW_AUTH_MS
 FAST_SEEN = 16  # an attach with auth_ms < SLOW_AUTH_MS
 GROUP = 32  # its attach cohort dials out in parallel (set by the detector, cohort.py)
+EVICTED = 64  # no longer in the SIM table (others holding the state ask the table again)
 _SERIAL_2 = tuple(f"{j:02d}" for j in range(100))  # last two serial digits of a block
 # Known devices per IMEI block (TAC + 4 serial digits), counted in hashed slots of one
 # byte (several blocks may share a slot, so a count bounds the block's from above; a
@@ -484,8 +485,9 @@ class EntityTables:
         """Evict SIMs, devices and cells idle for longer than ``idle_evict_s``."""
         horizon = now - self.idle_evict_s
         stale = [k for k, s in self.sims.items() if s.last < horizon]
+        sims = self.sims
         for k in stale:
-            del self.sims[k]
+            sims.pop(k).flags |= EVICTED
         self.evicted_sims += len(stale)
         stale = [k for k, d in self.imeis.items() if self._device_last(d) < horizon]
         blocks = self._blocks
@@ -503,8 +505,9 @@ class EntityTables:
     def evict_oldest(self, n: int) -> None:
         """Hard cap: drop the ``n`` SIMs idle the longest."""
         victims = sorted(self.sims.items(), key=lambda kv: kv[1].last)[:n]
-        for k, _ in victims:
+        for k, st in victims:
             del self.sims[k]
+            st.flags |= EVICTED
         self.evicted_sims += len(victims)
 
     def counters(self) -> dict[str, int]:
