@@ -47,11 +47,14 @@ GROUP = 32  # its attach cohort dials out in parallel (set by the detector, coho
 EVICTED = 64  # no longer in the SIM table (others holding the state ask the table again)
 _SERIAL_2 = tuple(f"{j:02d}" for j in range(100))  # last two serial digits of a block
 # Known devices per IMEI block (TAC + 4 serial digits), counted in hashed slots of one
-# byte (several blocks may share a slot, so a count bounds the block's from above; a
-# slot that reaches 255 stays there): a block whose slot holds at most the SIM's own
-# device needs none of the 100 probes of its serials.
-_BLOCK_SLOTS = 1 << 21  # 2 MB: at ~500 k devices, ~1 slot in 5 shared
+# byte, twice: in two tables, at two slots taken from different bits of the block's
+# hash (several blocks may share a slot, so a count bounds the block's from above, and
+# the smaller of the two is the tighter bound; a slot that reaches 255 stays there): a
+# block whose count is at most the SIM's own device needs none of the 100 probes of
+# its serials.
+_BLOCK_SLOTS = 1 << 21  # 2 MB each: at ~500 k devices ~1 slot in 5 shared, ~1 in 20 in both
 _BLOCK_MASK = _BLOCK_SLOTS - 1
+_BLOCK_SHIFT = 32  # the second table's slot: the hash's high bits
 # What EntityTables.fold calls for the events that may make a SIM worth scoring.
 Judge = Callable[["SimState", BaseStationEvent], None]
 
@@ -231,6 +234,7 @@ class EntityTables:
         self.cells: dict[str, CellState] = {}
         self._cell_names: dict[str, str] = {}
         self._blocks = bytearray(_BLOCK_SLOTS)  # devices per hashed block (see above)
+        self._blocks2 = bytearray(_BLOCK_SLOTS)
         self.idle_evict_s = idle_evict_s
         self.max_sims = max_sims
         self.evicted_sims = 0
@@ -398,8 +402,13 @@ class EntityTables:
         dev = devs.get(imei)
         if dev is None:
             devs[imei] = imsi
+            h = hash(imei[:12])
             blocks = self._blocks
-            slot = hash(imei[:12]) & _BLOCK_MASK
+            slot = h & _BLOCK_MASK
+            if blocks[slot] != 255:
+                blocks[slot] += 1
+            blocks = self._blocks2
+            slot = (h >> _BLOCK_SHIFT) & _BLOCK_MASK
             if blocks[slot] != 255:
                 blocks[slot] += 1
         elif isinstance(dev, str):
@@ -444,7 +453,7 @@ class EntityTables:
         body = imei[:14]
         devs = self.imeis
         if len(body) == 14 and "02" <= body[12:] <= "97" and body.isascii() \
-                and body.isdigit() and self._blocks[hash(body[:12]) & _BLOCK_MASK] <= (body in devs):
+                and body.isdigit() and self.block_count(body) <= (body in devs):
             return False  # the four serials are in its block, which holds no other device
         try:
             serial = int(body[8:])
@@ -464,6 +473,13 @@ class EntityTables:
             out.update(self.device_imsis(sib, since))
         return out
 
+    def block_count(self, imei: str) -> int:
+        """A bound from above on the number of known devices in the IMEI's block
+        (exact unless other blocks share both its slots; 255: that many or more)."""
+        h = hash(imei[:12])
+        return min(self._blocks[h & _BLOCK_MASK],
+                   self._blocks2[(h >> _BLOCK_SHIFT) & _BLOCK_MASK])
+
     def block_imeis(self, imei: str) -> list[str]:
         """Known devices (14-digit keys) in the IMEI's block of 100 consecutive serials:
         multi-port modules and dual-SIM phones carry consecutive IMEIs. Probing the
@@ -471,7 +487,7 @@ class EntityTables:
         entry per device."""
         devs = self.imeis
         if len(imei) >= 14:
-            n = self._blocks[hash(imei[:12]) & _BLOCK_MASK]
+            n = self.block_count(imei)
             if n <= 1:  # at most one device in the block: the one given, if known
                 if n == 0:
                     return []
@@ -490,12 +506,16 @@ class EntityTables:
             sims.pop(k).flags |= EVICTED
         self.evicted_sims += len(stale)
         stale = [k for k, d in self.imeis.items() if self._device_last(d) < horizon]
-        blocks = self._blocks
+        blocks, blocks2 = self._blocks, self._blocks2
         for k in stale:
             del self.imeis[k]
-            slot = hash(k[:12]) & _BLOCK_MASK
+            h = hash(k[:12])
+            slot = h & _BLOCK_MASK
             if blocks[slot] != 255:
                 blocks[slot] -= 1
+            slot = (h >> _BLOCK_SHIFT) & _BLOCK_MASK
+            if blocks2[slot] != 255:
+                blocks2[slot] -= 1
         self.evicted_imeis += len(stale)
         stale = [k for k, c in self.cells.items() if c.last < horizon]
         for k in stale:
