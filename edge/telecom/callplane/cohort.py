@@ -41,8 +41,16 @@ from array import array
 from bisect import bisect_left, bisect_right
 from struct import Struct
 
-from edge.telecom.callplane.features import COHORT_FEATURES, concurrency, recent_calls
-from edge.telecom.callplane.state import ATTACH, EVICTED, EntityTables, SimState
+from edge.telecom.callplane.features import COHORT_FEATURES, concurrency
+from edge.telecom.callplane.state import (
+    ATTACH,
+    EVICTED,
+    MO_END,
+    MO_START,
+    MT_START,
+    EntityTables,
+    SimState,
+)
 
 COHORT_S = 60.0  # a box's ports attach within about a minute of each other
 BACKGROUND_S = 1800.0  # the cell's attach rate is measured over +-30 min
@@ -153,7 +161,16 @@ class CohortTables:
         one of its own attaches (the SIM itself included), each with the state its
         attach was noted with (None, or evicted since: ask the SIM table)."""
         out: dict[str, SimState | None] = {imsi: st}
-        self._z = 0.0
+        self._z = self._scan(imsi, st, now, out)
+        return out
+
+    def _scan(self, imsi: str, st: SimState, now: float,
+              out: dict[str, SimState | None] | None) -> float:
+        """The largest excess of the SIM's attaches over its cells' rates; with
+        ``out``, the cohort's members are added to it and the scan stops once it holds
+        :data:`MAX_COHORT` (the excess is then the largest up to there); without,
+        every attach is looked at (the excess is at least the stopped scan's)."""
+        zmax = 0.0
         e = st.e
         own: list[float] = []
         since = now - KEEP_S
@@ -163,7 +180,7 @@ class CohortTables:
             if int(e[i + 1]) & 15 == ATTACH:
                 own.append(e[i])
         if not own:
-            return out
+            return zmax
         key = _pack_h(hash(imsi) & 0xFFFFFFFF)
         for cell in st.cell_set():
             ca = self.cells.get(cell)
@@ -179,13 +196,14 @@ class CohortTables:
                         - 2 * COHORT_S)
                 expected = (bhi - blo - (hi - lo)) * 2 * COHORT_S / max(span, 2 * COHORT_S)
                 z = (hi - lo - expected) / (expected + 1.0) ** 0.5
-                if z > self._z:
-                    self._z = z
-                end = min(hi, lo + MAX_COHORT)
-                out.update(zip(ca.imsi[lo:end], ca.st[lo:end], strict=True))
-                if len(out) >= MAX_COHORT:
-                    return out
-        return out
+                if z > zmax:
+                    zmax = z
+                if out is not None:
+                    end = min(hi, lo + MAX_COHORT)
+                    out.update(zip(ca.imsi[lo:end], ca.st[lo:end], strict=True))
+                    if len(out) >= MAX_COHORT:
+                        return zmax
+        return zmax
 
     def may_tell(self, imsi: str, st: SimState, tables: EntityTables, now: float) -> bool:
         """False when the SIM's :func:`group_tell` is certainly false at ``now``: it is
@@ -194,7 +212,11 @@ class CohortTables:
         at no others) with calls at one instant without limit (``group_tell`` only
         grows with both). The cheap part of :meth:`features`: most SIMs' cohorts are
         chance co-attaches or a crowd, and their dialers' calls need not be read."""
-        members = self.cohort(imsi, st, now)
+        return self._may_tell(imsi, st, tables, now, self.cohort(imsi, st, now))
+
+    def _may_tell(self, imsi: str, st: SimState, tables: EntityTables, now: float,
+                  members: dict[str, SimState | None]) -> bool:
+        """:meth:`may_tell` on the last :meth:`cohort`, ``members``."""
         z = self._z
         n = len(members)
         if not group_tell(float(n), round(z, 3), float(n), math.inf):
@@ -211,11 +233,32 @@ class CohortTables:
                 active += 1
         return group_tell(float(n), round(z, 3), float(active), math.inf)
 
-    def features(self, imsi: str, st: SimState, tables: EntityTables,
-                 now: float) -> list[float]:
-        """:data:`COHORT_FEATURES` of one SIM at event time ``now``."""
-        self.lookups += 1
+    def tells(self, imsi: str, st: SimState, tables: EntityTables, now: float) -> bool:
+        """``group_tell`` of the SIM's :meth:`features` at ``now`` (the early judging's
+        question), answered with the work that can change it: ``group_tell`` only
+        grows with the excess, the dialers and the calls at one instant, so it is
+        false when it is false with each of those at its bound, in order of cost: the
+        excess of every attach (at least the cohort's), every member active in the
+        hour counted as a dialer, then the dialers themselves with calls at one
+        instant unbounded; ``local_links`` does not enter it."""
+        if not group_tell(math.inf, round(self._scan(imsi, st, now, None), 3), math.inf,
+                          math.inf):
+            return False
         members = self.cohort(imsi, st, now)
+        if not self._may_tell(imsi, st, tables, now, members):
+            return False
+        self.lookups += 1
+        n, z, dialers, intervals = self._dialers(imsi, st, tables, now, members)
+        if not group_tell(n, z, dialers, math.inf):
+            return False
+        return group_tell(n, z, dialers, float(concurrency(intervals)))
+
+    def _dialers(self, imsi: str, st: SimState, tables: EntityTables, now: float,
+                 members: dict[str, SimState | None]
+                 ) -> tuple[float, float, float, list[tuple[float, float]]]:
+        """The cohort's size and excess (of the last :meth:`cohort`, ``members``), its
+        dialers (members that called out in the last :data:`WINDOW_S` and received no
+        call) and their outgoing calls."""
         since = now - WINDOW_S
         dialers = 0
         intervals: list[tuple[float, float]] = []
@@ -229,11 +272,16 @@ class CohortTables:
             # (the cheap tests first; most of a crowd is people doing nothing).
             if s2 is None or not s2.mo_n or s2.last < since:
                 continue
-            mine: list[tuple[float, float]] = []
-            mo, mt = recent_calls(s2, since, now, mine)
-            if mo and not mt:
+            if dialer_calls(s2, since, now, intervals):
                 dialers += 1
-                intervals.extend(mine)
+        return float(len(members)), round(self._z, 3), float(dialers), intervals
+
+    def features(self, imsi: str, st: SimState, tables: EntityTables,
+                 now: float) -> list[float]:
+        """:data:`COHORT_FEATURES` of one SIM at event time ``now``."""
+        self.lookups += 1
+        n, z, dialers, intervals = self._dialers(imsi, st, tables, now,
+                                                 self.cohort(imsi, st, now))
         links = 0
         pq = st.pq
         if pq:
@@ -244,8 +292,44 @@ class CohortTables:
                 if other is not None and other != imsi and other not in seen:
                     seen.add(other)
             links = len(seen)
-        return [float(len(members)), round(self._z, 3), float(dialers),
-                float(concurrency(intervals)), float(links)]
+        return [n, z, dialers, float(concurrency(intervals)), float(links)]
+
+
+def dialer_calls(st: SimState, since: float, now: float,
+                 intervals: list[tuple[float, float]]) -> bool:
+    """Whether the SIM is a dialer over ``since``..``now``: ``mo and not mt`` of
+    :func:`~edge.telecom.callplane.features.recent_calls`, its outgoing calls then
+    appended to ``intervals`` as that function appends them. The scan from the end
+    stops at the first incoming call (most of a crowd's active members receive some;
+    their calls were read only to be dropped)."""
+    e = st.e
+    starts: list[float] = []
+    ends: list[float] = []
+    i = len(e) - 2
+    while i >= 0 and e[i] >= since:
+        code = int(e[i + 1]) & 15
+        if code == MO_START:
+            starts.append(e[i])
+        elif code == MO_END:
+            ends.append(e[i])
+        elif code == MT_START:
+            return False
+        i -= 2
+    if not starts:
+        return False
+    starts.reverse()
+    ends.reverse()
+    # Calls of one SIM do not overlap: the k-th end after a start closes it.
+    j = 0
+    for s0 in starts:
+        while j < len(ends) and ends[j] < s0:
+            j += 1
+        if j < len(ends):
+            intervals.append((s0, ends[j]))
+            j += 1
+        else:
+            intervals.append((s0, now))
+    return True
 
 
 def group_tell(cohort_sims: float, excess_z: float, cohort_dialers: float,

@@ -21,7 +21,7 @@ import numpy as np
 from edge.config import CallPlaneSection
 from edge.detection import Detection, Evidence, ModelInfo, Scalar, Subject
 from edge.records import BaseStationEvent
-from edge.telecom.callplane.cohort import CohortTables, group_tell
+from edge.telecom.callplane.cohort import CohortTables
 from edge.telecom.callplane.features import FEATURES, INDEX, sim_features
 from edge.telecom.callplane.rules import RuleHit, certain, device_tell
 from edge.telecom.callplane.state import (
@@ -139,13 +139,10 @@ class CallPlaneDetector:
         coming in (:func:`~edge.telecom.callplane.cohort.group_tell`)."""
         if st.flags & GROUP:
             return True
-        if mo_n != 3 or not self.cohort.may_tell(imsi, st, self.tables, now):
+        if mo_n != 3 or not self.cohort.tells(imsi, st, self.tables, now):
             return False
-        c = self.cohort.features(imsi, st, self.tables, now)
-        if group_tell(c[0], c[1], c[2], c[3]):
-            st.flags |= GROUP
-            return True
-        return False
+        st.flags |= GROUP
+        return True
 
     def tick(self, now: float) -> Sequence[Detection]:
         out: list[Detection] = []

@@ -1,7 +1,8 @@
 """The call plane's shortcuts give exactly what the plain computations give: the cell
 window's membership test by packed hashes (collisions confirmed by the IMSI), the
-devices-per-block counts that spare the 100 serial probes, and the cheap pre-check of
-the group tell."""
+devices-per-block counts that spare the 100 serial probes, the cheap pre-checks of
+the group tell, the cohort members' states kept with their attaches and the dialer
+scan that stops at an incoming call."""
 
 from __future__ import annotations
 
@@ -12,22 +13,25 @@ import pytest
 from edge.records import BaseStationEvent
 from edge.telecom.callplane import cohort as cohort_mod
 from edge.telecom.callplane import state as state_mod
-from edge.telecom.callplane.cohort import CohortTables, group_tell
-from edge.telecom.callplane.state import EntityTables
+from edge.telecom.callplane.cohort import CohortTables, dialer_calls, group_tell
+from edge.telecom.callplane.features import recent_calls
+from edge.telecom.callplane.state import EVICTED, EntityTables
 
 T0 = 1_767_225_600.0
 CELLS = ("46000-1-1", "46000-1-2")
 
 
-def _site(rng: random.Random) -> tuple[EntityTables, CohortTables, list[str]]:
+def _site(rng: random.Random, states: bool = False
+          ) -> tuple[EntityTables, CohortTables, list[str]]:
     """Two cells: a background of people, a crowd re-attaching at once (a tenth of it
-    dialling), and an eight-port box powering up and dialling in parallel."""
+    dialling), and an eight-port box powering up and dialling in parallel.
+    ``states``: attaches noted with the SIM's state, as the detector notes them."""
     t, c = EntityTables(), CohortTables()
     imsis: list[str] = []
 
     def attach(ts: float, imsi: str, imei: str, cell: str) -> None:
-        t.add(BaseStationEvent(ts, "attach", imsi, imei=imei, cell=cell, auth_ms=60.0))
-        c.on_attach(ts, cell, imsi)
+        st = t.add(BaseStationEvent(ts, "attach", imsi, imei=imei, cell=cell, auth_ms=60.0))
+        c.on_attach(ts, cell, imsi, st if states else None)
         imsis.append(imsi)
 
     def call(ts: float, imsi: str, peer: str, cell: str, direction: str = "mo") -> None:
@@ -86,6 +90,73 @@ def test_may_tell_never_hides_a_group() -> None:
                 assert not tell, (imsi, now, x)
             told += tell
     assert told  # the box is a group at some point
+
+
+NOWS = (T0 + 3400, T0 + 4500, T0 + 5000, T0 + 5500, T0 + 6000, T0 + 7300)
+
+
+@pytest.mark.parametrize("states", [False, True])
+def test_tells_is_the_group_tell_of_the_features(states: bool) -> None:
+    t, c, imsis = _site(random.Random(13), states)
+    told = 0
+    for now in NOWS:
+        for imsi in imsis:
+            st = t.sims[imsi]
+            x = c.features(imsi, st, t, now)
+            tell = group_tell(x[0], x[1], x[2], x[3])
+            assert c.tells(imsi, st, t, now) == tell, (imsi, now, x)
+            told += tell
+    assert told
+
+
+def test_dialer_scan_agrees_with_recent_calls() -> None:
+    t, _, imsis = _site(random.Random(14))
+    # SIMs calling out and receiving, in both orders (the scan runs from the end)
+    for k, dirs in enumerate((("mo", "mt"), ("mt", "mo"), ("mo", "mo"))):
+        for j, d in enumerate(dirs):
+            ts = T0 + 5200 + 100 * j
+            for typ, at, dur in (("call_start", ts, None), ("call_end", ts + 50, 45.0)):
+                t.add(BaseStationEvent(at, typ, imsis[k], cell=CELLS[0], dir=d,
+                                       peer="8613900000001", call_id=f"x{k}{j}",
+                                       duration_s=dur))
+    kinds = set()
+    for now in NOWS:
+        for span in (600.0, 3600.0):
+            for imsi in imsis:
+                st = t.sims[imsi]
+                plain: list[tuple[float, float]] = [(0.0, 1.0)]
+                mo, mt = recent_calls(st, now - span, now, plain)
+                got: list[tuple[float, float]] = [(0.0, 1.0)]
+                dialer = dialer_calls(st, now - span, now, got)
+                assert dialer == bool(mo and not mt)
+                assert got == (plain if dialer else [(0.0, 1.0)])
+                kinds.add((dialer, bool(mo), bool(mt)))
+    assert {(True, True, False), (False, True, True), (False, False, True),
+            (False, False, False)} <= kinds
+
+
+def test_members_states_give_the_table_s_answers_after_evictions() -> None:
+    t, c, imsis = _site(random.Random(15), states=True)
+    # Evict a third of the SIMs (marked), bring half of those back with new states.
+    gone = imsis[::3]
+    for imsi in gone:
+        t.sims.pop(imsi).flags |= EVICTED
+    for imsi in gone[::2]:
+        t.add(BaseStationEvent(T0 + 5300, "call_start", imsi, cell=CELLS[0], dir="mo",
+                               peer="8613900000000", call_id=imsi))
+    plain = CohortTables()
+    plain.cells = {k: cohort_mod._CellAttaches() for k in c.cells}
+    for k, ca in c.cells.items():
+        p = plain.cells[k]
+        p.ts, p.imsi, p.h = ca.ts, ca.imsi, ca.h
+        p.st = [None] * len(ca.st)
+    for now in NOWS:
+        for imsi in imsis:
+            st = t.sims.get(imsi)
+            if st is None:
+                continue
+            assert c.features(imsi, st, t, now) == plain.features(imsi, st, t, now)
+            assert c.may_tell(imsi, st, t, now) == plain.may_tell(imsi, st, t, now)
 
 
 def _plain_block(t: EntityTables, imei: str) -> list[str]:
