@@ -182,7 +182,7 @@ class CohortTables:
         if not own:
             return zmax
         key = _pack_h(hash(imsi) & 0xFFFFFFFF)
-        for cell in st.cell_set():
+        for cell in st.cell_names():
             ca = self.cells.get(cell)
             if ca is None:
                 continue

@@ -77,7 +77,9 @@ class SimState:
         self.imei: str | None = None  # TAC + serial (14 digits) of the last device
         self.imeis: dict[str, float] | None = None  # only when more than one IMEI
         self.cell: str | None = None
-        self.cells: dict[str, float] | None = None  # only when more than one cell
+        # Only when more than one cell: [cell, last seen, cell, last seen, ...] in the
+        # order first seen (a flat list: ~90 bytes for two cells, a dict ~180).
+        self.cells: list[str | float] | None = None
         self.dirty = False
         self.alerted = 0.0
         self.next_score = 0.0
@@ -98,9 +100,12 @@ class SimState:
         if self.imeis is not None and len(self.imeis) > 1:
             for k in [k for k, ts in self.imeis.items() if ts < horizon]:
                 del self.imeis[k]
-        if self.cells is not None and len(self.cells) > 1:
-            for k in [k for k, ts in self.cells.items() if ts < horizon]:
-                del self.cells[k]
+        cl = self.cells
+        if cl is not None and len(cl) > 2:
+            kept = [x for k in range(0, len(cl), 2) if cl[k + 1] >= horizon  # type: ignore[operator]
+                    for x in (cl[k], cl[k + 1])]
+            if len(kept) != len(cl):
+                cl[:] = kept
 
     def _drop(self, cut: int) -> None:
         """Drop the first ``cut // 2`` events and their peer entries."""
@@ -118,9 +123,17 @@ class SimState:
         self.mo_n -= nmo
 
     def cell_set(self) -> dict[str, float]:
-        if self.cells is not None:
-            return self.cells
+        cl = self.cells
+        if cl is not None:
+            return dict(zip(cl[::2], cl[1::2], strict=True))  # type: ignore[arg-type]
         return {self.cell: self.last} if self.cell is not None else {}
+
+    def cell_names(self) -> list[str]:
+        """The cells of :meth:`cell_set`, in its order."""
+        cl = self.cells
+        if cl is not None:
+            return cl[::2]  # type: ignore[return-value]
+        return [self.cell] if self.cell is not None else []
 
     def imei_set(self) -> dict[str, float]:
         if self.imeis is not None:
@@ -350,13 +363,20 @@ class EntityTables:
                                 names.clear()
                             cell = names.setdefault(cell, cell)
                             if st.cell is not None:
-                                if st.cells is None:
-                                    st.cells = {st.cell: st.last}
-                                if cell in st.cells or len(st.cells) < MAX_PARTNERS:
-                                    st.cells[cell] = ts
+                                cl = st.cells
+                                if cl is None:
+                                    st.cells = [st.cell, st.last, cell, ts]
+                                elif cell in cl:  # names and floats never compare equal
+                                    cl[cl.index(cell) + 1] = ts
+                                elif len(cl) < 2 * MAX_PARTNERS:
+                                    cl += (cell, ts)
                             st.cell = cell
                         elif st.cells is not None:
-                            st.cells[st.cell] = ts
+                            cl = st.cells
+                            if st.cell in cl:
+                                cl[cl.index(st.cell) + 1] = ts
+                            else:  # trimmed away, or not taken at the cap: now it is
+                                cl += (st.cell, ts)
                     imei = ev.imei
                     # The common case inline: the SIM's own, unshared device again.
                     if imei is not None and (imei[:14] != st.imei or st.imeis is not None

@@ -205,3 +205,40 @@ def test_block_counts_spare_probes_and_agree(monkeypatch: pytest.MonkeyPatch,
     t.sweep(T0 + 6500)  # devices idle for an hour go, their counts with them
     assert t.evicted_imeis > 0
     agree()
+
+
+def test_cells_as_a_flat_list_keep_the_dict_s_answers() -> None:
+    """A SIM's cells are a flat list (memory); ``cell_set`` gives what the dict it
+    replaced held: first-seen order, last-seen times, the cap, trimming."""
+    rng = random.Random(16)
+    t = EntityTables()
+    names = [f"46000-9-{i}" for i in range(80)]  # more than MAX_PARTNERS
+    imsi = "460090000000001"
+    cur: str | None = None
+    ref: dict[str, float] | None = None  # the dict, as the fold kept it before
+    last = ts = T0
+    for _ in range(1500):  # fewer than MAX_EVENTS: no trim inside the fold
+        ts += rng.choice((1.0, 5.0, 60.0, 30_000.0))
+        cell = rng.choice(names[:3] if rng.random() < 0.6 else names)
+        t.add(BaseStationEvent(ts, "data", imsi, cell=cell))
+        if cell != cur:
+            if cur is not None:
+                if ref is None:
+                    ref = {cur: ts}  # the SIM's last-seen time is already this event's
+                if cell in ref or len(ref) < state_mod.MAX_PARTNERS:
+                    ref[cell] = ts
+            cur = cell
+        elif ref is not None:
+            ref[cur] = ts
+        last = ts
+        st = t.sims[imsi]
+        if rng.random() < 0.05:
+            now = ts + rng.choice((0.0, 86_400.0, 200_000.0))
+            st.trim(now)
+            if ref is not None and len(ref) > 1:
+                horizon = now - state_mod.WINDOW_LONG_S
+                for k in [k for k, v in ref.items() if v < horizon]:
+                    del ref[k]
+        want = ref if ref is not None else {cur: last}
+        assert list(st.cell_set().items()) == list(want.items())
+        assert st.cell_names() == list(want)
