@@ -22,6 +22,8 @@ import numpy as np
 
 from models.loader import LoadedModel
 from models.xray.features import FEATURE_NAMES, extract
+from models.xray.native import NATIVE_NAMES
+from models.xray.native import extract as extract_native
 from models.xray.preprocess import INPUT_PX, Prepared, prepare
 
 LABELS = ("card_batch", "gold", "cash")
@@ -76,12 +78,15 @@ class XrayScorer:
                              f"(n, 3, {INPUT_PX}, {INPUT_PX})")
         self._image_input = "image" if "image" in inputs else model.input_name
         self.two_part = "features" in inputs
+        self.native = False
         if self.two_part:
             want = list(model.contract.get("features", []))
-            if want != list(FEATURE_NAMES):
+            # model 1.1 reads the 3.5 mm features, 1.2 also those at the machine's pitch
+            self.native = want == list(FEATURE_NAMES + NATIVE_NAMES)
+            if want != list(FEATURE_NAMES) and not self.native:
                 raise ModelError(f"{model.info.name}: its features ({len(want)}) are not "
-                                 f"the ones models/xray/features.py computes "
-                                 f"({len(FEATURE_NAMES)})")
+                                 f"the ones models/xray/features.py and native.py compute "
+                                 f"({len(FEATURE_NAMES)} + {len(NATIVE_NAMES)})")
 
     def score(self, pixels: np.ndarray, mm_per_px: float) -> XrayScores:
         """Scores for one image; ValueError for an image the model cannot take."""
@@ -92,8 +97,13 @@ class XrayScorer:
         maps = None
         if self.two_part:
             fe, maps = extract(prep.x)
+            names = FEATURE_NAMES
+            if self.native:
+                x0, y0, x1, y1 = prep.native_window()
+                fe = np.concatenate([fe, extract_native(pixels[y0:y1, x0:x1], mm_per_px)])
+                names = FEATURE_NAMES + NATIVE_NAMES
             feeds["features"] = fe[None]
-            named = {n: float(v) for n, v in zip(FEATURE_NAMES, fe, strict=True)}
+            named = {n: float(v) for n, v in zip(names, fe, strict=True)}
         outs = self.model.session.run(None, feeds)
         model_ms = (time.perf_counter() - t0) * 1000
         scores_a, heat_a, kind_a = (np.asarray(outs[i]) for i in self._order)

@@ -40,11 +40,15 @@ class ImageSet:
     heat: np.ndarray         # float32 (n, 3, HEAT_CELLS, HEAT_CELLS)
     families: list[list[str]]
     mm_per_px: np.ndarray    # float32 (n,) machine pitch each image was rendered at
+    # uint8 (h, w, 3) per sample: the image at the machine's pitch, cut to the window the
+    # model input shows (``Prepared.native_window``), for the native-pitch features
+    native: list[np.ndarray] | None = None
 
     def select(self, keep: np.ndarray) -> ImageSet:
         idx = np.flatnonzero(keep)
         return ImageSet(self.x[idx], self.y[idx], self.kind[idx], self.heat[idx],
-                        [self.families[i] for i in idx], self.mm_per_px[idx])
+                        [self.families[i] for i in idx], self.mm_per_px[idx],
+                        None if self.native is None else [self.native[i] for i in idx])
 
     def without(self, family: str) -> ImageSet:
         """The set minus every sample that used ``family``."""
@@ -71,6 +75,7 @@ def build(n: int, seed: int, profile: str = "train", exclude: tuple[str, ...] = 
     heat = np.zeros((n, len(LABELS), HEAT_CELLS, HEAT_CELLS), dtype=np.float32)
     pitch = np.zeros(n, dtype=np.float32)
     fams: list[list[str]] = []
+    native: list[np.ndarray] = []
     for i, cat in enumerate(cats):
         spec = sample_parcel(rng, profile, category=cat, lookalike_rate=LOOKALIKE_RATE,
                              exclude_families=exclude,
@@ -79,6 +84,8 @@ def build(n: int, seed: int, profile: str = "train", exclude: tuple[str, ...] = 
         r = render(spec, rng, mm)
         prep = prepare(r.image, mm)
         x[i] = np.clip(prep.x * 255 + 0.5, 0, 255).astype(np.uint8)
+        x0, y0, x1, y1 = prep.native_window()
+        native.append(np.ascontiguousarray(r.image[y0:y1, x0:x1]))
         pitch[i] = mm
         if cat != "none":
             j = LABELS.index(cat)
@@ -89,7 +96,7 @@ def build(n: int, seed: int, profile: str = "train", exclude: tuple[str, ...] = 
         fams.append(list(spec.families))
         if progress and (i + 1) % 200 == 0:
             print(f"  rendered {i + 1}/{n}", flush=True)
-    return ImageSet(x, y, kind, heat, fams, pitch)
+    return ImageSet(x, y, kind, heat, fams, pitch, native)
 
 
 def _defining_files() -> list[Path]:
@@ -105,13 +112,21 @@ def cached(cache: Path, n: int, seed: int, profile: str, exclude: tuple[str, ...
     path = cache_path(cache, n, seed, profile, exclude, include)
     if path.exists():
         z = np.load(path, allow_pickle=False)
+        shapes, flat = z["nat_shapes"], z["nat_flat"]
+        ends = np.cumsum(shapes.prod(axis=1))
+        native = [flat[e - int(np.prod(sh)):e].reshape(sh) for sh, e in
+                  zip(shapes, ends, strict=True)]
         return ImageSet(z["x"], z["y"], z["kind"], z["heat"],
-                        json.loads(str(z["families"])), z["mm"])
+                        json.loads(str(z["families"])), z["mm"], native)
     s = build(n, seed, profile, exclude, include, progress)
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
+    nat = s.native or []
     np.savez(tmp, x=s.x, y=s.y, kind=s.kind, heat=s.heat,
-             families=json.dumps(s.families), mm=s.mm_per_px)
+             families=json.dumps(s.families), mm=s.mm_per_px,
+             nat_shapes=np.array([a.shape for a in nat], dtype=np.int64).reshape(-1, 3),
+             nat_flat=np.concatenate([a.ravel() for a in nat]) if nat else
+             np.zeros(0, np.uint8))
     tmp.replace(path)
     return s
 
@@ -123,6 +138,6 @@ def cache_path(cache: Path, n: int, seed: int, profile: str, exclude: tuple[str,
     for p in _defining_files():
         code.update(p.read_bytes())
     key = hashlib.sha256(json.dumps([n, seed, profile, list(exclude), list(include), MIX,
-                                     LOOKALIKE_RATE, list(PITCHES),
+                                     LOOKALIKE_RATE, list(PITCHES), "native-window",
                                      code.hexdigest()]).encode()).hexdigest()[:16]
     return cache / f"xray_{profile}_{seed}_{n}_{key}.npz"

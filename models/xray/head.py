@@ -28,6 +28,8 @@ import numpy as np
 
 from models.xray.dataset import LABELS, ImageSet, cached
 from models.xray.features import FEATURE_NAMES, extract
+from models.xray.native import NATIVE_NAMES
+from models.xray.native import extract as extract_native
 from models.xray.preprocess import INPUT_PX, MODEL_MM_PER_PX
 
 HERE = Path(__file__).resolve().parent
@@ -35,8 +37,10 @@ CHUNK = 500
 VAL_FP = 0.003
 CNN_OUT = ("cnn_card_batch", "cnn_gold", "cnn_cash", "cnn_heat_card_batch", "cnn_heat_gold",
            "cnn_heat_cash", "cnn_kind_sim", "cnn_kind_iot", "cnn_kind_bank")
-HEAD_INPUTS = FEATURE_NAMES + CNN_OUT
-VERSION = "1.1.0"
+# the ``features`` input: explicit features at 3.5 mm, then at the machine's pitch
+ALL_FEATURES = FEATURE_NAMES + NATIVE_NAMES
+HEAD_INPUTS = ALL_FEATURES + CNN_OUT
+VERSION = "1.2.0"
 
 
 def _session(path: Path):  # type: ignore[no-untyped-def]
@@ -50,7 +54,7 @@ def _session(path: Path):  # type: ignore[no-untyped-def]
 
 def _features_key() -> str:
     h = hashlib.sha256()
-    for name in ("features.py", "cnn.onnx"):
+    for name in ("features.py", "native.py", "cnn.onnx"):
         h.update((HERE / name).read_bytes())
     return h.hexdigest()[:12]
 
@@ -67,7 +71,10 @@ def head_inputs(s: ImageSet, cache: Path, tag: str) -> np.ndarray:
         x = s.x[i:i + 50].astype(np.float32) / 255.0
         sc, hm, kd = sess.run(["scores", "heatmap", "kind"], {"image": x})
         fe = np.stack([extract(xi)[0] for xi in x])
-        rows.append(np.concatenate([fe, sc, hm.reshape(len(x), 3, -1).max(-1), kd], 1))
+        assert s.native is not None, "rendered set without its native-pitch images"
+        na = np.stack([extract_native(s.native[i + j], float(s.mm_per_px[i + j]))
+                       for j in range(len(x))])
+        rows.append(np.concatenate([fe, na, sc, hm.reshape(len(x), 3, -1).max(-1), kd], 1))
     out = np.concatenate(rows).astype(np.float32)
     np.save(path, out)
     return out
@@ -86,7 +93,8 @@ def load_sets(cache: Path, seed: int, chunks: int, first: int = 0
                       np.concatenate([s.kind for s in sets]),
                       np.concatenate([s.heat for s in sets]),
                       [f for s in sets for f in s.families],
-                      np.concatenate([s.mm_per_px for s in sets]))
+                      np.concatenate([s.mm_per_px for s in sets]),
+                      [a for s in sets for a in (s.native or [])])
     return joined, np.concatenate(feats)
 
 
@@ -101,8 +109,68 @@ def log_inputs(feats: np.ndarray) -> np.ndarray:
     return np.log1p(np.maximum(feats, 0.0)).astype(np.float32)
 
 
+# inputs whose growth can only mean more of a category (head ``gbm-mono``): near-black
+# compact area for gold, chip spots in card-like PVC for card batches, flat organic
+# note-sized slabs for cash. Trees then cannot learn a bump between the training
+# profile's parameter bins that falls apart on values they never saw.
+MONOTONE = {
+    "card_batch": ("spots_green_px", "spots_green2_px", "spots_green_max_cell",
+                   "n_chip_spots_green_mm2", "n_card_chip_max", "n_card_chip_flat_max",
+                   "n_card_chip_mm2", "n_card_chip2_mm2", "n_card_even_chip_max",
+                   "n_card_even_ratio_max", "n_card_even_chip_mm2", "n_blue_chip_spots_mm2",
+                   "n_card_blue_chip_max", "n_card_blue_ratio_max", "n_card_blue_chip_mm2",
+                   "n_card_blue_any_max"),
+    "gold": ("black_core_px", "black_core2_px", "black_core_max_cell", "n_black_e1_mm2",
+             "n_black_e2_mm2", "n_black_e3_mm2", "n_vblack_mm2", "n_black_e1_max_cell"),
+    "cash": ("note_slab_step", "note_slab_uniform", "note_slab_count", "organic_flat_px",
+             "organic_flat_thick_px", "n_note_flat_max"),
+}
+
+
+class OneVsRest:
+    """Three binary gradient-boosted trees (card batch, gold, cash against the rest),
+    each monotone increasing in its category's inputs of :data:`MONOTONE`."""
+
+    def __init__(self, seed: int) -> None:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        self.models = []
+        for lab in LABELS:
+            cst = [1 if n in MONOTONE[lab] else 0 for n in HEAD_INPUTS]
+            self.models.append(HistGradientBoostingClassifier(
+                max_iter=300, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40,
+                l2_regularization=1.0, early_stopping=False, monotonic_cst=cst,
+                random_state=seed))
+
+    def fit(self, x: np.ndarray, cls: np.ndarray) -> OneVsRest:
+        for j, m in enumerate(self.models):
+            m.fit(x, (cls == j + 1).astype(np.int64))
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        p = np.stack([m.predict_proba(x)[:, 1] for m in self.models], axis=1)
+        return np.concatenate([1 - p.max(axis=1, keepdims=True), p], axis=1)
+
+
 def fit(feats: np.ndarray, s: ImageSet, seed: int, head: str = "gbm"):  # type: ignore[no-untyped-def]
+    """The head's models fitted on one thread (OpenMP threads on a shared box spin and
+    make a one-minute fit take ten)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return _fit(feats, s, seed, head)
+
+
+def _fit(feats: np.ndarray, s: ImageSet, seed: int, head: str):  # type: ignore[no-untyped-def]
     from sklearn.ensemble import HistGradientBoostingClassifier
+
+    if head == "gbm-mono":
+        cls = OneVsRest(seed).fit(feats, _classes(s.y))
+        card = s.kind >= 0
+        kind = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.05,
+                                              early_stopping=False, random_state=seed)
+        kind.fit(feats[card], s.kind[card])
+        return cls, kind
 
     if head == "mlp":
         from sklearn.neural_network import MLPClassifier
@@ -159,7 +227,10 @@ def export(cls, kind, out: Path, head: str = "gbm") -> None:  # type: ignore[no-
 
     helper.make_attribute = ints_not_bools  # type: ignore[assignment]
     try:
-        m_cls = to_onnx(cls, proto, target_opset=opsets, options={"zipmap": False})
+        m_ovr = ([to_onnx(m, proto, target_opset=opsets, options={"zipmap": False})
+                  for m in cls.models] if isinstance(cls, OneVsRest) else [])
+        m_cls = m_ovr[0] if m_ovr else to_onnx(cls, proto, target_opset=opsets,
+                                               options={"zipmap": False})
         m_kind = to_onnx(kind, proto, target_opset=opsets, options={"zipmap": False})
     finally:
         helper.make_attribute = orig  # type: ignore[assignment]
@@ -187,8 +258,20 @@ def export(cls, kind, out: Path, head: str = "gbm") -> None:  # type: ignore[no-
         return nodes, inits
 
     n1, i1 = prefixed(cnn.graph, "cnn/", {"image": "image"})
-    cls_in = m_cls.graph.input[0].name
-    n2, i2 = prefixed(m_cls.graph, "cls/", {cls_in: "head_x"})
+    if m_ovr:
+        # one binary model per category: its probability of the positive class
+        n2, i2 = [], []
+        for j, m in enumerate(m_ovr):
+            nj, ij = prefixed(m.graph, f"ovr{j}/", {m.graph.input[0].name: "head_x"})
+            n2 += nj + [helper.make_node("Slice", [f"ovr{j}/probabilities", "s_one", "s_two",
+                                                   "s_axes"], [f"ovr{j}/pos"],
+                                         name=f"ovr{j}/pos")]
+            i2 += ij
+        n2.append(helper.make_node("Concat", [f"ovr{j}/pos" for j in range(len(m_ovr))],
+                                   ["scores_ovr"], axis=1, name="scores_ovr"))
+    else:
+        cls_in = m_cls.graph.input[0].name
+        n2, i2 = prefixed(m_cls.graph, "cls/", {cls_in: "head_x"})
     kind_in = m_kind.graph.input[0].name
     n3, i3 = prefixed(m_kind.graph, "kind/", {kind_in: "head_x"})
     glue = [
@@ -201,21 +284,24 @@ def export(cls, kind, out: Path, head: str = "gbm") -> None:  # type: ignore[no-
            helper.make_node("Log", ["head_1p"], ["head_x"], name="head_x")]
           if head == "mlp" else
           [helper.make_node("Identity", ["head_in"], ["head_x"], name="head_x")]),
-        helper.make_node("Slice", ["cls/probabilities", "s_start", "s_end", "s_axes"],
-                         ["scores"], name="scores"),
+        (helper.make_node("Identity", ["scores_ovr"], ["scores"], name="scores") if m_ovr else
+         helper.make_node("Slice", ["cls/probabilities", "s_start", "s_end", "s_axes"],
+                          ["scores"], name="scores")),
         helper.make_node("Identity", ["kind/probabilities"], ["kind"], name="kind"),
         helper.make_node("Identity", ["cnn/heatmap"], ["heatmap"], name="heatmap"),
     ]
     consts = [helper.make_tensor("s_start", TensorProto.INT64, [1], [1]),
               helper.make_tensor("s_end", TensorProto.INT64, [1], [4]),
-              helper.make_tensor("s_axes", TensorProto.INT64, [1], [1])]
+              helper.make_tensor("s_axes", TensorProto.INT64, [1], [1]),
+              helper.make_tensor("s_one", TensorProto.INT64, [1], [1]),
+              helper.make_tensor("s_two", TensorProto.INT64, [1], [2])]
     if head == "mlp":
         consts.append(helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0]))
     graph = helper.make_graph(
         n1 + glue[:-3] + n2 + n3 + glue[-3:], "xray_two_part",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, INPUT_PX, INPUT_PX]),
          helper.make_tensor_value_info("features", TensorProto.FLOAT,
-                                       ["n", len(FEATURE_NAMES)])],
+                                       ["n", len(ALL_FEATURES)])],
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["n", 3]),
          helper.make_tensor_value_info("heatmap", TensorProto.FLOAT, ["n", 3, 12, 12]),
          helper.make_tensor_value_info("kind", TensorProto.FLOAT, ["n", 3])],
@@ -231,7 +317,7 @@ def export(cls, kind, out: Path, head: str = "gbm") -> None:  # type: ignore[no-
 def predict(path: Path, s: ImageSet, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Scores and kind from the exported file (what the device computes)."""
     sess = _session(path)
-    nf = len(FEATURE_NAMES)
+    nf = len(ALL_FEATURES)
     sc, kd = [], []
     for i in range(0, len(s.y), 100):
         a, k = sess.run(["scores", "kind"], {"image": s.x[i:i + 100].astype(np.float32) / 255,
@@ -275,19 +361,22 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         "sha256": sha256_file(path), "kind": "image",
         "inputs": [{"name": "image", "dtype": "float32", "shape": [None, 3, INPUT_PX, INPUT_PX]},
                    {"name": "features", "dtype": "float32",
-                    "shape": [None, len(FEATURE_NAMES)]}],
+                    "shape": [None, len(ALL_FEATURES)]}],
         "input": {"name": "image", "shape": [None, 3, INPUT_PX, INPUT_PX], "dtype": "float32",
                   "mm_per_px": MODEL_MM_PER_PX,
                   "encoding": "1 - rgb/255 of the 2e pseudo-colour view, content centred "
                               "(models/xray/preprocess.py)"},
         "outputs": base.get("outputs", {}),
-        "features": list(FEATURE_NAMES),
-        "feature_code": "models/xray/features.py",
+        "features": list(ALL_FEATURES),
+        "feature_code": "models/xray/features.py + models/xray/native.py",
         "thresholds": thr,
         "parts": {"cnn": {"file": "cnn.onnx", "sha256": sha256_file(HERE / "cnn.onnx"),
                           "trained_by": "python -m models.xray.train (model 1.0.0)"},
-                  "head": ("HistGradientBoostingClassifier x2" if args.head == "gbm" else
-                           "StandardScaler + MLPClassifier x2 over log(1 + x)")
+                  "head": {"gbm": "HistGradientBoostingClassifier x2",
+                           "gbm-mono": "HistGradientBoostingClassifier x3 one-vs-rest, "
+                                       "monotone in MONOTONE (models/xray/head.py), + kind",
+                           "mlp": "StandardScaler + MLPClassifier x2 over log(1 + x)"}[
+                               args.head]
                   + " (scikit-learn), in model.onnx"},
         "training": {"command": "python -m models.xray.head" + "".join(
                          f" --exclude {f}" for f in args.exclude)
@@ -316,8 +405,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of validation negatives allowed above a threshold")
     ap.add_argument("--exclude", action="append", default=[],
                     help="family left out of training and validation (repeatable)")
-    ap.add_argument("--head", choices=("gbm", "mlp"), default="gbm",
-                    help="gradient-boosted trees, or a small MLP on log-scaled inputs")
+    ap.add_argument("--head", choices=("gbm", "gbm-mono", "mlp"), default="gbm",
+                    help="gradient-boosted trees (four classes; or one-vs-rest, monotone "
+                         "in each category's physical cues), or a small MLP on log inputs")
     ap.add_argument("--out", type=Path, default=HERE, help="folder for model.onnx/json")
     ap.add_argument("--cache", type=Path, default=Path(".cache/xray"), help="rendered sets")
     args = ap.parse_args(argv)

@@ -36,6 +36,14 @@ class Prepared:
     off_x: int
     off_y: int
     content_px: int
+    src_x1: int = 0     # end (exclusive) of the source window the canvas shows
+    src_y1: int = 0
+
+    def native_window(self, margin: int = 4) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) source pixels of the content the canvas shows, plus ``margin``
+        (clipped at 0; a slice clips the ends). The native-pitch features read this."""
+        return (max(self.src_x0 - margin, 0), max(self.src_y0 - margin, 0),
+                self.src_x1 + margin, self.src_y1 + margin)
 
     def to_source(self, row0: float, col0: float, row1: float,
                   col1: float) -> tuple[int, int, int, int]:
@@ -95,7 +103,8 @@ def prepare(image: np.ndarray, mm_per_px: float) -> Prepared:
     oy, ox = (INPUT_PX - crop.shape[0]) // 2, (INPUT_PX - crop.shape[1]) // 2
     canvas[oy:oy + crop.shape[0], ox:ox + crop.shape[1]] = crop
     return Prepared(canvas.transpose(2, 0, 1).copy(), scale, int(round(c0 * scale)),
-                    int(round(r0 * scale)), ox, oy, int(dark.sum()))
+                    int(round(r0 * scale)), ox, oy, int(dark.sum()),
+                    int(np.ceil(c1 * scale)), int(np.ceil(r1 * scale)))
 
 
 def mask_to_input(mask: np.ndarray, prep: Prepared, cells: int) -> np.ndarray:

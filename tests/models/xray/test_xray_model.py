@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from models.loader import load_model, sha256_file
+from models.xray import native
 from models.xray.features import FEATURE_NAMES, extract
+from models.xray.native import NATIVE_NAMES
 from models.xray.preprocess import INPUT_PX, MODEL_MM_PER_PX, mask_to_input, prepare
 
 FOLDER = Path(__file__).resolve().parents[3] / "models" / "xray"
@@ -52,8 +54,8 @@ def test_committed_model_matches_its_contract() -> None:
     assert set(c["thresholds"]) == {"card_batch", "gold", "cash"}
     feeds = {"image": np.zeros((2, 3, INPUT_PX, INPUT_PX), np.float32)}
     if "features" in {i.name for i in m.session.get_inputs()}:
-        assert c["features"] == list(FEATURE_NAMES)
-        feeds["features"] = np.zeros((2, len(FEATURE_NAMES)), np.float32)
+        assert c["features"] in (list(FEATURE_NAMES), list(FEATURE_NAMES + NATIVE_NAMES))
+        feeds["features"] = np.zeros((2, len(c["features"])), np.float32)
         assert sha256_file(FOLDER / "cnn.onnx") == c["parts"]["cnn"]["sha256"]
     outs = dict(zip(m.output_names, m.session.run(None, feeds), strict=True))
     assert outs["scores"].shape == (2, 3) and outs["heatmap"].shape == (2, 3, 12, 12)
@@ -101,6 +103,61 @@ def test_features_of_an_empty_image_are_zero_and_finite() -> None:
     assert maps.shape == (3, 12, 12)
 
 
+def _belt(h_mm: float, w_mm: float, p: float) -> np.ndarray:
+    return np.full((int(h_mm / p), int(w_mm / p), 3), 250, np.uint8)
+
+
+def _fill(img: np.ndarray, rgb: tuple[int, int, int], y0: float, y1: float, x0: float,
+          x1: float, p: float) -> None:
+    img[int(y0 / p):int(y1 / p), int(x0 / p):int(x1 / p)] = rgb
+
+
+def _card_stack(p: float, chip: bool, chip_dx: float = 27.15) -> np.ndarray:
+    """A green PVC card stack seen from above, its module (darker) where ISO 7816 puts
+    it, or displaced along the card by ``chip_dx`` from the card's centre."""
+    img = _belt(200, 300, p)
+    _fill(img, (200, 170, 120), 20, 180, 20, 280, p)        # cardboard, organic
+    cy, cx = 100.0, 150.0
+    _fill(img, (60, 150, 55), cy - 27, cy + 27, cx - 42.8, cx + 42.8, p)
+    if chip:
+        _fill(img, (20, 55, 25), cy - 5, cy + 5, cx - chip_dx - 5.5, cx - chip_dx + 5.5, p)
+    return img
+
+
+@pytest.mark.parametrize("pitch", (1.5, 2.0, 2.5))
+def test_native_card_template_finds_the_module_at_its_place(pitch: float) -> None:
+    even = NATIVE_NAMES.index("n_card_even_chip_max")
+    with_chip = native.extract(_card_stack(pitch, True), pitch)
+    no_chip = native.extract(_card_stack(pitch, False), pitch)
+    elsewhere = native.extract(_card_stack(pitch, True, chip_dx=0.0), pitch)
+    assert with_chip[even] > 0.3
+    assert no_chip[even] < 0.05
+    assert elsewhere[even] < with_chip[even] / 2          # a spot in the card's middle
+
+
+def test_native_gold_areas_are_in_mm2_whatever_the_pitch() -> None:
+    e1 = NATIVE_NAMES.index("n_black_e1_mm2")
+    got = []
+    for p in (1.5, 2.0, 2.5):
+        img = _belt(200, 300, p)
+        _fill(img, (200, 170, 120), 20, 180, 20, 280, p)
+        _fill(img, (3, 3, 5), 80, 110, 100, 160, p)           # a 30 x 60 mm bar
+        _fill(img, (3, 3, 5), 40, 42, 40, 240, p)             # a tin's wall edge-on
+        got.append(native.extract(img, p)[e1])
+    assert all(600 < g < 1800 for g in got), got            # the bar, eroded; not the wall
+    assert max(got) / min(got) < 1.6
+
+
+def test_native_features_of_empty_and_bad_images() -> None:
+    f = native.extract(np.full((50, 60, 3), 255, np.uint8), 1.5)
+    assert f.shape == (len(NATIVE_NAMES),) and not f.any()
+    assert not native.extract(np.zeros((3, 3, 3), np.uint8), 1.5).any()
+    with pytest.raises(ValueError):
+        native.extract(np.zeros((10, 10), np.uint8), 1.5)
+    with pytest.raises(ValueError):
+        native.extract(np.zeros((10, 10, 3), np.uint8), 0.0)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("sklearn") is None, reason="train extra")
 def test_head_training_is_deterministic() -> None:
     from models.xray.dataset import build
@@ -109,7 +166,7 @@ def test_head_training_is_deterministic() -> None:
     data = build(16, seed=5)
     rng = np.random.default_rng(1)
     feats = rng.random((16, len(HEAD_INPUTS))).astype(np.float32)
-    for head, x in (("gbm", feats), ("mlp", log_inputs(feats))):
+    for head, x in (("gbm", feats), ("gbm-mono", feats), ("mlp", log_inputs(feats))):
         a = fit(feats, data, 3, head)
         b = fit(feats, data, 3, head)
         for ma, mb in zip(a, b, strict=True):
