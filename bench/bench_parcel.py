@@ -122,17 +122,23 @@ def main(argv: list[str] | None = None) -> int:
     cpu = time.process_time() - cpu0
     wall = time.perf_counter() - wall0
     # the image model alone at batch 1, one thread
-    from models.xray.features import FEATURE_NAMES, extract
+    from models.xray.features import extract
     from models.xray.preprocess import prepare
 
     x = prepare(_decode(pngs[0]), 1.5).x[None]
     sess = scorer.model.session
     feeds = {"image" if scorer.two_part else scorer.model.input_name: x}
     if scorer.two_part:
-        feeds["features"] = np.zeros((1, len(FEATURE_NAMES)), dtype=np.float32)
+        n_feat = len(scorer.model.contract["features"])
+        feeds["features"] = np.zeros((1, n_feat), dtype=np.float32)
     for _ in range(5):
         sess.run(None, feeds)
-    times, ftimes = [], []
+    from models.xray.native import extract as extract_native
+
+    prep0 = prepare(_decode(pngs[0]), 1.5)
+    x0, y0, x1, y1 = prep0.native_window()
+    crop0 = _decode(pngs[0])[y0:y1, x0:x1]
+    times, ftimes, ntimes = [], [], []
     for _ in range(200):
         t = time.perf_counter()
         sess.run(None, feeds)
@@ -141,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             extract(x[0])
             ftimes.append((time.perf_counter() - t) * 1000)
+        if scorer.native:
+            t = time.perf_counter()
+            extract_native(crop0, 1.5)
+            ntimes.append((time.perf_counter() - t) * 1000)
     n = args.parcels
     print(f"assembly: {'edge.courier.assembly.ParcelAssembler' if asm else 'none (not in tree)'}")
     print(f"parcels: {n}, decided: {stage.counters()['judged']}, alerts: {alerts}")
@@ -158,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     if ftimes:
         print(f"explicit features (numpy), one image: p50 {np.percentile(ftimes, 50):.2f} ms, "
               f"p99 {np.percentile(ftimes, 99):.2f} ms")
+    if ntimes:
+        print(f"native-pitch features (numpy), one image: p50 {np.percentile(ntimes, 50):.2f} "
+              f"ms, p99 {np.percentile(ntimes, 99):.2f} ms")
     print(f"load average: {os.getloadavg()[0]:.2f}")
     return 0
 

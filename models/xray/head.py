@@ -122,8 +122,9 @@ MONOTONE = {
                    "n_card_blue_any_max"),
     "gold": ("black_core_px", "black_core2_px", "black_core_max_cell", "n_black_e1_mm2",
              "n_black_e2_mm2", "n_black_e3_mm2", "n_vblack_mm2", "n_black_e1_max_cell"),
-    "cash": ("note_slab_step", "note_slab_uniform", "note_slab_count", "organic_flat_px",
-             "organic_flat_thick_px", "n_note_flat_max"),
+    # cash unconstrained: monotone in its slab cues, validation recall fell from 0.133 to
+    # 0.098 (bundles under clothes make the slab cues fall while the cash is there)
+    "cash": (),
 }
 
 
