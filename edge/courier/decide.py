@@ -25,6 +25,12 @@ verification, RFID), each rule quoting its feature values in the evidence:
 - ``declared``: the waybill declares a reportable content (SIM / IoT / bank cards, gold,
   cash) and the image shows some of it (score >= ``support_ratio`` x threshold).
 
+Every finding quotes, besides the score and the parcel's facts, the image's physical cues
+for its category when the model computes them (model 1.2: the chip-module spot at its
+ISO 7816 place in a card-sized PVC region, the near-black area left after erosions in
+mm2, the flat organic share of the best note-sized window), so an inspector reads what
+the image shows, not only a score.
+
 Honest look-alikes stay quiet because nothing here is triggered by their declaration
 alone: business cards declared as business cards are only reported when the image
 model is sure they are chip cards.
@@ -207,6 +213,9 @@ def judge(x: XrayScores, facts: ParcelFacts, st: DecideSettings) -> list[Finding
              "declared_value_cny": _round(facts.declared_value_cny, 0),
              "sender_verified": facts.sender_verified}))
         ev += support
+        cues = _physical_cues(x, cat)
+        if cues:
+            ev.append(cues)
         kind = None
         if cat == "card_batch":
             kind = card_kind(x.kind, facts.declared, st.kind_confidence)
@@ -214,6 +223,31 @@ def judge(x: XrayScores, facts: ParcelFacts, st: DecideSettings) -> list[Finding
                                {f"p_{k}": _round(v) for k, v in x.kind.items()}))
         out.append(Finding(cat, rule, s, kind, tuple(ev)))
     return out
+
+
+# the image features an inspector can read as physics, per category (model 1.2's names;
+# a model without them gives no such line)
+_CUES = {
+    "card_batch": (("n_card_blue_chip_max", "chip-module spot at the ISO 7816 place in a "
+                    "card-sized PVC region, optical depth"),
+                   ("n_card_blue_ratio_max", "that spot's depth over the card's"),
+                   ("spots_green_px", "chip-like spots in PVC, pixels at 3.5 mm")),
+    "gold": (("n_black_e1_mm2", "near-black area surviving a 3 mm erosion, mm2"),
+             ("n_black_e2_mm2", "surviving a 6 mm erosion, mm2")),
+    "cash": (("n_note_flat_max", "flat organic share of the best note-sized window"),
+             ("note_slab_step", "note-sized slab's depth step over its frame")),
+}
+
+
+def _physical_cues(x: XrayScores, cat: str) -> Evidence | None:
+    """The category's explicit image features in words, or None without them."""
+    if not x.features:
+        return None
+    got = [(name, text, x.features[name]) for name, text in _CUES[cat] if name in x.features]
+    if not got:
+        return None
+    return Evidence("image cues: " + "; ".join(f"{text} {v:.3g}" for _, text, v in got),
+                    {name: _round(v, 4) for name, _, v in got})
 
 
 class InspectionList:

@@ -71,6 +71,19 @@ def test_evidence_carries_feature_values() -> None:
     assert feats["sender_verified"] is False
 
 
+def test_evidence_quotes_the_physical_cues_when_the_model_has_them() -> None:
+    from dataclasses import replace
+
+    x = replace(_scores(card=0.9), features={"n_card_blue_chip_max": 0.61234,
+                                             "n_card_blue_ratio_max": 0.8,
+                                             "spots_green_px": 12.0})
+    f = judge(x, _facts(), DecideSettings(thresholds=THR))[0]
+    cue = next(e for e in f.evidence if e.reason.startswith("image cues"))
+    assert cue.features["n_card_blue_chip_max"] == 0.6123 and "ISO 7816" in cue.reason
+    plain = judge(_scores(card=0.9), _facts(), DecideSettings(thresholds=THR))[0]
+    assert not any(e.reason.startswith("image cues") for e in plain.evidence)
+
+
 def test_card_kind_when_it_can_tell() -> None:
     assert card_kind({"sim": 0.5, "iot": 0.4, "bank": 0.1}, "", 0.7) == "sim_or_iot"
     assert card_kind({"sim": 0.3, "iot": 0.3, "bank": 0.4}, "", 0.7) is None
