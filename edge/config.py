@@ -173,8 +173,10 @@ class CallPlaneSection:
     or has 2+ devices within two serials: ports of one box) is judged."""
     require_device_evidence: bool = True
     """A model score alone raises an alert only for a SIM with a device-level tell
-    (several IMEIs or SIMs per device, a block of consecutive IMEIs, slow attaches
-    only, a bad Luhn digit, a module TAC); the explicit rules always report."""
+    (several IMEIs or SIMs per device, a block of consecutive IMEIs whose SIMs call
+    with nothing coming in, slow attaches only, a bad Luhn digit, a module TAC) or a
+    group tell (SIMs that attached together on its cell dialling in parallel, or
+    that call each other there); the explicit rules always report."""
     score_interval_s: Annotated[float, Range(1.0, 3600.0)] = 60.0
     """How often (event time) SIMs that changed are scored, in one batch."""
     max_lateness_s: Annotated[float, Range(0.0, 3600.0)] = 5.0

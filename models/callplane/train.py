@@ -48,9 +48,10 @@ from simulators.telecom.events import EventSimConfig, EventSimulator
 
 HERE = Path(__file__).resolve().parent
 NAME = "callplane"
-VERSION = "2.1.0"
+VERSION = "2.2.0"
 THIN_S = 600.0
 FP_BUDGET = 0.0002  # validation false alarms per active SIM per day (under half the target)
+UNGATED_BUDGET = 10 * FP_BUDGET  # share of negatives the bare score may pass (the floor)
 
 
 @dataclass
@@ -200,11 +201,13 @@ def per_sim_max(probs: np.ndarray, ids: list[str]) -> dict[str, float]:
 
 
 def choose_threshold(clf: Any, val: Snapshots, truth: dict[str, Any],
-                     exclude: frozenset[str] = frozenset(), gate: bool = True
-                     ) -> dict[str, Any]:
-    """Lowest threshold keeping negatives under FP_BUDGET per active SIM (validation
-    day, families in ``exclude`` left out). SIMs the explicit rules already flag do
-    not count against the model: they are reported either way."""
+                     exclude: frozenset[str] = frozenset(), gate: bool = True,
+                     budget: float = FP_BUDGET) -> dict[str, Any]:
+    """Lowest threshold keeping negatives under ``budget`` per active SIM (validation
+    day, families in ``exclude`` left out), and with ``gate`` (the detector's
+    ``require_device_evidence``) at least the bare score's threshold under
+    ``UNGATED_BUDGET``. SIMs the explicit rules already flag do not count against
+    the model: they are reported either way."""
     from edge.telecom.callplane.rules import certain, device_tell
 
     X = val.array()
@@ -219,10 +222,17 @@ def choose_threshold(clf: Any, val: Snapshots, truth: dict[str, Any],
                   and sims.get(s, {}).get("label") != "simbox"), reverse=True)
     active = sum(1 for s in keep if sims[s]["label"] != "simbox"
                  and sims[s].get("first_ts") is not None)
-    allowed = int(FP_BUDGET * active)
+    allowed = int(budget * active)
     thr = 0.5
     if len(neg) > allowed:
         thr = max(thr, min(0.995, neg[allowed] + 1e-4))
+    if gate:
+        # Floor: the score itself must be rare among all negatives (under
+        # UNGATED_BUDGET), whatever the gate lets through. Without it, a gate that
+        # passes few validation negatives lets the threshold fall towards 0.5 and a
+        # family the validation day does not hold (left out, or new) floods in.
+        thr = max(thr, choose_threshold(clf, val, truth, exclude, gate=False,
+                                        budget=UNGATED_BUDGET)["threshold"])
     boxes = [s for s, t in sims.items() if s in keep and t["label"] == "simbox"
              and t.get("first_mo_ts") is not None]
     caught = sum(1 for s in boxes if mx.get(s, 0.0) >= thr or s in ruled)

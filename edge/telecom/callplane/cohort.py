@@ -20,12 +20,15 @@ In: attaches (:meth:`CohortTables.on_attach`), the SIMs the detector judges
   attaches. A busy hour, a morning crowd or the start of a feed raises ``n`` and
   ``expected`` together; a box powering up raises ``n`` alone;
 - ``cohort_dialers``: of those, SIMs that placed outgoing calls in the last hour and
-  received none (the SIM included when it did);
+  received none from outside the cohort (the SIM included when it did; calls between
+  the cohort's own SIMs, a box's ports calling each other, do not count as incoming);
 - ``cohort_concurrent_mo``: the most outgoing calls those dialers had in progress at
   one instant in the last hour;
 - ``local_links``: other SIMs of this site, themselves judged (busy enough to be
   looked at), that this SIM called or texted, or that called or texted it, in 24 h
-  (boxes calling each other to look human: domain.md).
+  (boxes calling each other to look human: domain.md);
+- ``link_cell_sims``: of those linked SIMs, the ones seen on one of this SIM's cells
+  (a box's SIMs that call each other sit in one box: one cell).
 
 Memory: one (time, IMSI) entry per attach per cell for :data:`KEEP_S` (the IMSI
 string is the one the SIM table already holds) and one entry per judged SIM's number,
@@ -48,6 +51,7 @@ from edge.telecom.callplane.state import (
     MO_END,
     MO_START,
     MT_START,
+    PEER_CODES,
     EntityTables,
     SimState,
 )
@@ -258,21 +262,27 @@ class CohortTables:
                  ) -> tuple[float, float, float, list[tuple[float, float]]]:
         """The cohort's size and excess (of the last :meth:`cohort`, ``members``), its
         dialers (members that called out in the last :data:`WINDOW_S` and received no
-        call) and their outgoing calls."""
+        call from outside the cohort) and their outgoing calls."""
         since = now - WINDOW_S
         dialers = 0
         intervals: list[tuple[float, float]] = []
         sims = tables.sims
+        states: list[SimState] = []
         for m, s2 in members.items():
             if m == imsi:
                 s2 = st
             elif s2 is None or s2.flags & EVICTED:
                 s2 = sims.get(m)
+            if s2 is not None:
+                states.append(s2)
+        # The members' own numbers: calls among them are not incoming from outside.
+        group = {n for s2 in states if (n := s2.number) is not None}
+        for s2 in states:
             # No outgoing call held, or nothing at all in the hour: not a dialer
             # (the cheap tests first; most of a crowd is people doing nothing).
-            if s2 is None or not s2.mo_n or s2.last < since:
+            if not s2.mo_n or s2.last < since:
                 continue
-            if dialer_calls(s2, since, now, intervals):
+            if dialer_calls(s2, since, now, intervals, group):
                 dialers += 1
         return float(len(members)), round(self._z, 3), float(dialers), intervals
 
@@ -282,7 +292,7 @@ class CohortTables:
         self.lookups += 1
         n, z, dialers, intervals = self._dialers(imsi, st, tables, now,
                                                  self.cohort(imsi, st, now))
-        links = 0
+        links = same_cell = 0
         pq = st.pq
         if pq:
             nums = self.numbers
@@ -292,17 +302,28 @@ class CohortTables:
                 if other is not None and other != imsi and other not in seen:
                     seen.add(other)
             links = len(seen)
-        return [n, z, dialers, float(concurrency(intervals)), float(links)]
+            if seen:
+                mine_cells = st.cell_names()
+                for other in seen:
+                    s2 = tables.sims.get(other)
+                    if s2 is not None and any(c in mine_cells for c in s2.cell_names()):
+                        same_cell += 1
+        return [n, z, dialers, float(concurrency(intervals)), float(links), float(same_cell)]
 
 
 def dialer_calls(st: SimState, since: float, now: float,
-                 intervals: list[tuple[float, float]]) -> bool:
+                 intervals: list[tuple[float, float]], group: set[int] | None = None
+                 ) -> bool:
     """Whether the SIM is a dialer over ``since``..``now``: ``mo and not mt`` of
-    :func:`~edge.telecom.callplane.features.recent_calls`, its outgoing calls then
-    appended to ``intervals`` as that function appends them. The scan from the end
-    stops at the first incoming call (most of a crowd's active members receive some;
+    :func:`~edge.telecom.callplane.features.recent_calls`, not counting incoming
+    calls from the numbers in ``group`` (the cohort's own SIMs: a box's ports calling
+    each other are not traffic from outside), its outgoing calls then appended to
+    ``intervals`` as that function appends them. The scan from the end stops at the
+    first incoming call from outside (most of a crowd's active members receive some;
     their calls were read only to be dropped)."""
     e = st.e
+    pq = st.pq
+    k = len(pq) - 2 if pq is not None else -2  # the peer pair of the newest peer event
     starts: list[float] = []
     ends: list[float] = []
     i = len(e) - 2
@@ -310,10 +331,15 @@ def dialer_calls(st: SimState, since: float, now: float,
         code = int(e[i + 1]) & 15
         if code == MO_START:
             starts.append(e[i])
+            k -= 2
         elif code == MO_END:
             ends.append(e[i])
         elif code == MT_START:
-            return False
+            if not group or pq is None or k < 0 or pq[k] not in group:
+                return False
+            k -= 2
+        elif code in PEER_CODES:
+            k -= 2
         i -= 2
     if not starts:
         return False

@@ -36,11 +36,11 @@ SIM_FEATURES: tuple[str, ...] = (
     "gap_median_s", "gap_cv", "imeis_per_imsi", "max_imsis_per_imei", "block_imsis",
     "module_tac", "attaches_24h", "auth_mean_ms", "auth_cv", "device_mo_per_sim",
     "luhn_bad", "slow_attach_only", "block_concurrent_mo", "block_mo_share",
-    "block_slow_share", "block_luhn_bad_share",
+    "block_slow_share", "block_luhn_bad_share", "returned_share",
 )
 """What :func:`sim_features` computes from the SIM and its devices."""
 COHORT_FEATURES: tuple[str, ...] = ("cohort_sims", "cohort_excess_z", "cohort_dialers",
-                                    "cohort_concurrent_mo", "local_links")
+                                    "cohort_concurrent_mo", "local_links", "link_cell_sims")
 """Group evidence no device links, computed by :mod:`edge.telecom.callplane.cohort`."""
 FEATURES: tuple[str, ...] = SIM_FEATURES + COHORT_FEATURES
 """The model's input: the SIM's vector, then its cohort's."""
@@ -148,7 +148,8 @@ def sim_features(st: SimState, tables: EntityTables, now: float,
     mo_peers: list[int] = []  # hashes of the B-numbers
     mo_prefixes: set[int] = set()
     in_peers: set[int] = set()
-    mt = ends = answered = sms = data = ho = att = 0
+    mo_peer_set: set[int] = set()  # B-numbers dialled so far (event order)
+    mt = ends = answered = sms = data = ho = att = returned = 0
     durs: list[float] = []
     auths: list[float] = []
     k = 0  # position in pq: one pair per peer event, in event order
@@ -158,6 +159,7 @@ def sim_features(st: SimState, tables: EntityTables, now: float,
         if code == MO_START:
             mo_ts.append(e[i])
             mo_peers.append(pq[k])
+            mo_peer_set.add(pq[k])
             mo_prefixes.add(pq[k + 1])
             k += 2
         elif code == MO_END:
@@ -168,7 +170,10 @@ def sim_features(st: SimState, tables: EntityTables, now: float,
                 durs.append(d)
         elif code == MT_START:
             mt += 1
-            in_peers.add(pq[k])
+            p = pq[k]
+            if p in mo_peer_set:  # a number this SIM had dialled calls back
+                returned += 1
+            in_peers.add(p)
             k += 2
         elif code == SMS_MO or code == SMS_MT:
             sms += 1
@@ -239,4 +244,5 @@ def sim_features(st: SimState, tables: EntityTables, now: float,
         1.0 if st.flags & LUHN_BAD else 0.0,
         1.0 if _slow_only(st.flags) else 0.0,
         conc, bshare, bslow, bbad,
+        returned / mt if mt else 0.0,
     ]

@@ -67,6 +67,22 @@ ROUND_THE_CLOCK = RuleHit(
     ("mo_24h", "night_share", "distinct_peer_ratio", "mt_24h", "sms_24h", "data_24h",
      "cells_24h", "active_hours"),
 )
+LINKED_GROUP = RuleHit(
+    "linked_group",
+    "SIMs that attached together on this SIM's cell, more than the cell's attach rate "
+    "explains, dial out in parallel with nothing coming in from outside the group, and "
+    "2+ of them on this cell call or text this SIM, whose own calls go mostly to strangers: "
+    "the ports of one box calling each other to look human",
+    ("cohort_sims", "cohort_excess_z", "cohort_dialers", "cohort_concurrent_mo",
+     "link_cell_sims", "local_links"),
+)
+LINK_TELL_SIMS = 3  # call-linked SIMs on its cell that open the gate (device_tell)
+LINK_TELL_KNOWN = 0.25  # ... for a SIM whose calls go mostly to strangers
+
+
+def _group(x: list[float]) -> bool:
+    return group_tell(x[_I["cohort_sims"]], x[_I["cohort_excess_z"]],
+                      x[_I["cohort_dialers"]], x[_I["cohort_concurrent_mo"]])
 
 
 def certain(x: list[float]) -> RuleHit | None:
@@ -85,6 +101,8 @@ def certain(x: list[float]) -> RuleHit | None:
             and (x[_I["block_slow_share"]] >= 0.5 or x[_I["block_luhn_bad_share"]] > 0
                  or x[_I["module_tac"]] == 1)):
         return PARALLEL_PORTS
+    if _linked_group(x):
+        return LINKED_GROUP
     if not _outbound_only(x):
         return None
     if (x[_I["max_imsis_per_imei"]] >= 4 and x[_I["mo_24h"]] >= 5
@@ -97,20 +115,34 @@ def certain(x: list[float]) -> RuleHit | None:
     return None
 
 
+def _linked_group(x: list[float]) -> bool:
+    return (x[_I["link_cell_sims"]] >= 2 and x[_I["known_peer_share"]] < LINK_TELL_KNOWN
+            and _group(x))
+
+
 def device_tell(x: list[float]) -> bool:
     """Whether the SIM shows any device-level tell: it moved between IMEIs, its
     IMEI carried other SIMs, its IMEI sits in a block of 3+ consecutive-serial
-    devices, every attach was slow (a remote SIM bank, or a roamer), an IMEI fails
-    its Luhn check, or a module TAC; or a group tell with no device at all
-    (:func:`~edge.telecom.callplane.cohort.group_tell`: SIMs that attached together on
-    its cell, more than the cell's rate explains, dialling out in parallel with
-    nothing coming in: the ports of one box). The model's behaviour score alone never
-    raises an alert (``require_device_evidence``): heavy outbound dialling to many
-    numbers is what call centres and sales teams do too, and in the leave-one-
-    family-out runs a model that had never seen call centres flagged most of them
-    on behaviour alone."""
+    devices whose SIMs place calls with nothing coming in to the block in the last
+    hour, every attach was
+    slow over two or more timed attaches (a remote SIM bank, or a roamer; one slow
+    attach is what congestion gives anyone), an IMEI fails its Luhn check, or a
+    module TAC; or a group tell with no device at all: SIMs that attached together
+    on its cell, more than the cell's rate explains, dialling out in parallel with
+    nothing coming in (:func:`~edge.telecom.callplane.cohort.group_tell`), or 3+
+    judged SIMs on its cell that it calls or that call it while its own calls go
+    mostly to strangers (a box's SIMs calling each other). The model's behaviour
+    score alone never raises an alert (``require_device_evidence``): heavy outbound
+    dialling to many numbers is what call centres and sales teams do too, and in the
+    leave-one-family-out runs a model that had never seen call centres flagged most
+    of them on behaviour alone. Batches of phones with consecutive IMEIs are what
+    call centres buy too: their block counts only while the block takes no call, and
+    a fleet of modules (most never place a call) only once its SIMs average a call."""
     return (x[_I["imeis_per_imsi"]] >= 2 or x[_I["max_imsis_per_imei"]] >= 2
-            or x[_I["block_imsis"]] >= 3 or x[_I["slow_attach_only"]] == 1
+            or (x[_I["block_imsis"]] >= 3 and x[_I["block_mo_share"]] == 1.0
+                and x[_I["device_mo_per_sim"]] >= 1)
+            or (x[_I["slow_attach_only"]] == 1 and x[_I["auth_cv"]] > 0)
             or x[_I["luhn_bad"]] == 1 or x[_I["module_tac"]] == 1
-            or group_tell(x[_I["cohort_sims"]], x[_I["cohort_excess_z"]],
-                          x[_I["cohort_dialers"]], x[_I["cohort_concurrent_mo"]]))
+            or _group(x)
+            or (x[_I["link_cell_sims"]] >= LINK_TELL_SIMS
+                and x[_I["known_peer_share"]] < LINK_TELL_KNOWN))

@@ -144,3 +144,42 @@ def test_detector_judges_a_group_early_and_sweeps_old_attaches() -> None:
     assert len(x) == len(FEATURES)
     det.cohort.sweep(on + 8 * 3600)
     assert not det.cohort.cells
+
+
+def test_calls_between_the_cohorts_own_sims_are_not_incoming() -> None:
+    """A box's ports calling each other (to look human) stay dialers; a call in from
+    outside the cohort makes the callee no dialer."""
+    rng = random.Random(4)
+    site = Site()
+    _background(site, rng, 60, T0, T0 + 7200, 0.3)
+    ports = [f"46006{i:010d}" for i in range(6)]
+    nums = [f"86131{i:08d}" for i in range(6)]
+    on = T0 + 3600
+    for imsi in ports:
+        site.attach(on + rng.uniform(0, 30), imsi, f"86{rng.randint(0, 10**12):012d}")
+    for k, imsi in enumerate(ports):
+        for j in range(4):
+            site.call(on + 60 + j * 300 + k * 7, imsi, "x", f"8618{k}{j:07d}", dur=120.0,
+                      msisdn=nums[k])
+    # port 0 calls port 1: the callee's side carries port 0's number
+    site.call(on + 1500, ports[0], "x", nums[1], msisdn=nums[0])
+    site.call(on + 1501, ports[1], "x", nums[0], direction="mt", msisdn=nums[1])
+    f = site.feats(ports[2], on + 1800)
+    assert f["cohort_dialers"] == 6 and _tell(f)
+    site.call(on + 1600, ports[3], "x", "8613999999999", direction="mt", msisdn=nums[3])
+    assert site.feats(ports[2], on + 1800)["cohort_dialers"] == 5
+
+
+def test_links_on_the_sims_own_cell_are_counted_apart() -> None:
+    site = Site()
+    a, b, c = "460070000000001", "460070000000002", "460070000000003"
+    na, nb, nc = "8613200000001", "8613200000002", "8613200000003"
+    site.call(T0, a, "35000000000011", nb, msisdn=na)
+    site.call(T0 + 10, a, "35000000000011", nc, msisdn=na)
+    site.call(T0 + 20, b, "35000000000029", "8613999000000", msisdn=nb)  # on CELL too
+    site.t.add(ev(T0 + 30, "call_start", c, imei="35000000000037", cell="46000-9-9",
+                  dir="mo", peer="8613999000001", call_id="c1", msisdn=nc))
+    for imsi in (b, c):
+        site.c.note_judged(imsi, site.t.sims[imsi].number)
+    f = site.feats(a, T0 + 300)
+    assert f["local_links"] == 2 and f["link_cell_sims"] == 1

@@ -135,3 +135,18 @@ def test_per_sim_arrays_are_bounded() -> None:
     st = t.sims[A]
     assert len(st.e) <= 2 * MAX_EVENTS and st.pq is not None
     assert st.mo_n == len(st.pq) // 2 == len(st.e) // 2
+
+
+def test_returned_share_counts_calls_back_from_numbers_dialled_before() -> None:
+    t = EntityTables()
+    for i in range(4):
+        call(t, T0 + i * 600, f"86139{i:08d}")
+    call(t, T0 + 3000, "8613900000001", direction="mt")  # dialled before: returned
+    call(t, T0 + 3100, "8613700000000", direction="mt")  # a stranger
+    call(t, T0 + 3200, "8613955555555", direction="mt")  # dialled only afterwards
+    call(t, T0 + 3300, "8613955555555")
+    x = sim_features(t.sims[A], t, T0 + 3400, utc_offset_h=0)
+    assert f(x, "mt_24h") == 3 and f(x, "returned_share") == pytest.approx(1 / 3)
+    t2 = EntityTables()
+    call(t2, T0, "8613900000009")
+    assert f(sim_features(t2.sims[A], t2, T0 + 60, utc_offset_h=0), "returned_share") == 0.0
