@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from array import array
-from bisect import insort
 from collections.abc import Callable, Iterable
 
 from edge.records import BaseStationEvent
@@ -47,7 +46,6 @@ FAST_SEEN = 16  # an attach with auth_ms < SLOW_AUTH_MS
 GROUP = 32  # its attach cohort dials out in parallel (set by the detector, cohort.py)
 EVICTED = 64  # no longer in the SIM table (others holding the state ask the table again)
 _SERIAL_2 = tuple(f"{j:02d}" for j in range(100))  # last two serial digits of a block
-_SERIAL_2_SET = frozenset(_SERIAL_2)
 # Known devices per IMEI block (TAC + 4 serial digits), counted in hashed slots of one
 # byte, twice: in two tables, at two slots taken from different bits of the block's
 # hash (several blocks may share a slot, so a count bounds the block's from above, and
@@ -250,10 +248,6 @@ class EntityTables:
         self._cell_names: dict[str, str] = {}
         self._blocks = bytearray(_BLOCK_SLOTS)  # devices per hashed block (see above)
         self._blocks2 = bytearray(_BLOCK_SLOTS)
-        # The devices of a block whose count reached 2 (a box's ports, a batch of phones,
-        # or a block that shares its slots), sorted as the 100 probes find them; kept
-        # exact from then on (devices added and evicted), read instead of the probes.
-        self._block_devs: dict[str, list[str]] = {}
         self.idle_evict_s = idle_evict_s
         self.max_sims = max_sims
         self.evicted_sims = 0
@@ -437,13 +431,6 @@ class EntityTables:
             slot = (h >> _BLOCK_SHIFT) & _BLOCK_MASK
             if blocks[slot] != 255:
                 blocks[slot] += 1
-            if len(imei) == 14 and imei[12:] in _SERIAL_2_SET:
-                blk = imei[:12]
-                known = self._block_devs.get(blk)
-                if known is not None:
-                    insort(known, imei)
-                elif self.block_count(imei) >= 2:
-                    self._block_devs[blk] = self._probe_block(blk)
         elif isinstance(dev, str):
             if dev != imsi:
                 first = self.sims.get(dev)
@@ -515,9 +502,9 @@ class EntityTables:
 
     def block_imeis(self, imei: str) -> list[str]:
         """Known devices (14-digit keys) in the IMEI's block of 100 consecutive serials:
-        multi-port modules and dual-SIM phones carry consecutive IMEIs. A block known
-        to hold at most one device needs no probe; one that reached two has its
-        devices listed; any other is probed (100 candidates, all in C: map, filter)."""
+        multi-port modules and dual-SIM phones carry consecutive IMEIs. Probing the
+        100 candidates costs a few us (all in C: map, filter) and saves an index
+        entry per device."""
         devs = self.imeis
         if len(imei) >= 14:
             n = self.block_count(imei)
@@ -527,13 +514,7 @@ class EntityTables:
                 body = imei[:14]
                 if body in devs:
                     return [body]
-            known = self._block_devs.get(imei[:12])
-            if known is not None:
-                return known[:]
-        return self._probe_block(imei[:12])
-
-    def _probe_block(self, blk: str) -> list[str]:
-        return list(filter(self.imeis.__contains__, map(blk.__add__, _SERIAL_2)))
+        return list(filter(devs.__contains__, map(imei[:12].__add__, _SERIAL_2)))
 
     # -- eviction
     def sweep(self, now: float) -> None:
@@ -546,14 +527,8 @@ class EntityTables:
         self.evicted_sims += len(stale)
         stale = [k for k, d in self.imeis.items() if self._device_last(d) < horizon]
         blocks, blocks2 = self._blocks, self._blocks2
-        block_devs = self._block_devs
         for k in stale:
             del self.imeis[k]
-            known = block_devs.get(k[:12])
-            if known is not None and k in known:
-                known.remove(k)
-                if not known:
-                    del block_devs[k[:12]]
             h = hash(k[:12])
             slot = h & _BLOCK_MASK
             if blocks[slot] != 255:
