@@ -44,7 +44,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from struct import Struct
 
-from edge.telecom.callplane.features import COHORT_FEATURES, concurrency
+from edge.telecom.callplane.features import COHORT_FEATURES, concurrency, pair_calls
 from edge.telecom.callplane.state import (
     ATTACH,
     EVICTED,
@@ -343,18 +343,7 @@ def dialer_calls(st: SimState, since: float, now: float,
         i -= 2
     if not starts:
         return False
-    starts.reverse()
-    ends.reverse()
-    # Calls of one SIM do not overlap: the k-th end after a start closes it.
-    j = 0
-    for s0 in starts:
-        while j < len(ends) and ends[j] < s0:
-            j += 1
-        if j < len(ends):
-            intervals.append((s0, ends[j]))
-            j += 1
-        else:
-            intervals.append((s0, now))
+    pair_calls(starts, ends, now, intervals)
     return True
 
 

@@ -64,6 +64,25 @@ def _slow_only(flags: int) -> bool:
     return bool(flags & SLOW_SEEN) and not flags & FAST_SEEN
 
 
+def pair_calls(starts: list[float], ends: list[float], now: float,
+               intervals: list[tuple[float, float]]) -> None:
+    """Append (start, end) intervals of one SIM's outgoing calls, from its call starts
+    and ends read newest first (both lists are reversed here); a call still open ends
+    ``now``. Calls of one SIM do not overlap: the k-th end after a start closes it."""
+    starts.reverse()
+    ends.reverse()
+    j = 0
+    n_ends = len(ends)
+    for s0 in starts:
+        while j < n_ends and ends[j] < s0:
+            j += 1
+        if j < n_ends:
+            intervals.append((s0, ends[j]))
+            j += 1
+        else:
+            intervals.append((s0, now))
+
+
 def recent_calls(st: SimState, since: float, now: float,
                   intervals: list[tuple[float, float]]) -> tuple[int, int]:
     """Append the SIM's outgoing calls since ``since`` as (start, end) intervals (a
@@ -85,18 +104,7 @@ def recent_calls(st: SimState, since: float, now: float,
         elif code == MT_START:
             mt += 1
         i -= 2
-    starts.reverse()
-    ends.reverse()
-    # Calls of one SIM do not overlap: the k-th end after a start closes it.
-    j = 0
-    for s0 in starts:
-        while j < len(ends) and ends[j] < s0:
-            j += 1
-        if j < len(ends):
-            intervals.append((s0, ends[j]))
-            j += 1
-        else:
-            intervals.append((s0, now))
+    pair_calls(starts, ends, now, intervals)
     return mo, mt
 
 
