@@ -219,23 +219,37 @@ class CohortTables:
         return self._may_tell(imsi, st, tables, now, self.cohort(imsi, st, now))
 
     def _may_tell(self, imsi: str, st: SimState, tables: EntityTables, now: float,
-                  members: dict[str, SimState | None]) -> bool:
-        """:meth:`may_tell` on the last :meth:`cohort`, ``members``."""
+                  members: dict[str, SimState | None],
+                  states: list[SimState] | None = None) -> bool:
+        """:meth:`may_tell` on the last :meth:`cohort`, ``members``; their states
+        (:meth:`_states`) are taken into ``states`` when given, for the caller to reuse."""
         z = self._z
         n = len(members)
         if not group_tell(float(n), round(z, 3), float(n), math.inf):
             return False
         since = now - WINDOW_S
-        active = 0
+        found = self._states(imsi, st, tables, members)
+        if states is not None:
+            states[:] = found
+        active = sum(1 for s2 in found if s2.mo_n and s2.last >= since)
+        return group_tell(float(n), round(z, 3), float(active), math.inf)
+
+    @staticmethod
+    def _states(imsi: str, st: SimState, tables: EntityTables,
+                members: dict[str, SimState | None]) -> list[SimState]:
+        """The cohort members' states: the one noted with the attach, or the SIM
+        table's when none was noted or it has been evicted since (members the table
+        no longer holds are left out)."""
         sims = tables.sims
+        out: list[SimState] = []
         for m, s2 in members.items():
             if m == imsi:
                 s2 = st
             elif s2 is None or s2.flags & EVICTED:
                 s2 = sims.get(m)
-            if s2 is not None and s2.mo_n and s2.last >= since:
-                active += 1
-        return group_tell(float(n), round(z, 3), float(active), math.inf)
+            if s2 is not None:
+                out.append(s2)
+        return out
 
     def tells(self, imsi: str, st: SimState, tables: EntityTables, now: float) -> bool:
         """``group_tell`` of the SIM's :meth:`features` at ``now`` (the early judging's
@@ -249,32 +263,25 @@ class CohortTables:
                           math.inf):
             return False
         members = self.cohort(imsi, st, now)
-        if not self._may_tell(imsi, st, tables, now, members):
+        states: list[SimState] = []
+        if not self._may_tell(imsi, st, tables, now, members, states):
             return False
         self.lookups += 1
-        n, z, dialers, intervals = self._dialers(imsi, st, tables, now, members)
+        n, z, dialers, intervals = self._dialers(now, members, states)
         if not group_tell(n, z, dialers, math.inf):
             return False
         return group_tell(n, z, dialers, float(concurrency(intervals)))
 
-    def _dialers(self, imsi: str, st: SimState, tables: EntityTables, now: float,
-                 members: dict[str, SimState | None]
+    def _dialers(self, now: float, members: dict[str, SimState | None],
+                 states: list[SimState]
                  ) -> tuple[float, float, float, list[tuple[float, float]]]:
-        """The cohort's size and excess (of the last :meth:`cohort`, ``members``), its
-        dialers (members that called out in the last :data:`WINDOW_S` and received no
-        call from outside the cohort) and their outgoing calls."""
+        """The cohort's size and excess (of the last :meth:`cohort`, ``members``, whose
+        :meth:`_states` are ``states``), its dialers (members that called out in the
+        last :data:`WINDOW_S` and received no call from outside the cohort) and their
+        outgoing calls."""
         since = now - WINDOW_S
         dialers = 0
         intervals: list[tuple[float, float]] = []
-        sims = tables.sims
-        states: list[SimState] = []
-        for m, s2 in members.items():
-            if m == imsi:
-                s2 = st
-            elif s2 is None or s2.flags & EVICTED:
-                s2 = sims.get(m)
-            if s2 is not None:
-                states.append(s2)
         # The members' own numbers: calls among them are not incoming from outside.
         group = {n for s2 in states if (n := s2.number) is not None}
         for s2 in states:
@@ -290,8 +297,9 @@ class CohortTables:
                  now: float) -> list[float]:
         """:data:`COHORT_FEATURES` of one SIM at event time ``now``."""
         self.lookups += 1
-        n, z, dialers, intervals = self._dialers(imsi, st, tables, now,
-                                                 self.cohort(imsi, st, now))
+        members = self.cohort(imsi, st, now)
+        n, z, dialers, intervals = self._dialers(now, members,
+                                                 self._states(imsi, st, tables, members))
         links = same_cell = 0
         pq = st.pq
         if pq:
