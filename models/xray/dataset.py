@@ -23,6 +23,9 @@ from simulators.depot.contents import CARD_KINDS, sample_parcel
 from simulators.depot.xray import render
 
 HEAT_CELLS = 12
+# the dense training target: share of each of DENSE_CELLS x DENSE_CELLS cells of the model
+# input (4 pixels, 14 mm at 3.5 mm) covered by the parcel's threat (ground truth only)
+DENSE_CELLS = 48
 LABELS = ("card_batch", "gold", "cash")
 # share of each truth category in a training set; the "none" parcels get a look-alike
 # more often than on a real belt, because those are the hard negatives.
@@ -43,12 +46,16 @@ class ImageSet:
     # uint8 (h, w, 3) per sample: the image at the machine's pitch, cut to the window the
     # model input shows (``Prepared.native_window``), for the native-pitch features
     native: list[np.ndarray] | None = None
+    # uint8 (n, DENSE_CELLS, DENSE_CELLS): 255 * share of each cell covered by the threat
+    # of the parcel's category (one threat category per simulated parcel, ``y``)
+    dense: np.ndarray | None = None
 
     def select(self, keep: np.ndarray) -> ImageSet:
         idx = np.flatnonzero(keep)
         return ImageSet(self.x[idx], self.y[idx], self.kind[idx], self.heat[idx],
                         [self.families[i] for i in idx], self.mm_per_px[idx],
-                        None if self.native is None else [self.native[i] for i in idx])
+                        None if self.native is None else [self.native[i] for i in idx],
+                        None if self.dense is None else self.dense[idx])
 
     def without(self, family: str) -> ImageSet:
         """The set minus every sample that used ``family``."""
@@ -74,6 +81,7 @@ def build(n: int, seed: int, profile: str = "train", exclude: tuple[str, ...] = 
     kind = np.full(n, -1, dtype=np.int64)
     heat = np.zeros((n, len(LABELS), HEAT_CELLS, HEAT_CELLS), dtype=np.float32)
     pitch = np.zeros(n, dtype=np.float32)
+    dense = np.zeros((n, DENSE_CELLS, DENSE_CELLS), dtype=np.uint8)
     fams: list[list[str]] = []
     native: list[np.ndarray] = []
     for i, cat in enumerate(cats):
@@ -91,12 +99,14 @@ def build(n: int, seed: int, profile: str = "train", exclude: tuple[str, ...] = 
             j = LABELS.index(cat)
             y[i, j] = 1.0
             heat[i, j] = mask_to_input(r.threat_mask, prep, HEAT_CELLS)
+            dense[i] = np.clip(mask_to_input(r.threat_mask, prep, DENSE_CELLS) * 255 + 0.5,
+                               0, 255).astype(np.uint8)
         if spec.card_kind:
             kind[i] = CARD_KINDS.index(spec.card_kind)
         fams.append(list(spec.families))
         if progress and (i + 1) % 200 == 0:
             print(f"  rendered {i + 1}/{n}", flush=True)
-    return ImageSet(x, y, kind, heat, fams, pitch, native)
+    return ImageSet(x, y, kind, heat, fams, pitch, native, dense)
 
 
 def _defining_files() -> list[Path]:
@@ -117,12 +127,13 @@ def cached(cache: Path, n: int, seed: int, profile: str, exclude: tuple[str, ...
         native = [flat[e - int(np.prod(sh)):e].reshape(sh) for sh, e in
                   zip(shapes, ends, strict=True)]
         return ImageSet(z["x"], z["y"], z["kind"], z["heat"],
-                        json.loads(str(z["families"])), z["mm"], native)
+                        json.loads(str(z["families"])), z["mm"], native, z["dense"])
     s = build(n, seed, profile, exclude, include, progress)
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     nat = s.native or []
     np.savez(tmp, x=s.x, y=s.y, kind=s.kind, heat=s.heat,
+             dense=s.dense if s.dense is not None else np.zeros((0, DENSE_CELLS, DENSE_CELLS)),
              families=json.dumps(s.families), mm=s.mm_per_px,
              nat_shapes=np.array([a.shape for a in nat], dtype=np.int64).reshape(-1, 3),
              nat_flat=np.concatenate([a.ravel() for a in nat]) if nat else
@@ -138,6 +149,6 @@ def cache_path(cache: Path, n: int, seed: int, profile: str, exclude: tuple[str,
     for p in _defining_files():
         code.update(p.read_bytes())
     key = hashlib.sha256(json.dumps([n, seed, profile, list(exclude), list(include), MIX,
-                                     LOOKALIKE_RATE, list(PITCHES), "native-window",
+                                     LOOKALIKE_RATE, list(PITCHES), "native-window", "dense48",
                                      code.hexdigest()]).encode()).hexdigest()[:16]
     return cache / f"xray_{profile}_{seed}_{n}_{key}.npz"

@@ -194,21 +194,41 @@ def lofo(family: str, n_test: int, seed: int, cache: Path, chunks: int, val_chun
                    np.random.default_rng(seed + 99))
 
 
-def write_card(main: Result, lofos: dict[str, Result], cmd: str) -> None:
+def write_card(mains: dict[str, tuple[str, Result]], lofos: dict[str, Result],
+               lofo_cmds: list[str]) -> None:
+    """Write the evaluation block of the card and ``model.json``'s ``evaluation``:
+    ``mains`` held-out name (e.g. "days 7100-7101") -> (command, result)."""
     readme = HERE / "README.md"
     text = readme.read_text("utf-8")
     start, end = "<!-- evaluation:start -->", "<!-- evaluation:end -->"
-    body = [start, "", f"Command: `{cmd}`", "", _summary(main), "",
-            *_confusion_md(main), ""]
-    if main.by_layout:
+    body = [start, ""]
+    for name, (cmd, main) in mains.items():
+        body += [f"**Held-out {name}** (`{cmd}`): {_summary(main)}", "",
+                 *_confusion_md(main), ""]
+    if len(mains) > 1:
+        lays = sorted({k for _c, m in mains.values() for k in (m.by_layout or {})})
+        names = list(mains)
+        body += ["Recall by threat layout (found / parcels):", "",
+                 "| layout | " + " | ".join(names) + " |",
+                 "|---|" + "---|" * len(names)]
+        for key in lays:
+            cells = []
+            for nm in names:
+                hit, tot = (mains[nm][1].by_layout or {}).get(key, [0, 0])
+                cells.append(f"{hit}/{tot} ({hit / tot:.2f})" if tot else "-")
+            body.append(f"| {key} | " + " | ".join(cells) + " |")
+        body.append("")
+    elif mains:
+        main = next(iter(mains.values()))[1]
         body += ["Recall by threat layout (found / parcels):", "",
                  "| layout | found | parcels | recall |", "|---|---|---|---|"]
-        for key, (hit, tot) in main.by_layout.items():
+        for key, (hit, tot) in (main.by_layout or {}).items():
             body.append(f"| {key} | {hit} | {tot} | {hit / tot:.2f} |")
         body.append("")
     if lofos:
         body += ["Leave-one-family-out (train without the family, test on held-out parcels "
-                 "that all contain it; half threats of that layout for a threat layout):", "",
+                 "that all contain it; half threats of that layout for a threat layout; "
+                 + " and ".join(f"`{c}`" for c in dict.fromkeys(lofo_cmds)) + "):", "",
                  "| family left out | parcels | recall card / gold / cash | false alarms "
                  "per 100 |", "|---|---|---|---|"]
         for fam, r in lofos.items():
@@ -226,8 +246,11 @@ def write_card(main: Result, lofos: dict[str, Result], cmd: str) -> None:
     readme.write_text(text, "utf-8")
     path = HERE / "model.json"
     contract = json.loads(path.read_text("utf-8"))
-    contract["evaluation"] = {"command": cmd, "heldout": main.as_dict(),
-                              "lofo": {k: v.as_dict() for k, v in lofos.items()}}
+    contract["evaluation"] = {
+        "heldout": {name: {"command": cmd, **res.as_dict()} for name, (cmd, res) in
+                    mains.items()},
+        "lofo": {k: {"command": c, **v.as_dict()} for (k, v), c in
+                 zip(lofos.items(), lofo_cmds, strict=True)}}
     path.write_text(json.dumps(contract, indent=1) + "\n", "utf-8")
 
 
@@ -267,8 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     results = args.cache / "eval"
     results.mkdir(parents=True, exist_ok=True)
     if main_res is not None:
-        (results / "main.json").write_text(json.dumps({"cmd": cmd.strip(),
-                                                       **main_res.as_dict()}), "utf-8")
+        # one file per set of days, so the card can show the old and the new days
+        (results / f"main_{args.seed}_{args.days}x{args.parcels}.json").write_text(
+            json.dumps({"cmd": cmd.strip(), "seed": args.seed, "days": args.days,
+                        **main_res.as_dict()}), "utf-8")
     for fam in args.lofo:
         r = lofo(fam, args.lofo_parcels, args.seed + 50, args.cache, args.chunks,
                  args.val_chunks, args.train_seed)
@@ -276,19 +301,23 @@ def main(argv: list[str] | None = None) -> int:
         (results / f"lofo_{fam}.json").write_text(json.dumps({"cmd": cmd.strip(),
                                                               **r.as_dict()}), "utf-8")
     if args.write_card:
-        # the main run and the LOFO runs may come from separate invocations
-        if not (results / "main.json").exists():
+        # the main runs and the LOFO runs may come from separate invocations
+        files = sorted(results.glob("main_*.json"))
+        if not files:
             print("no main evaluation result yet; run without --skip-main first")
             return 1
-        m = json.loads((results / "main.json").read_text("utf-8"))
-        main_cmd = m.pop("cmd")
-        lofos = {}
+        mains = {}
+        for f in files:
+            m = json.loads(f.read_text("utf-8"))
+            seed, days = m.pop("seed"), m.pop("days")
+            name = f"day {seed}" if days == 1 else f"days {seed}-{seed + days - 1}"
+            mains[name] = (m.pop("cmd"), Result(**m))
+        lofos, lofo_cmds = {}, []
         for f in sorted(results.glob("lofo_*.json")):
             d = json.loads(f.read_text("utf-8"))
-            lofo_cmd = d.pop("cmd")
+            lofo_cmds.append(d.pop("cmd"))
             lofos[f.stem[5:]] = Result(**d)
-            main_cmd += f"` and `{lofo_cmd}" if lofo_cmd not in main_cmd else ""
-        write_card(Result(**m), lofos, main_cmd)
+        write_card(mains, lofos, lofo_cmds)
         print(f"wrote {HERE / 'README.md'} and model.json")
     return 0
 

@@ -52,32 +52,45 @@ def _session(path: Path):  # type: ignore[no-untyped-def]
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def _features_key() -> str:
+def _code_key(*names: str) -> str:
     h = hashlib.sha256()
-    for name in ("features.py", "native.py", "cnn.onnx"):
+    for name in names:
         h.update((HERE / name).read_bytes())
     return h.hexdigest()[:12]
 
 
-def head_inputs(s: ImageSet, cache: Path, tag: str) -> np.ndarray:
-    """(n, len(HEAD_INPUTS)) for a rendered set: explicit features and CNN outputs,
-    cached under ``cache`` keyed by the feature code and the CNN file."""
-    path = cache / f"head_{tag}_{_features_key()}.npy"
-    if path.exists():
-        return np.asarray(np.load(path))
-    sess = _session(HERE / "cnn.onnx")
+def cnn_outputs(s: ImageSet, cnn: Path | None = None) -> np.ndarray:
+    """(n, len(CNN_OUT)) the CNN's scores, heat-map maxima and card kind for a set."""
+    sess = _session(cnn or HERE / "cnn.onnx")
     rows = []
     for i in range(0, len(s.y), 50):
         x = s.x[i:i + 50].astype(np.float32) / 255.0
         sc, hm, kd = sess.run(["scores", "heatmap", "kind"], {"image": x})
-        fe = np.stack([extract(xi)[0] for xi in x])
+        rows.append(np.concatenate([sc, hm.reshape(len(x), 3, -1).max(-1), kd], 1))
+    return np.concatenate(rows).astype(np.float32)
+
+
+def head_inputs(s: ImageSet, cache: Path, tag: str) -> np.ndarray:
+    """(n, len(HEAD_INPUTS)) for a rendered set: explicit features and CNN outputs, each
+    cached under ``cache`` keyed by its code (the feature modules; the CNN file), so a new
+    CNN does not compute the features again."""
+    f_path = cache / f"head_feat_{tag}_{_code_key('features.py', 'native.py')}.npy"
+    if f_path.exists():
+        feats = np.asarray(np.load(f_path))
+    else:
         assert s.native is not None, "rendered set without its native-pitch images"
-        na = np.stack([extract_native(s.native[i + j], float(s.mm_per_px[i + j]))
-                       for j in range(len(x))])
-        rows.append(np.concatenate([fe, na, sc, hm.reshape(len(x), 3, -1).max(-1), kd], 1))
-    out = np.concatenate(rows).astype(np.float32)
-    np.save(path, out)
-    return out
+        fe = np.stack([extract(xi.astype(np.float32) / 255.0)[0] for xi in s.x])
+        na = np.stack([extract_native(s.native[j], float(s.mm_per_px[j]))
+                       for j in range(len(s.y))])
+        feats = np.concatenate([fe, na], 1).astype(np.float32)
+        np.save(f_path, feats)
+    c_path = cache / f"head_cnn_{tag}_{_code_key('cnn.onnx')}.npy"
+    if c_path.exists():
+        cnn = np.asarray(np.load(c_path))
+    else:
+        cnn = cnn_outputs(s)
+        np.save(c_path, cnn)
+    return np.concatenate([feats, cnn], 1)
 
 
 def load_sets(cache: Path, seed: int, chunks: int, first: int = 0
@@ -94,7 +107,8 @@ def load_sets(cache: Path, seed: int, chunks: int, first: int = 0
                       np.concatenate([s.heat for s in sets]),
                       [f for s in sets for f in s.families],
                       np.concatenate([s.mm_per_px for s in sets]),
-                      [a for s in sets for a in (s.native or [])])
+                      [a for s in sets for a in (s.native or [])],
+                      np.concatenate([s.dense for s in sets if s.dense is not None]))
     return joined, np.concatenate(feats)
 
 

@@ -184,3 +184,77 @@ def test_training_is_deterministic() -> None:
     assert la == lb
     for pa, pb in zip(a.state_dict().values(), b.state_dict().values(), strict=True):  # type: ignore[attr-defined]
         assert np.array_equal(pa.numpy(), pb.numpy())
+
+
+def test_dense_target_is_the_threat_of_the_parcels_category() -> None:
+    from models.xray.dataset import DENSE_CELLS, HEAT_CELLS, build
+
+    data = build(24, seed=11)
+    assert data.dense is not None and data.dense.shape == (24, DENSE_CELLS, DENSE_CELLS)
+    k = DENSE_CELLS // HEAT_CELLS
+    for i in range(24):
+        d = data.dense[i].astype(np.float32) / 255
+        if data.y[i].max() == 0:
+            assert not d.any()          # no threat, no target
+            continue
+        j = int(data.y[i].argmax())
+        assert d.max() > 0
+        # the coarse heat target is the same coverage averaged over 4 x 4 dense cells
+        coarse = d.reshape(HEAT_CELLS, k, HEAT_CELLS, k).mean(axis=(1, 3))
+        assert np.allclose(coarse, data.heat[i, j], atol=0.01)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="train-image extra")
+def test_seg_net_scores_pool_its_own_heat_map() -> None:
+    import torch
+
+    from models.xray.net import DENSE_TOPK, XraySegNet
+
+    torch.manual_seed(0)
+    net = XraySegNet().eval()
+    x = torch.rand(2, 3, INPUT_PX, INPUT_PX)
+    with torch.no_grad():
+        pooled, maps, _kind = net.forward_logits(x)
+        scores, heat, kind = net(x)
+    assert maps.shape == (2, 3, 48, 48) and heat.shape == (2, 3, 12, 12)
+    top = torch.topk(maps.flatten(2), DENSE_TOPK, dim=-1).values.mean(-1)
+    assert torch.allclose(pooled, top) and torch.allclose(scores, torch.sigmoid(top))
+    # the device's 12 x 12 map is the hottest of each 4 x 4 block of the dense map
+    assert torch.allclose(heat[0, 1, 2, 3], torch.sigmoid(maps[0, 1, 8:12, 12:16]).max())
+    assert torch.allclose(kind.sum(1), torch.ones(2))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="train-image extra")
+def test_seg_training_is_deterministic() -> None:
+    from models.xray.dataset import build
+    from models.xray.train import dense_target, train_seg
+
+    data = build(12, seed=5)
+    t = dense_target(data, np.arange(12))
+    assert t.shape == (12, 3, 48, 48) and set(np.unique(t)) <= {0.0, 1.0}
+    assert (t.sum(axis=(2, 3)) > 0).any(axis=1).tolist() == (data.y.max(1) > 0).tolist()
+    a, la = train_seg(data, epochs=1, seed=3, batch=6, log=False)
+    b, lb = train_seg(data, epochs=1, seed=3, batch=6, log=False)
+    assert la == lb
+    for pa, pb in zip(a.state_dict().values(), b.state_dict().values(), strict=True):  # type: ignore[attr-defined]
+        assert np.array_equal(pa.numpy(), pb.numpy())
+
+
+def test_seg_crops_keep_image_and_target_aligned() -> None:
+    from models.xray.dataset import build
+    from models.xray.train import dense_target, seg_crops
+
+    data = build(12, seed=5)
+    idx = np.arange(12)
+    x, d, lab = seg_crops(data, idx, np.random.default_rng(0), 128)
+    assert x.shape == (12, 3, 128, 128) and d.shape == (12, 3, 32, 32)
+    full = dense_target(data, idx)
+    for i in range(12):
+        # find the window: the crop is the canvas at an offset on the 16-pixel grid
+        hits = [(r, c) for r in range(0, 65, 16) for c in range(0, 65, 16)
+                if np.array_equal(x[i], data.x[i, :, r:r + 128, c:c + 128] / np.float32(255))]
+        assert hits
+        r, c = hits[0]
+        assert np.array_equal(d[i], full[i, :, r // 4:r // 4 + 32, c // 4:c // 4 + 32])
+        assert (lab[i] <= data.y[i]).all() and lab[i].tolist() == (
+            d[i].reshape(3, -1).max(1) > 0).tolist()
