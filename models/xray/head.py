@@ -40,7 +40,7 @@ CNN_OUT = ("cnn_card_batch", "cnn_gold", "cnn_cash", "cnn_heat_card_batch", "cnn
 # the ``features`` input: explicit features at 3.5 mm, then at the machine's pitch
 ALL_FEATURES = FEATURE_NAMES + NATIVE_NAMES
 HEAD_INPUTS = ALL_FEATURES + CNN_OUT
-VERSION = "1.2.0"
+VERSION = "1.3.0"
 
 
 def _session(path: Path):  # type: ignore[no-untyped-def]
@@ -347,6 +347,20 @@ def without(s: ImageSet, feats: np.ndarray, families: list[str]) -> tuple[ImageS
     return s.select(keep), feats[keep]
 
 
+def _cnn_record() -> dict[str, object]:
+    """How the committed ``cnn.onnx`` was trained: ``cnn.json`` beside it (written by
+    ``models.xray.train --net seg``) when it describes that file, else model 1.0's CNN."""
+    from models.loader import sha256_file
+
+    path = HERE / "cnn.json"
+    if path.exists():
+        rec = json.loads(path.read_text("utf-8"))
+        if rec.get("sha256") == sha256_file(HERE / "cnn.onnx"):
+            return {"trained_by": rec["command"], "net": rec["net"],
+                    "record": "cnn.json"}
+    return {"trained_by": "python -m models.xray.train (model 1.0.0)"}
+
+
 def train(args: argparse.Namespace) -> dict[str, object]:
     t0 = time.perf_counter()
     tr, ftr = load_sets(args.cache, args.seed, args.chunks)
@@ -386,7 +400,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         "feature_code": "models/xray/features.py + models/xray/native.py",
         "thresholds": thr,
         "parts": {"cnn": {"file": "cnn.onnx", "sha256": sha256_file(HERE / "cnn.onnx"),
-                          "trained_by": "python -m models.xray.train (model 1.0.0)"},
+                          **_cnn_record()},
                   "head": {"gbm": "HistGradientBoostingClassifier x2",
                            "gbm-mono": "HistGradientBoostingClassifier x3 one-vs-rest, "
                                        "monotone in MONOTONE (models/xray/head.py), + kind",

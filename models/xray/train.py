@@ -276,7 +276,10 @@ def main_seg(args: argparse.Namespace) -> int:
     train = load_dense(args.cache, seeds)
     val = load_dense(args.cache, [SEG_VAL_SEED])
     t_data = time.perf_counter() - t0
-    model, losses = train_seg(train, args.epochs, args.seed)
+    if args.net == "seg":
+        model, losses = train_seg(train, args.epochs, args.seed)
+    else:   # model 1.0's net and recipe (image labels, 12 x 12 heat) on the same sets
+        model, losses = train_model(train, args.epochs, args.seed)
     t_train = time.perf_counter() - t0 - t_data
     scores, kinds = predict(model, val)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -286,8 +289,8 @@ def main_seg(args: argparse.Namespace) -> int:
 
     card = val.kind >= 0
     record = {
-        "net": "XraySegNet (models/xray/net.py)",
-        "command": f"python -m models.xray.train --net seg --seg-chunks {args.seg_chunks} "
+        "net": ("XraySegNet" if args.net == "seg" else "XrayNet") + " (models/xray/net.py)",
+        "command": f"python -m models.xray.train --net {args.net} --seg-chunks {args.seg_chunks} "
                    f"--epochs {args.epochs}",
         "sha256": sha256_file(path), "profile": "train", "train_seeds": [seeds[0], seeds[-1]],
         "n_train": int(len(train.y)), "val_seed": SEG_VAL_SEED, "n_val": int(len(val.y)),
@@ -314,13 +317,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE, help="folder for model.onnx/json")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="rendered-set cache")
     ap.add_argument("--quick", action="store_true", help="small run (smoke test)")
-    ap.add_argument("--net", choices=("xraynet", "seg"), default="xraynet",
-                    help="xraynet: the CNN of model 1.0 (image labels, 12 x 12 heat); "
-                         "seg: the dense CNN of model 1.3 (writes cnn.onnx, cnn.json)")
+    ap.add_argument("--net", choices=("xraynet", "seg", "xraynet-sets"), default="xraynet",
+                    help="xraynet: the CNN of model 1.0 (image labels, 12 x 12 heat) on its "
+                         "own set; seg: the dense CNN of model 1.3; xraynet-sets: model "
+                         "1.0's net and recipe on seg's sets (both write cnn.onnx, cnn.json)")
     ap.add_argument("--seg-chunks", type=int, default=16,
                     help="--net seg: training sets of 500 parcels (seeds 20261217 + k)")
     args = ap.parse_args(argv)
-    if args.net == "seg":
+    if args.net in ("seg", "xraynet-sets"):
         if args.quick:
             args.seg_chunks, args.epochs = 1, 1
         return main_seg(args)
