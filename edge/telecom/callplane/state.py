@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Callable, Iterable
-from operator import attrgetter
 from typing import Final
 
 from edge.records import BaseStationEvent
@@ -67,7 +66,6 @@ _SERIAL_2: Final = tuple(f"{j:02d}" for j in range(100))  # last two serial digi
 _BLOCK_SLOTS: Final = 1 << 21  # 2 MB each: at ~500 k devices ~1 slot in 5 shared, ~1 in 20 in both
 _BLOCK_MASK = _BLOCK_SLOTS - 1
 _BLOCK_SHIFT: Final = 32  # the second table's slot: the hash's high bits
-_IMSI: Final = attrgetter("imsi")
 # What EntityTables.fold calls for the events that may make a SIM worth scoring.
 Judge = Callable[["SimState", BaseStationEvent], None]
 
@@ -295,20 +293,8 @@ class EntityTables:
         is_peer = _IS_PEER
         max_ts = self.max_ts
         late = 0
-        if not isinstance(evs, (list, tuple)):
-            evs = list(evs)
-        # The SIMs' states looked up for the whole run first, in one C loop: at 500 k
-        # SIMs each look-up misses the caches, and a tight loop of independent
-        # look-ups waits for several misses at once where the fold waited for each.
-        # A state found is the table's unless the table dropped it since (EVICTED);
-        # one not found may have been created by an earlier event of the run: both
-        # are looked up again.
         try:
-            found: list[SimState | None] = list(map(sims.get, map(_IMSI, evs)))
-        except Exception:  # not all events (a bug upstream): each is looked up below
-            found = [None] * len(evs)
-        try:
-            for ev, st in zip(evs, found, strict=True):
+            for ev in evs:
                 try:
                     ts = ev.ts
                     if ts < max_ts:
@@ -316,8 +302,7 @@ class EntityTables:
                     else:
                         max_ts = ts
                     imsi = ev.imsi
-                    if st is None or st.flags & EVICTED:
-                        st = sims.get(imsi)
+                    st = sims.get(imsi)
                     if st is None:
                         if len(sims) >= self.max_sims:
                             self.evict_oldest(max(1, self.max_sims // 100))
