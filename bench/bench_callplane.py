@@ -124,14 +124,18 @@ def main() -> int:
     cfg.write_text('[privacy]\nkey = "bench-key-0123456789"\n[agent]\n'
                    'status_interval_s = 3600.0\n[detectors.ipplane]\nenabled = false\n')
     out = a.workdir / "reports.jsonl"
+    build = subprocess.run([sys.executable, "-m", "edge.cli.agent", "--version"],
+                           capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+    print(f"replay build: {build}")  # compiled (edge/native.py) or pure Python
     ref_before = json_loads_rate(ev)
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the --version child's CPU
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "edge.cli.agent", "replay", "--config", str(cfg),
                     "--events", str(ev), "--out", str(out), "--quiet"], check=True)
     dt = time.perf_counter() - t
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     rss_mb = ru.ru_maxrss / 1024
-    cpu = ru.ru_utime + ru.ru_stime
+    cpu = ru.ru_utime + ru.ru_stime - ru0.ru_utime - ru0.ru_stime
     print(f"edge-agent replay: {n:,} events in {dt:.1f} s = {n / dt:,.0f} events/s "
           f"(process start and model load included); CPU {cpu:.1f} s = {n / cpu:,.0f} "
           f"events per CPU-second; peak RSS {rss_mb:.0f} MB")

@@ -53,3 +53,16 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.afe-installed-*
   touch "$stamp"
 fi
+
+# The compiled (mypyc) build of the call plane's hot modules: optional (the pure-Python
+# modules are the reference and run without it), made when a C compiler is present,
+# kept in .venv/afe-native/ by the digest of its sources (so it is only rebuilt when
+# they change: ~20 CPU-seconds). AFE_NATIVE=0 skips it. See edge/native.py.
+if [ "${AFE_NATIVE:-1}" != 0 ]; then
+  if command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1; then
+    .venv/bin/python scripts/build_native.py >/dev/null ||
+      echo "bootstrap: the compiled call-plane build failed; the pure-Python modules run" >&2
+  else
+    echo "bootstrap: no C compiler: the call plane runs its pure-Python modules" >&2
+  fi
+fi

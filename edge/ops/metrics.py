@@ -17,8 +17,9 @@ pipeline counter                metric
 ``<stage>.<name>``              ``afe_stage{stage="<stage>",counter="<name>"}``
 ==============================  ==============================================
 
-plus ``afe_snapshot_timestamp_seconds`` (when the pipeline last published) and the
-standard ``process_*`` metrics (RSS, CPU seconds, open fds) of this process.
+plus ``afe_snapshot_timestamp_seconds`` (when the pipeline last published),
+``afe_native{module="callplane"}`` (1 when the call plane's compiled build runs, 0 for
+the pure-Python modules: :mod:`edge.native`) and the standard ``process_*`` metrics (RSS, CPU seconds, open fds) of this process.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import start_http_server
+
+from edge import native
 
 TOTALS = ("records", "detections", "malformed")
 
@@ -70,6 +73,10 @@ class _SnapshotCollector:
                                "wall-clock time of the pipeline's last snapshot")
         ts.add_metric([], stamp)
         yield ts
+        nat = GaugeMetricFamily("afe_native", "1: the module's compiled (mypyc) build runs, "
+                                "0: its pure-Python source", labels=["module"])
+        nat.add_metric(["callplane"], 1.0 if native.active() else 0.0)
+        yield nat
 
 
 class MetricsExporter:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from edge import native
 from edge.config import CallPlaneSection, Config
 from edge.telecom.callplane.detector import CallPlaneDetector
 
@@ -39,6 +40,7 @@ def build_stages(cfg: Config, store: Any = None) -> list[Any]:
         return []
     model = load_callplane_model(cp, cfg, store)
     det = CallPlaneDetector(cp, model)
+    log.info("%s", native.status())  # its compiled build, or the pure-Python modules
     if model is not None and hasattr(model, "on_swap"):
         model.on_swap.append(det.model_swapped)
     return [det]

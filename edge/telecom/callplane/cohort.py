@@ -43,6 +43,7 @@ import math
 from array import array
 from bisect import bisect_left, bisect_right
 from struct import Struct
+from typing import Final
 
 from edge.telecom.callplane.features import COHORT_FEATURES, concurrency, pair_calls
 from edge.telecom.callplane.state import (
@@ -56,18 +57,18 @@ from edge.telecom.callplane.state import (
     SimState,
 )
 
-COHORT_S = 60.0  # a box's ports attach within about a minute of each other
-BACKGROUND_S = 1800.0  # the cell's attach rate is measured over +-30 min
-KEEP_S = 6 * 3600.0  # attaches kept per cell (a box is judged within hours of power-on)
-WINDOW_S = 3600.0  # dialling is looked at over the last hour
-MAX_COHORT = 64
-MAX_NUMBERS = 100_000
+COHORT_S: Final = 60.0  # a box's ports attach within about a minute of each other
+BACKGROUND_S: Final = 1800.0  # the cell's attach rate is measured over +-30 min
+KEEP_S: Final = 6 * 3600.0  # attaches kept per cell (a box is judged within hours of power-on)
+WINDOW_S: Final = 3600.0  # dialling is looked at over the last hour
+MAX_COHORT: Final = 64
+MAX_NUMBERS: Final = 100_000
 # Group tell (see rules.device_tell): 3+ co-attached SIMs dialling out with nothing
 # coming in, at least half the cohort, 2+ of them calling at one instant.
 __all__ = ["COHORT_FEATURES", "CohortTables", "group_tell"]
-TELL_Z = 3.0
-TELL_DIALERS = 3
-TELL_CONCURRENT = 2
+TELL_Z: Final = 3.0
+TELL_DIALERS: Final = 3
+TELL_CONCURRENT: Final = 2
 _pack_h = Struct("<I").pack  # the low 32 bits of an IMSI's hash
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar, Final
 
 import numpy as np
 
@@ -36,8 +36,8 @@ from edge.telecom.callplane.tacs import is_module_tac
 log = logging.getLogger(__name__)
 NOTHING: tuple[()] = ()
 ROUTE = ["telecom", "police"]
-REALERT_S = 24 * 3600.0
-SWEEP_S = 3600.0
+REALERT_S: Final = 24 * 3600.0
+SWEEP_S: Final = 3600.0
 
 ScoreHook = Callable[[str, float, list[float]], None]
 _SAME_DEVICE = ("one device (same IMEI or consecutive module IMEIs) carried several SIMs "
@@ -49,8 +49,8 @@ _CALL_LINKED = ("SIMs flagged as SIM-box lines call or text each other (boxes ge
 class CallPlaneDetector:
     """Pipeline stage (see :class:`edge.pipeline.Stage`)."""
 
-    name = "callplane"
-    consumes = (BaseStationEvent,)
+    name: ClassVar[str] = "callplane"
+    consumes: ClassVar[tuple[type, ...]] = (BaseStationEvent,)
 
     def __init__(self, cfg: CallPlaneSection, model: Any = None, *,
                  on_scored: ScoreHook | None = None, alerts: bool = True) -> None:

@@ -11,6 +11,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Sequence
 from statistics import median
+from typing import Final
 
 from edge.telecom.callplane.state import (
     ATTACH,
@@ -44,9 +45,9 @@ COHORT_FEATURES: tuple[str, ...] = ("cohort_sims", "cohort_excess_z", "cohort_di
 """Group evidence no device links, computed by :mod:`edge.telecom.callplane.cohort`."""
 FEATURES: tuple[str, ...] = SIM_FEATURES + COHORT_FEATURES
 """The model's input: the SIM's vector, then its cohort's."""
-BLOCK_WINDOW_S = 3600.0  # the device-level view looks at the SIMs' last hour
-MAX_BLOCK_SIMS = 64
-INDEX = {name: i for i, name in enumerate(FEATURES)}
+BLOCK_WINDOW_S: Final = 3600.0  # the device-level view looks at the SIMs' last hour
+MAX_BLOCK_SIMS: Final = 64
+INDEX: Final = {name: i for i, name in enumerate(FEATURES)}
 
 
 def _cv(xs: list[float]) -> float:

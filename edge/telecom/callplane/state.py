@@ -23,38 +23,49 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Callable, Iterable
+from typing import Final
 
 from edge.records import BaseStationEvent
 
 # Event codes stored per SIM.
-MO_START, MT_START, MO_END, MT_END, SMS_MO, SMS_MT, DATA, HANDOVER, ATTACH, DETACH = range(10)
-_CODES = {"attach": ATTACH, "detach": DETACH, "data": DATA, "handover": HANDOVER,
+# (Final: a compiled build, edge/native.py, inlines them.)
+MO_START: Final = 0
+MT_START: Final = 1
+MO_END: Final = 2
+MT_END: Final = 3
+SMS_MO: Final = 4
+SMS_MT: Final = 5
+DATA: Final = 6
+HANDOVER: Final = 7
+ATTACH: Final = 8
+DETACH: Final = 9
+_CODES: Final = {"attach": ATTACH, "detach": DETACH, "data": DATA, "handover": HANDOVER,
           "call_start": MO_START, "call_end": MO_END, "sms": SMS_MO}  # MT: code + 1
-WINDOW_LONG_S = 24 * 3600.0
-MAX_EVENTS = 2048  # per SIM, within the long window (a box makes ~700 calls a day)
-MAX_PARTNERS = 64  # IMEIs per IMSI, IMSIs per IMEI, cells per SIM
-DUP_WINDOW = 8  # events per SIM searched for an exact duplicate
-PEER_CODES = frozenset((MO_START, MT_START, SMS_MO, SMS_MT))
-_IS_PEER = tuple(c in PEER_CODES for c in range(10))
-SLOW_AUTH_MS = 250.0  # slower than any phone on its home network (domain.md: SIM banks)
+WINDOW_LONG_S: Final = 24 * 3600.0
+MAX_EVENTS: Final = 2048  # per SIM, within the long window (a box makes ~700 calls a day)
+MAX_PARTNERS: Final = 64  # IMEIs per IMSI, IMSIs per IMEI, cells per SIM
+DUP_WINDOW: Final = 8  # events per SIM searched for an exact duplicate
+PEER_CODES: Final = frozenset((MO_START, MT_START, SMS_MO, SMS_MT))
+_IS_PEER: Final = tuple(c in PEER_CODES for c in range(10))
+SLOW_AUTH_MS: Final = 250.0  # slower than any phone on its home network (domain.md: SIM banks)
 # SimState.flags bits: what the SIM's devices and attaches showed, set as events arrive.
-LUHN_BAD = 1  # a 15-digit IMEI of this SIM fails its Luhn check (a rewritten IMEI)
-SHARED_DEVICE = 2  # one of its IMEIs carried another SIM
-IN_BLOCK = 4  # 2+ devices are known within two serials of its IMEI
-SLOW_SEEN = 8  # an attach with auth_ms >= SLOW_AUTH_MS
-FAST_SEEN = 16  # an attach with auth_ms < SLOW_AUTH_MS
-GROUP = 32  # its attach cohort dials out in parallel (set by the detector, cohort.py)
-EVICTED = 64  # no longer in the SIM table (others holding the state ask the table again)
-_SERIAL_2 = tuple(f"{j:02d}" for j in range(100))  # last two serial digits of a block
+LUHN_BAD: Final = 1  # a 15-digit IMEI of this SIM fails its Luhn check (a rewritten IMEI)
+SHARED_DEVICE: Final = 2  # one of its IMEIs carried another SIM
+IN_BLOCK: Final = 4  # 2+ devices are known within two serials of its IMEI
+SLOW_SEEN: Final = 8  # an attach with auth_ms >= SLOW_AUTH_MS
+FAST_SEEN: Final = 16  # an attach with auth_ms < SLOW_AUTH_MS
+GROUP: Final = 32  # its attach cohort dials out in parallel (set by the detector, cohort.py)
+EVICTED: Final = 64  # no longer in the SIM table (others holding the state ask the table again)
+_SERIAL_2: Final = tuple(f"{j:02d}" for j in range(100))  # last two serial digits of a block
 # Known devices per IMEI block (TAC + 4 serial digits), counted in hashed slots of one
 # byte, twice: in two tables, at two slots taken from different bits of the block's
 # hash (several blocks may share a slot, so a count bounds the block's from above, and
 # the smaller of the two is the tighter bound; a slot that reaches 255 stays there): a
 # block whose count is at most the SIM's own device needs none of the 100 probes of
 # its serials.
-_BLOCK_SLOTS = 1 << 21  # 2 MB each: at ~500 k devices ~1 slot in 5 shared, ~1 in 20 in both
+_BLOCK_SLOTS: Final = 1 << 21  # 2 MB each: at ~500 k devices ~1 slot in 5 shared, ~1 in 20 in both
 _BLOCK_MASK = _BLOCK_SLOTS - 1
-_BLOCK_SHIFT = 32  # the second table's slot: the hash's high bits
+_BLOCK_SHIFT: Final = 32  # the second table's slot: the hash's high bits
 # What EntityTables.fold calls for the events that may make a SIM worth scoring.
 Judge = Callable[["SimState", BaseStationEvent], None]
 
@@ -169,8 +180,8 @@ def _luhn_table(width: int) -> dict[str, int]:
     return out
 
 
-_LUHN4 = _luhn_table(4)
-_LUHN3 = _luhn_table(3)
+_LUHN4: Final = _luhn_table(4)
+_LUHN3: Final = _luhn_table(3)
 
 
 def luhn_ok(imei: str) -> bool:
@@ -373,10 +384,11 @@ class EntityTables:
                             st.cell = cell
                         elif st.cells is not None:
                             cl = st.cells
-                            if st.cell in cl:
-                                cl[cl.index(st.cell) + 1] = ts
-                            else:  # trimmed away, or not taken at the cap: now it is
-                                cl += (st.cell, ts)
+                            cell = st.cell or cell  # the one string object (found by identity)
+                            try:  # one scan (not ``in``, then ``index``)
+                                cl[cl.index(cell) + 1] = ts
+                            except ValueError:  # trimmed away, or not taken at the cap: now it is
+                                cl += (cell, ts)
                     imei = ev.imei
                     # The common case inline: the SIM's own, unshared device again.
                     if imei is not None and (imei[:14] != st.imei or st.imeis is not None

@@ -39,6 +39,8 @@ def test_counters_become_labelled_families(exporter: MetricsExporter) -> None:
     assert 'afe_sink{counter="outbox_depth",sink="mqtt"} 12.0' in text
     assert "process_resident_memory_bytes" in text and "process_cpu_seconds_total" in text
     assert "final" not in text  # booleans are not metrics
+    from edge import native
+    assert f'afe_native{{module="callplane"}} {float(native.active())}' in text
     om = _scrape(exporter, openmetrics=True)
     assert om.rstrip().endswith("# EOF")
 
