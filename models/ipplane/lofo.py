@@ -203,6 +203,22 @@ def explain(h: HeldOut, probs: np.ndarray, reported: set[str], threshold: float,
     return out
 
 
+def veto_endpoints(h: HeldOut, window_s: float = 600.0) -> dict[str, dict[str, int]]:
+    """{family: {veto counter: endpoints with at least one row it stops}} over the
+    rows (the vetoes do not depend on the model): where each rule fires, positives
+    included. ``--explain`` writes it to ``<workdir>/vetoes.json``."""
+    from edge.telecom.ipplane.detector import behaviour_veto
+
+    n = len(h.keys)
+    leds = h.ledger if h.ledger is not None else np.zeros((n, 3), dtype=np.int64)
+    hit: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for k, row, lv in zip(h.keys, h.x, leds, strict=True):
+        v = behaviour_veto(row, window_s, (int(lv[0]), int(lv[1]), int(lv[2])))
+        if v is not None and k in h.truth:
+            hit[h.truth[k][0]][v].add(k)
+    return {f: {v: len(ks) for v, ks in sorted(d.items())} for f, d in sorted(hit.items())}
+
+
 def per_family(h: HeldOut, reported: set[str]) -> dict[str, list[int]]:
     """{family: [found or falsely reported, endpoints]} over the held-out inputs."""
     out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -269,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rows: train {len(tr.y)}, validation {len(va.y)}, held-out {len(h.keys)} "
           f"({time.process_time() - t0:.0f} CPU s)", file=sys.stderr, flush=True)
     rows: list[dict[str, Any]] = []
+    if a.explain:
+        (a.workdir / "vetoes.json").write_text(json.dumps(veto_endpoints(h), indent=1))
     for fam in fams:
         folder = a.workdir / fam
         excl = () if fam == "none" else (fam,)
