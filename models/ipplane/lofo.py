@@ -2,6 +2,12 @@
 
     python -m models.ipplane.lofo [--families goip_human,nat_office] [--seeds 9001-9010]
                                   [--pcap-seeds 5001-5002] [--workdir DIR] [--reuse]
+                                  [--explain] [--profile train]
+
+``--explain`` writes every wrong verdict of each model row by row (score, ledger, veto,
+relay rules, features) to ``<workdir>/<family>/wrong.txt``; ``--profile train`` judges
+training (1-30) or validation (501-506) scenarios instead, to check a rule on the data
+the model was fitted on.
 
 For each persona family (``simulators.telecom.ipplane_behaviour.FAMILIES``): train the
 model exactly as ``python -m models.ipplane.train`` does (same seeds, trees, threshold
@@ -73,11 +79,15 @@ def _run(det: Any, records: Any) -> tuple[list[Row], set[str]]:
 
 
 def collect_heldout(seeds: list[int], duration_s: float, pcap_seeds: list[int],
-                    pcap_duration_s: float = 720.0) -> HeldOut:
+                    pcap_duration_s: float = 720.0, profile: str = "heldout") -> HeldOut:
+    """The judged rows of behaviour scenarios ``seeds`` (profile ``heldout`` with
+    ``STRESS_COUNTS``; ``profile="train"``: the training ranges and ``TRAIN_COUNTS``, to
+    check the rules on the data the model was fitted and its threshold set on) and of
+    pcap-simulator captures ``pcap_seeds``."""
     from edge.telecom.ipplane.detector import DetectorSettings, IpPlaneDetector
     from edge.telecom.ipplane.endpoint import FEATURES
     from models.ipplane.train import PCAP_FAMILY, family
-    from simulators.telecom.ipplane_behaviour import STRESS_COUNTS, generate
+    from simulators.telecom.ipplane_behaviour import STRESS_COUNTS, TRAIN_COUNTS, generate
 
     keys: list[str] = []
     xs: list[list[float]] = []
@@ -101,8 +111,8 @@ def collect_heldout(seeds: list[int], duration_s: float, pcap_seeds: list[int],
         signed.update(f"{tag}/{a}" for a in sig)
 
     for seed in seeds:
-        sc = generate(seed, profile="heldout", duration_s=duration_s,
-                      counts=dict(STRESS_COUNTS))
+        sc = generate(seed, profile=profile, duration_s=duration_s,
+                      counts=dict(STRESS_COUNTS if profile == "heldout" else TRAIN_COUNTS))
         rows, sig = _run(IpPlaneDetector(DetectorSettings()), sc.packets)
         add(str(seed), rows, sig, sc.truth["endpoints"], {})
     if pcap_seeds:
@@ -158,6 +168,57 @@ def judge(h: HeldOut, probs: np.ndarray, threshold: float, confirm_evals: int = 
     return reported
 
 
+def explain(h: HeldOut, probs: np.ndarray, reported: set[str], threshold: float,
+            window_s: float = 600.0) -> list[str]:
+    """Every endpoint the detector got wrong (a positive missed, a negative reported),
+    row by row in judging order: the model's score, whether the model scored the row,
+    the end-of-input look, the ledger counts (calls in, to its own users, to fresh
+    numbers), which veto stopped the look and whether a relay rule held, then the
+    features. What ``--explain`` writes to ``<workdir>/<family>/wrong.txt``."""
+    from edge.telecom.ipplane.detector import behaviour_veto, ledger_relay, relay_evidence
+    from edge.telecom.ipplane.endpoint import FEATURES
+
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for i, k in enumerate(h.keys):
+        by_key[k].append(i)
+    n = len(h.keys)
+    leds = h.ledger if h.ledger is not None else np.zeros((n, 3), dtype=np.int64)
+    mod = h.modelled if h.modelled is not None else np.ones(n, dtype=bool)
+    fin = h.final if h.final is not None else np.zeros(n, dtype=bool)
+    out: list[str] = []
+    for k, (fam, pos) in sorted(h.truth.items()):
+        if (k in reported) == pos:
+            continue
+        out.append(f"{k} {fam} {'missed' if pos else 'falsely reported'}"
+                   f"{' (signatures)' if k in h.signed else ''}, threshold {threshold}")
+        for i in by_key.get(k, []):
+            row = h.x[i]
+            led = (int(leds[i][0]), int(leds[i][1]), int(leds[i][2]))
+            out.append(f"  score {float(probs[i]):.3f} modelled {bool(mod[i])} final "
+                       f"{bool(fin[i])} ledger {led} veto {behaviour_veto(row, window_s, led)} "
+                       f"relay {relay_evidence(row, window_s)} ledger_relay "
+                       f"{ledger_relay(row, led)}")
+            out.append("    " + " ".join(f"{f}={float(v):.4g}"
+                                         for f, v in zip(FEATURES, row, strict=True)))
+    return out
+
+
+def veto_endpoints(h: HeldOut, window_s: float = 600.0) -> dict[str, dict[str, int]]:
+    """{family: {veto counter: endpoints with at least one row it stops}} over the
+    rows (the vetoes do not depend on the model): where each rule fires, positives
+    included. ``--explain`` writes it to ``<workdir>/vetoes.json``."""
+    from edge.telecom.ipplane.detector import behaviour_veto
+
+    n = len(h.keys)
+    leds = h.ledger if h.ledger is not None else np.zeros((n, 3), dtype=np.int64)
+    hit: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for k, row, lv in zip(h.keys, h.x, leds, strict=True):
+        v = behaviour_veto(row, window_s, (int(lv[0]), int(lv[1]), int(lv[2])))
+        if v is not None and k in h.truth:
+            hit[h.truth[k][0]][v].add(k)
+    return {f: {v: len(ks) for v, ks in sorted(d.items())} for f, d in sorted(hit.items())}
+
+
 def per_family(h: HeldOut, reported: set[str]) -> dict[str, list[int]]:
     """{family: [found or falsely reported, endpoints]} over the held-out inputs."""
     out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -194,11 +255,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="held-out behaviour scenarios (profile heldout, stress counts)")
     ap.add_argument("--pcap-seeds", default="5001-5004",
                     help="held-out pcap-simulator captures ('' for none)")
+    ap.add_argument("--profile", choices=("heldout", "train"), default="heldout",
+                    help="behaviour profile of --seeds: 'train' checks the rules on the "
+                    "training (1-30) or validation (501-506) scenarios")
     ap.add_argument("--duration", type=float, default=1200.0,
                     help="seconds per held-out behaviour scenario")
     ap.add_argument("--n-train", type=int, default=30, help="training scenarios per model")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/ipplane-lofo"),
                     help="models, row caches and lofo.json go here")
+    ap.add_argument("--explain", action="store_true",
+                    help="write every wrong verdict row by row to <workdir>/<family>/wrong.txt")
     ap.add_argument("--reuse", action="store_true",
                     help="reuse row caches in --workdir from an earlier run of the same code")
     a = ap.parse_args(argv)
@@ -214,17 +280,24 @@ def main(argv: list[str] | None = None) -> int:
     va = _cached(a.workdir / "val_rows.pkl", a.reuse,
                  lambda: collect(list(range(501, 507)), "train", 1200.0))
     h = _cached(a.workdir / "heldout_rows.pkl", a.reuse,
-                lambda: collect_heldout(_seeds(a.seeds), a.duration, _seeds(a.pcap_seeds)))
+                lambda: collect_heldout(_seeds(a.seeds), a.duration, _seeds(a.pcap_seeds),
+                                        profile=a.profile))
     print(f"rows: train {len(tr.y)}, validation {len(va.y)}, held-out {len(h.keys)} "
           f"({time.process_time() - t0:.0f} CPU s)", file=sys.stderr, flush=True)
     rows: list[dict[str, Any]] = []
+    if a.explain:
+        (a.workdir / "vetoes.json").write_text(json.dumps(veto_endpoints(h), indent=1))
     for fam in fams:
         folder = a.workdir / fam
         excl = () if fam == "none" else (fam,)
         c = train(folder, 1, n_train=a.n_train, exclude=excl, data=(tr, va))
         m = load_model(folder)
         probs = m.predict_proba(h.x) if len(h.x) else np.zeros(0)
-        res = per_family(h, judge(h, np.asarray(probs), float(c["threshold"])))
+        reported = judge(h, np.asarray(probs), float(c["threshold"]))
+        res = per_family(h, reported)
+        if a.explain:
+            (folder / "wrong.txt").write_text("\n".join(
+                explain(h, np.asarray(probs), reported, float(c["threshold"]))) + "\n")
         alone = per_family(h, judge(h, np.asarray(probs), float(c["threshold"]),
                                     relay_rule=False))
         pos = [res[f] for f in res if f in POSITIVE_FAMILIES]
@@ -240,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                "per_family": res, "per_family_model_alone": alone}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print(f"\nheld out: behaviour seeds {a.seeds} (profile heldout, stress counts), pcap "
+    print(f"\nheld out: behaviour seeds {a.seeds} (profile {a.profile}), pcap "
           f"seeds {a.pcap_seeds or 'none'}; {time.process_time() - t0:.0f} CPU s\n")
     print("| held-out family | kind | that family: found / falsely reported | (model without "
           "the relay rule) | threshold | all GoIP endpoints found | false alarms, all "

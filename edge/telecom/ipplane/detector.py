@@ -771,15 +771,26 @@ def behaviour_veto(row: Sequence[float], window_s: float = 600.0,
     the window gives no call behaviour to judge (unless its ledger holds a relay's
     calls), one line with one call at a time is what any phone does, and one account
     (or none) carrying several calls at once that it mostly placed itself is a trunk
-    or a dialler: a SIM line carries one call, and a relay is handed its calls."""
+    or a dialler: a SIM line carries one call, and a relay is handed its calls.
+
+    The DID block over the ledger: ``MIN_CALLS`` or more calls came in over
+    ``evidence_s`` and half or more of them went to numbers it is called on again (a
+    number block another incoming call of the ledger also went to: its DIDs, also when
+    they are scattered; or a user it registered, or an extension), not to a fresh
+    public number. A relay is asked to ring a victim's number, a fresh one every call;
+    a trunk's callers keep dialling the company's numbers, and the window alone may
+    hold too few calls to show it."""
     if row[_REGS_IN] > 0 and row[_LINES] == 0:
         return "server_role_skipped"
-    n_in, n_own, _fresh = ledger
+    n_in, n_own, fresh = ledger
     if row[_OWN_IN] >= 0.5 or (n_in > 0 and 2 * n_own >= n_in):
         return "own_line_calls_skipped"
     started, inbound = _calls_in(row, window_s)
     if inbound >= 3.5 and row[_F["in_callee_ratio"]] <= 0.5:
         # the calls it receives keep coming to the same numbers (a DID block): its own
+        return "own_number_block_skipped"
+    if n_in >= MIN_CALLS and 2 * (n_in - fresh) >= n_in:
+        # the same over the ledger: half of its calls in went to numbers called again
         return "own_number_block_skipped"
     if started < MIN_CALLS - 0.5 and not _ledger_relay_calls(ledger):
         return "few_calls_skipped"

@@ -8,7 +8,14 @@ import numpy as np
 
 from edge.eval.ipplane import run_packets
 from edge.telecom.ipplane.detector import DetectorSettings, IpPlaneDetector
-from models.ipplane.lofo import collect_heldout, judge, per_family
+from models.ipplane.lofo import (
+    POSITIVE_FAMILIES,
+    collect_heldout,
+    explain,
+    judge,
+    per_family,
+    veto_endpoints,
+)
 from models.ipplane.train import collect, train
 from models.loader import load_model
 from simulators.telecom.ipplane_behaviour import STRESS_COUNTS, generate
@@ -43,3 +50,12 @@ def test_offline_judge_reports_what_the_live_detector_reports(tmp_path: Path) ->
     fams = per_family(h, offline)
     assert sum(t for _, t in fams.values()) == len(h.truth)
     assert {"nat_office", "dialer", "goip_human", "softphone"} <= set(fams)
+    # --explain: one header line per wrong verdict, each followed by its rows
+    probs = np.asarray(model.predict_proba(h.x))
+    lines = explain(h, probs, offline, float(c["threshold"]))
+    wrong = [k for k, (_f, pos) in h.truth.items() if (k in offline) != pos]
+    assert [ln.split()[0] for ln in lines if not ln.startswith(" ")] == sorted(wrong)
+    # the vetoes per family: the DID-block veto never stops a GoIP's row
+    vetoes = veto_endpoints(h)
+    assert any("own_number_block_skipped" in v for v in vetoes.values())
+    assert not any("own_number_block_skipped" in vetoes.get(f, {}) for f in POSITIVE_FAMILIES)

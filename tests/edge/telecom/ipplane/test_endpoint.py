@@ -201,6 +201,34 @@ def test_the_ledger_remembers_calls_to_its_own_users() -> None:
     assert behaviour_veto(row, 600.0, led) == "own_line_calls_skipped"
 
 
+def test_a_trunk_called_again_on_its_scattered_dids_is_vetoed_over_the_ledger() -> None:
+    """A 3-line trunk whose DIDs are scattered numbers: in any ten minutes two or three
+    calls come in, too few for the window's DID-block veto, but over the ledger most of
+    them went to a number another call also went to: its own numbers, not a relay's."""
+    from edge.telecom.ipplane.detector import behaviour_veto, ledger_relay
+
+    ep = EndpointState("10.0.0.12", T, T)
+    for k in range(3):
+        for line in range(3):
+            ep.register(T + 600 * k + line, f"{7000 + line}@carrier", "FreeSWITCH", 700)
+    dids = ("13662836945", "15754542125", "13189277954")
+    for k, did in enumerate(dids + dids[:2]):
+        s = T + 50 + 300 * k
+        _call(ep, f"i{k}", s, s + 120, True, did, f"1597057{k:04d}")
+        _call(ep, f"o{k}", s + 100, s + 200, False, f"1345503{k:04d}", f"{7000 + k % 3}")
+    now = T + 1500.0
+    row = ep.features(now, 600.0)
+    led = ep.ledger_counts(now, 1800.0)
+    assert led == (5, 0, 1)  # five calls in, one to a number nobody else called
+    assert behaviour_veto(row, 600.0) is None  # the window alone: two calls in
+    assert not ledger_relay(row, led)
+    assert behaviour_veto(row, 600.0, led) == "own_number_block_skipped"
+    # a relay's ledger: every call to a fresh number, never vetoed by it
+    assert behaviour_veto(row, 600.0, (5, 0, 5)) is None
+    # two calls in are too few to say a number recurs by more than chance
+    assert behaviour_veto(row, 600.0, (2, 0, 0)) is None
+
+
 def test_one_account_carrying_parallel_calls_it_placed_is_a_trunk() -> None:
     from edge.telecom.ipplane.detector import behaviour_veto
 
