@@ -4,17 +4,16 @@
 sets of 500 parcels of the ``train`` profile (seeds ``--seed`` + k) and ``--val-chunks``
 validation sets (seeds ``--seed`` + 2000 + k, same profile), computes for every image
 the explicit features of :mod:`models.xray.features` (numpy, the same code as on the
-device) and the outputs of the two CNNs (``cnn.onnx``, model 1.3's dense
-:class:`models.xray.net.XraySegNet`, ``models.xray.train --net seg``; ``cnn_v1.onnx``,
-model 1.0's :class:`models.xray.net.XrayNet`), and trains on them a gradient-boosted head
+device) and the outputs of the CNN (``cnn.onnx``, :class:`models.xray.net.XrayNet`
+trained by ``models.xray.train``), and trains on them a gradient-boosted head
 (scikit-learn ``HistGradientBoostingClassifier``, four classes: none, card batch,
 gold, cash; a second one for the card kind on card batches). Deterministic: fixed
 seeds, no early stopping, one thread. Thresholds per category on the validation set
-(at most ``--val-fp`` of its negatives above). Both CNN graphs and the heads are joined
+(at most ``--val-fp`` of its negatives above). The CNN graph and both heads are joined
 into one ONNX file, ``model.onnx``: inputs ``image`` (n, 3, 192, 192) and ``features``
-(n, F); outputs ``scores`` (n, 3), ``heatmap`` (n, 3, 12, 12, the dense CNN's maps),
+(n, F); outputs ``scores`` (n, 3), ``heatmap`` (n, 3, 12, 12, the CNN's evidence maps),
 ``kind`` (n, 3). ``--exclude FAMILY`` trains without the parcels that used it
-(leave-one-family-out; the CNNs are not retrained). Needs the ``train`` extra.
+(leave-one-family-out; the CNN part is not retrained). Needs the ``train`` extra.
 """
 
 from __future__ import annotations
@@ -40,12 +39,7 @@ CNN_OUT = ("cnn_card_batch", "cnn_gold", "cnn_cash", "cnn_heat_card_batch", "cnn
            "cnn_heat_cash", "cnn_kind_sim", "cnn_kind_iot", "cnn_kind_bank")
 # the ``features`` input: explicit features at 3.5 mm, then at the machine's pitch
 ALL_FEATURES = FEATURE_NAMES + NATIVE_NAMES
-# model 1.3: a second CNN, model 1.0's (``cnn_v1.onnx``, image labels, trained on the
-# simulator before its box fix), kept beside the dense one: its card and cash scores
-# carry what the dense net (better for gold) does not, at 0.7 ms more per image
-CNN1_FILE = "cnn_v1.onnx"
-CNN1_OUT = tuple("cnn1" + n[3:] for n in CNN_OUT)
-HEAD_INPUTS = ALL_FEATURES + CNN_OUT + CNN1_OUT
+HEAD_INPUTS = ALL_FEATURES + CNN_OUT
 VERSION = "1.3.0"
 
 
@@ -90,15 +84,13 @@ def head_inputs(s: ImageSet, cache: Path, tag: str) -> np.ndarray:
                        for j in range(len(s.y))])
         feats = np.concatenate([fe, na], 1).astype(np.float32)
         np.save(f_path, feats)
-    outs = []
-    for name in ("cnn.onnx", CNN1_FILE):
-        c_path = cache / f"head_cnn_{tag}_{_code_key(name)}.npy"
-        if c_path.exists():
-            outs.append(np.asarray(np.load(c_path)))
-        else:
-            outs.append(cnn_outputs(s, HERE / name))
-            np.save(c_path, outs[-1])
-    return np.concatenate([feats, *outs], 1)
+    c_path = cache / f"head_cnn_{tag}_{_code_key('cnn.onnx')}.npy"
+    if c_path.exists():
+        cnn = np.asarray(np.load(c_path))
+    else:
+        cnn = cnn_outputs(s)
+        np.save(c_path, cnn)
+    return np.concatenate([feats, cnn], 1)
 
 
 def load_sets(cache: Path, seed: int, chunks: int, first: int = 0
@@ -230,8 +222,7 @@ def thresholds(scores: np.ndarray, y: np.ndarray, fp: float) -> dict[str, float]
 
 
 def export(cls, kind, out: Path, head: str = "gbm") -> None:  # type: ignore[no-untyped-def]
-    """One ONNX graph: the CNNs (``cnn.onnx``, ``cnn_v1.onnx``), then the heads over
-    [features, CNN outputs, CNN v1 outputs]; the heat map is ``cnn.onnx``'s."""
+    """One ONNX graph: the CNN (``cnn.onnx``), then both heads over [features, CNN]."""
     import onnx
     from onnx import TensorProto, helper
     from skl2onnx import to_onnx
@@ -259,7 +250,6 @@ def export(cls, kind, out: Path, head: str = "gbm") -> None:  # type: ignore[no-
     finally:
         helper.make_attribute = orig  # type: ignore[assignment]
     cnn = onnx.load(str(HERE / "cnn.onnx"))
-    cnn1 = onnx.load(str(HERE / CNN1_FILE))
 
     def prefixed(g: onnx.GraphProto, pre: str, keep: dict[str, str]) -> tuple[list, list]:
         def ren(n: str) -> str:
@@ -283,8 +273,6 @@ def export(cls, kind, out: Path, head: str = "gbm") -> None:  # type: ignore[no-
         return nodes, inits
 
     n1, i1 = prefixed(cnn.graph, "cnn/", {"image": "image"})
-    n1b, i1b = prefixed(cnn1.graph, "cnn1/", {"image": "image"})
-    n1, i1 = n1 + n1b, i1 + i1b
     if m_ovr:
         # one binary model per category: its probability of the positive class
         n2, i2 = [], []
@@ -304,10 +292,7 @@ def export(cls, kind, out: Path, head: str = "gbm") -> None:  # type: ignore[no-
     glue = [
         helper.make_node("ReduceMax", ["cnn/heatmap"], ["hm_max"], axes=[2, 3], keepdims=0,
                          name="hm_max"),
-        helper.make_node("ReduceMax", ["cnn1/heatmap"], ["hm1_max"], axes=[2, 3],
-                         keepdims=0, name="hm1_max"),
-        helper.make_node("Concat", ["features", "cnn/scores", "hm_max", "cnn/kind",
-                                    "cnn1/scores", "hm1_max", "cnn1/kind"],
+        helper.make_node("Concat", ["features", "cnn/scores", "hm_max", "cnn/kind"],
                          ["head_in"], axis=1, name="head_in"),
         *([helper.make_node("Relu", ["head_in"], ["head_pos"], name="head_pos"),
            helper.make_node("Add", ["head_pos", "one"], ["head_1p"], name="head_1p"),
@@ -416,9 +401,6 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         "thresholds": thr,
         "parts": {"cnn": {"file": "cnn.onnx", "sha256": sha256_file(HERE / "cnn.onnx"),
                           **_cnn_record()},
-                  "cnn_v1": {"file": CNN1_FILE, "sha256": sha256_file(HERE / CNN1_FILE),
-                             "trained_by": "python -m models.xray.train (model 1.0.0, "
-                                           "the simulator before the box fix)"},
                   "head": {"gbm": "HistGradientBoostingClassifier x2",
                            "gbm-mono": "HistGradientBoostingClassifier x3 one-vs-rest, "
                                        "monotone in MONOTONE (models/xray/head.py), + kind",
