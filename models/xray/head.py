@@ -4,8 +4,9 @@
 sets of 500 parcels of the ``train`` profile (seeds ``--seed`` + k) and ``--val-chunks``
 validation sets (seeds ``--seed`` + 2000 + k, same profile), computes for every image
 the explicit features of :mod:`models.xray.features` (numpy, the same code as on the
-device) and the outputs of the CNN (``cnn.onnx``, :class:`models.xray.net.XrayNet`
-trained by ``models.xray.train``), and trains on them a gradient-boosted head
+device) and the outputs of the CNN (``cnn.onnx``: since model 1.3 the dense
+:class:`models.xray.net.XraySegNet` of ``models.xray.train --net seg``, trained on sets of
+its own), and trains on them a gradient-boosted head
 (scikit-learn ``HistGradientBoostingClassifier``, four classes: none, card batch,
 gold, cash; a second one for the card kind on card batches). Deterministic: fixed
 seeds, no early stopping, one thread. Thresholds per category on the validation set
@@ -40,7 +41,7 @@ CNN_OUT = ("cnn_card_batch", "cnn_gold", "cnn_cash", "cnn_heat_card_batch", "cnn
 # the ``features`` input: explicit features at 3.5 mm, then at the machine's pitch
 ALL_FEATURES = FEATURE_NAMES + NATIVE_NAMES
 HEAD_INPUTS = ALL_FEATURES + CNN_OUT
-VERSION = "1.3.0"
+VERSION = "1.2.0"   # the committed model; the 1.3.0 candidate of session 6 was not shipped (card)
 
 
 def _session(path: Path):  # type: ignore[no-untyped-def]

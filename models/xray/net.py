@@ -8,6 +8,8 @@ score is the log-sum-exp pooling of its map, so the map that decides is the map 
 localises. A small head on the pooled features gives the card kind (SIM, IoT, bank).
 Outputs (ONNX names): ``scores`` (n, 3) sigmoid, ``heatmap`` (n, 3, 12, 12) sigmoid,
 ``kind`` (n, 3) softmax. Training-time only (torch is never a runtime dependency).
+:class:`XrayNet` is model 1.0's CNN; :class:`XraySegNet` (model 1.3) the dense one,
+same input and outputs, trained against the threat mask per 14 mm cell.
 """
 
 from __future__ import annotations

@@ -7,6 +7,12 @@ thread, deterministic algorithms), picks per-category thresholds on the validati
 and writes ``model.onnx`` and ``model.json`` (the contract the device loads) into
 ``--out``. ``--exclude FAMILY`` trains without every parcel that used a family (the
 leave-one-family-out runs of ``models.xray.evaluate``). Needs the ``train-image`` extra.
+
+``--net seg`` (model 1.3) trains :class:`models.xray.net.XraySegNet` instead, on
+``--seg-chunks`` cached sets of 500 parcels of its own (seeds 20261217 + k, never the
+head's 20261201-20261216) against the simulator's threat mask per 14 mm cell, on random
+128-pixel crops, and writes ``cnn.onnx`` and ``cnn.json`` (its training record, CNN-only
+validation recall on set 20263201); ``models.xray.head`` then fits the heads over it.
 """
 
 from __future__ import annotations

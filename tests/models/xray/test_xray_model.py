@@ -57,6 +57,10 @@ def test_committed_model_matches_its_contract() -> None:
         assert c["features"] in (list(FEATURE_NAMES), list(FEATURE_NAMES + NATIVE_NAMES))
         feeds["features"] = np.zeros((2, len(c["features"])), np.float32)
         assert sha256_file(FOLDER / "cnn.onnx") == c["parts"]["cnn"]["sha256"]
+        if (FOLDER / "cnn.json").exists():   # the CNN's own training record (model 1.3)
+            rec = json.loads((FOLDER / "cnn.json").read_text())
+            assert rec["sha256"] == c["parts"]["cnn"]["sha256"]
+            assert c["parts"]["cnn"]["trained_by"] == rec["command"]
     outs = dict(zip(m.output_names, m.session.run(None, feeds), strict=True))
     assert outs["scores"].shape == (2, 3) and outs["heatmap"].shape == (2, 3, 12, 12)
     assert np.allclose(outs["kind"].sum(axis=1), 1, atol=1e-4)
