@@ -174,7 +174,8 @@ class CallPlaneSection:
     require_device_evidence: bool = True
     """A model score alone raises an alert only for a SIM with a device-level tell
     (several IMEIs or SIMs per device, a block of consecutive IMEIs whose SIMs call
-    with nothing coming in, slow attaches only, a bad Luhn digit, a module TAC) or a
+    with nothing coming in while the SIM took no call all day, slow attaches only, a
+    bad Luhn digit, a module TAC) or a
     group tell (SIMs that attached together on its cell dialling in parallel, or
     that call each other there); the explicit rules always report."""
     score_interval_s: Annotated[float, Range(1.0, 3600.0)] = 60.0

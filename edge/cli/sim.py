@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--simbox-devices", type=int, default=3, help="SIM-boxes at the site")
     e.add_argument("--ports", type=int, default=8, help="SIM ports per SIM-box")
     e.add_argument("--start", type=float, default=1_767_225_600.0, help="start, epoch s")
+    e.add_argument("--warmup-h", type=float, default=0.0,
+                   help="of --hours, the first ones in which no SIM-box powers on (boxes "
+                        "already on keep running): a detector's windows are full after them")
     e.add_argument("--max-events", type=int, help="stop after this many events")
     e.add_argument("--out", type=Path, required=True, help="events JSONL ('-' for stdout)")
     e.add_argument("--truth", type=Path, help="truth JSON to write")
@@ -94,11 +97,13 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.subscribers < 1 or args.hours <= 0:
             return fail("--subscribers must be >= 1 and --hours > 0")
+        if not 0 <= args.warmup_h < args.hours:
+            return fail("--warmup-h must be >= 0 and under --hours")
         levels = tuple(x for x in args.evasion.split(",") if x)
         cfg = EventSimConfig(seed=args.seed, subscribers=args.subscribers, hours=args.hours,
                              simbox_devices=args.simbox_devices, ports_per_device=args.ports,
                              start_ts=args.start, profile=args.profile,
-                             evasion=levels or ("naive",))
+                             evasion=levels or ("naive",), warmup_h=args.warmup_h)
         out = sys.stdout.buffer if str(args.out) == "-" else args.out
         n = write_events(cfg, out, args.truth, max_events=args.max_events)
         print(f"wrote {n:,} events", file=sys.stderr)

@@ -57,6 +57,7 @@ from models.callplane.train import (
 from simulators.telecom.events import EVASION_LEVELS, NORMAL_FAMILIES
 
 EVAL_SEEDS = (90001, 90002, 90003)
+DEV_SEED = 20260602  # a further train-profile day, for --dev
 BEGIN = "<!-- lofo:begin -->"
 END = "<!-- lofo:end -->"
 
@@ -298,6 +299,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="trees per model (default: as the committed model, 120)")
     ap.add_argument("--row-step", type=int, default=1,
                     help="train each model on every k-th training row (default 1: all)")
+    ap.add_argument("--dev", action="store_true",
+                    help="judge each family on train-profile days instead of held-out "
+                         "ones: the training days, the validation day and seed "
+                         f"{DEV_SEED} (its model never fitted on that family's SIMs); "
+                         "for choosing changes without looking at held-out days")
     ap.add_argument("--write-card", action="store_true", help="update models/callplane/README")
     ap.add_argument("--save", type=Path, help="write this run's family rows as JSON")
     ap.add_argument("--combine", default="",
@@ -310,9 +316,15 @@ def main(argv: list[str] | None = None) -> int:
     train_sc, val_sc = scenarios(args.seed, quick=False)
     days = collect_all(train_sc, print, t0, args.cache)
     val = collect_all([val_sc], print, t0, args.cache)[0]
-    eval_sc = [Scenario(int(s), args.subscribers, args.boxes, 8, 24.0, "heldout")
-               for s in args.eval_seeds.split(",") if s]
-    evals = collect_all(eval_sc, print, t0, args.cache)
+    if args.dev:
+        if args.write_card:
+            ap.error("--dev figures are for choosing changes, not for the card")
+        extra = Scenario(DEV_SEED, val_sc.subscribers, val_sc.boxes, val_sc.ports, 24.0, "train")
+        evals = [*days, val, *collect_all([extra], print, t0, args.cache)]
+    else:
+        eval_sc = [Scenario(int(s), args.subscribers, args.boxes, 8, 24.0, "heldout")
+                   for s in args.eval_seeds.split(",") if s]
+        evals = collect_all(eval_sc, print, t0, args.cache)
     fams = [f for f in (*EVASION_LEVELS, *NORMAL_FAMILIES)
             if not args.families or f in args.families.split(",")]
     pooled = Pooled()

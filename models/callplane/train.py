@@ -48,7 +48,7 @@ from simulators.telecom.events import EventSimConfig, EventSimulator
 
 HERE = Path(__file__).resolve().parent
 NAME = "callplane"
-VERSION = "2.2.0"
+VERSION = "2.3.0"
 THIN_S = 600.0
 FP_BUDGET = 0.0002  # validation false alarms per active SIM per day (under half the target)
 UNGATED_BUDGET = 10 * FP_BUDGET  # share of negatives the bare score may pass (the floor)
@@ -62,11 +62,17 @@ class Scenario:
     ports: int
     hours: float = 24.0
     profile: str = "train"
+    warmup_h: float = 0.0
+    """Hours simulated before the day (``hours`` more in all) whose vectors are not
+    kept: the detector starts with the feed, so after them its windows are full, as
+    on an agent that has been running (a cold day alone is what an agent sees only
+    on its first day)."""
 
     def sim_config(self) -> EventSimConfig:
         return EventSimConfig(seed=self.seed, subscribers=self.subscribers,
                               simbox_devices=self.boxes, ports_per_device=self.ports,
-                              hours=self.hours, profile=self.profile)
+                              hours=self.hours + self.warmup_h, profile=self.profile,
+                              warmup_h=self.warmup_h)
 
 
 @dataclass
@@ -93,13 +99,16 @@ def collect(sc: Scenario, cfg: CallPlaneSection | None = None) -> tuple[Snapshot
     """Feature snapshots of every SIM the detector scored during the scenario."""
     cfg = cfg or CallPlaneSection(rules_only=True)
     snaps = Snapshots()
+    sim = EventSimulator(sc.sim_config())
+    begin = sim.cfg.start_ts + 3600.0 * sc.warmup_h
 
     def hook(imsi: str, ts: float, x: list[float]) -> None:
+        if ts < begin:
+            return  # the warm-up: filling the windows
         snaps.rows.append(x)
         snaps.imsi.append(imsi)
         snaps.ts.append(ts)
 
-    sim = EventSimulator(sc.sim_config())
     det = CallPlaneDetector(cfg, None, on_scored=hook, alerts=False)
     next_tick = -1.0
     for ev in replay_events(sim):

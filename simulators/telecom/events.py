@@ -133,6 +133,11 @@ class EventSimConfig:
     cells: int = 12
     utc_offset_h: int = 8
     """Local time of the site (activity profiles follow local hours)."""
+    warmup_h: float = 0.0
+    """Hours at the start of ``hours`` before the period of interest: the site runs as
+    ever (boxes already on keep calling) but no box powers on in them, so a detector
+    that starts with the feed has full windows when the period begins, as an agent
+    that has been running for a while has (training takes its rows after them)."""
 
 
 @dataclass
@@ -476,7 +481,9 @@ class EventSimulator:
                 s = _Sub(self._imsi(), imei, self._own_number(), f"simbox_{level}", "simbox",
                          b, list(cells), [], device=f"box-{d}", evasion=level)
                 pool.append(s)
-            start_h = 0 if running else r.randint(0, max(0, min(hours - 1, int(hours * 0.3))))
+            warm = min(hours - 1, int(cfg.warmup_h))
+            day = hours - warm
+            start_h = 0 if running else warm + r.randint(0, max(0, min(day - 1, int(day * 0.3))))
             lo, hi = (1, 3) if level != "low_slow" else (2, 5)
             box = _Box(f"box-{d}", level, cells, port_imeis, pool, start_h,
                        r.uniform(0, 3000), rotate, running, self._band(5.0, 120.0), (lo, hi),

@@ -136,11 +136,14 @@ def device_tell(x: list[float]) -> bool:
     dialling to many numbers is what call centres and sales teams do too, and in the
     leave-one-family-out runs a model that had never seen call centres flagged most
     of them on behaviour alone. Batches of phones with consecutive IMEIs are what
-    call centres buy too: their block counts only while the block takes no call, and
-    a fleet of modules (most never place a call) only once its SIMs average a call."""
+    call centres buy too: their block counts only while the block takes no call in
+    the hour and the SIM itself took none in 24 h (an agent's customers call back
+    over the day, late in the day the office's last hour may be outgoing only; 75 %
+    of boxes take no call at all), and a fleet of modules (most never place a call)
+    only once its SIMs average a call."""
     return (x[_I["imeis_per_imsi"]] >= 2 or x[_I["max_imsis_per_imei"]] >= 2
             or (x[_I["block_imsis"]] >= 3 and x[_I["block_mo_share"]] == 1.0
-                and x[_I["device_mo_per_sim"]] >= 1)
+                and x[_I["device_mo_per_sim"]] >= 1 and x[_I["mt_24h"]] == 0)
             or (x[_I["slow_attach_only"]] == 1 and x[_I["auth_cv"]] > 0)
             or x[_I["luhn_bad"]] == 1 or x[_I["module_tac"]] == 1
             or _group(x)

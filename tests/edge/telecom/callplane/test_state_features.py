@@ -150,3 +150,24 @@ def test_returned_share_counts_calls_back_from_numbers_dialled_before() -> None:
     t2 = EntityTables()
     call(t2, T0, "8613900000009")
     assert f(sim_features(t2.sims[A], t2, T0 + 60, utc_offset_h=0), "returned_share") == 0.0
+
+
+def test_block_tell_needs_a_sim_that_took_no_call_in_24h() -> None:
+    """A batch of consecutive-IMEI phones whose SIMs only dialled out in the last hour
+    opens the model's gate for a SIM that took no call all day (75 % of boxes take
+    none), not for an agent whose customers called back earlier (a call centre late
+    in the day: its last hour is outgoing only)."""
+    from edge.telecom.callplane.features import FEATURES
+    from edge.telecom.callplane.rules import device_tell
+
+    x = [0.0] * len(FEATURES)
+    x[INDEX["imeis_per_imsi"]] = x[INDEX["max_imsis_per_imei"]] = 1.0
+    x[INDEX["block_imsis"]] = 12.0
+    x[INDEX["block_mo_share"]] = 1.0
+    x[INDEX["device_mo_per_sim"]] = 40.0
+    x[INDEX["mo_24h"]] = 60.0
+    assert device_tell(x)
+    x[INDEX["mt_24h"]] = 3.0
+    assert not device_tell(x)
+    x[INDEX["luhn_bad"]] = 1.0  # another device tell still opens it
+    assert device_tell(x)
