@@ -3,6 +3,7 @@ check.
 
     python -m models.callplane.lofo --cache /tmp/cpcache              # prints the tables
     python -m models.callplane.lofo --cache /tmp/cpcache --write-card # also the card
+    python -m models.callplane.lofo --dev    # judged on train-profile days (choosing)
 
 For every family of either class (five box families, eight normal ones) a model is
 trained exactly as ``python -m models.callplane.train`` trains the committed one, but
