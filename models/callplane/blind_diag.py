@@ -22,12 +22,20 @@ and by which tell, a counterfactual (the missed SIMs' best vectors with the box-
 features capped at our simulator's box size: does the score then pass?) and, with
 ``--train-seed``, the same size features on a training-profile day of our simulator.
 Diagnosis only: nothing here feeds training or thresholds.
+
+``--patch`` replays with one experimental change applied in-process (pure modules only:
+run with ``AFE_NATIVE=0``; nothing is changed on disk): ``recheck`` (group evidence
+re-checked on every outgoing call below ``min_calls``, not on the 3rd only), ``chain``
+(IMEI blocks as chains of consecutive known serials, gap <= 2, instead of aligned
+buckets of 100), ``recent`` (the block's hour view reads its 64 most recently seen
+SIMs, not the 64 lowest IMSIs). ``--totals`` prints per-SIM precision/recall/F1.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +107,72 @@ def load_vectors(run: Path, cache: Path | None) -> Vectors:
     if cache is not None:
         np.savez(cache, rows=v.rows, imsi=np.asarray(v.imsi), ts=np.asarray(v.ts))
     return v
+
+
+def apply_patch(name: str) -> None:
+    """Apply one experiment of ``--patch`` to the pure modules (see the docstring)."""
+    from edge import native
+    from edge.telecom.callplane import detector, features, state
+
+    if native.active():
+        raise SystemExit("--patch needs the pure modules: run with AFE_NATIVE=0")
+    if name == "recheck":
+        def group_evidence(self: Any, imsi: str, st: Any, now: float, mo_n: int) -> bool:
+            if st.flags & state.GROUP:
+                return True
+            if mo_n < 3 or not self.cohort.tells(imsi, st, self.tables, now):
+                return False
+            st.flags |= state.GROUP
+            return True
+        detector.CallPlaneDetector._group_evidence = group_evidence  # type: ignore[method-assign]
+    elif name == "chain":
+        def block_imeis(self: Any, imei: str) -> list[str]:
+            devs, body = self.imeis, imei[:14]
+            out = [body] if body in devs else []
+            try:
+                serial = int(body[8:])
+            except ValueError:
+                return out
+            for step in (1, -1):
+                s, miss = serial, 0
+                while miss <= 2 and len(out) < 200:
+                    s += step
+                    k = f"{body[:8]}{s:06d}"
+                    if 0 <= s <= 999_999 and k in devs:
+                        out.append(k)
+                        miss = 0
+                    else:
+                        miss += 1
+            return out
+        state.EntityTables.block_imeis = block_imeis  # type: ignore[method-assign]
+    elif name == "recent":
+        orig = features.block_view
+
+        def block_view(st: Any, block: set[str], tables: Any, now: float) -> Any:
+            cap = features.MAX_BLOCK_SIMS
+            if len(block) > cap:
+                sims = tables.sims
+                block = set(sorted(block, key=lambda k: -(sims[k].last if k in sims
+                                                          else -math.inf))[:cap])
+            return orig(st, block, tables, now)
+        features.block_view = block_view
+    else:
+        raise SystemExit(f"unknown --patch {name!r}")
+
+
+def totals(v: Vectors, truth: dict[str, Any], model: Any) -> str:
+    """Per-SIM precision / recall / F1 of the offline verdicts, false alarms per family."""
+    ver = verdicts(v, model.predict_proba(v.rows), float(model.contract["threshold"]))
+    sims = truth["sims"]
+    flagged = {s for s, r in ver.items() if r.how == "model" or r.how.startswith("rule:")}
+    boxes = {s for s, t in sims.items() if t["class"] == "simbox"}
+    tp, fp, fn = len(flagged & boxes), len(flagged - boxes), len(boxes - flagged)
+    p = tp / (tp + fp) if tp + fp else 1.0
+    r = tp / (tp + fn) if tp + fn else 1.0
+    f1 = 2 * p * r / (p + r) if p + r else 0.0
+    fams = collections.Counter(sims[s]["family"] for s in flagged - boxes)
+    return (f"box SIMs found {tp}/{tp + fn}, false alarms {fp} {dict(fams.most_common())}; "
+            f"P {p:.3f} R {r:.3f} F1 {f1:.3f}\n")
 
 
 def tells(x: list[float]) -> list[str]:
@@ -268,12 +342,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, help="model folder (default: the committed one)")
     ap.add_argument("--train-seed", type=int, help="also show a training-profile day")
     ap.add_argument("--cache", type=Path, help="snapshot cache for --train-seed")
+    ap.add_argument("--patch", choices=("recheck", "chain", "recent"),
+                    help="replay with this experiment applied (AFE_NATIVE=0)")
+    ap.add_argument("--totals", action="store_true", help="only the overall figures")
     args = ap.parse_args(argv)
+    if args.patch:
+        apply_patch(args.patch)
     from models.loader import MODELS_DIR, load_model
 
     model = load_model(args.model or MODELS_DIR / "callplane", expect_features=FEATURES)
     truth = orjson.loads((args.run / "truth.json").read_bytes())
-    print(report(load_vectors(args.run, args.vectors), truth, model))
+    vec = load_vectors(args.run, args.vectors)
+    print(totals(vec, truth, model) if args.totals else report(vec, truth, model))
     if args.train_seed is not None:
         print(train_ranges(args.train_seed, args.cache))
     return 0

@@ -73,3 +73,9 @@ def test_small_blind_run_end_to_end(tmp_path: Path) -> None:
     # "gate open, score < thr" in the box table
     rows = [ln.split(" | ") for ln in text.splitlines() if ln.startswith("| box")]
     assert rows and all(r[6] == "0" for r in rows if len(r) > 6 and r[1] != "family")
+    ver = blind_diag.verdicts(vec, Model.predict_proba(vec.rows), 0.5)
+    flagged = {s for s, r in ver.items() if r.how == "model" or r.how.startswith("rule:")}
+    boxes = {s for s, t in truth["sims"].items() if t["class"] == "simbox"}
+    line = blind_diag.totals(vec, truth, Model())
+    assert line.startswith(f"box SIMs found {len(flagged & boxes)}/{len(boxes)}, "
+                           f"false alarms {len(flagged - boxes)} ")
