@@ -40,7 +40,8 @@ class StationActuator:
         self._next_id = 1
         self._issued: dict[int, _Issued] = {}
         self.c: dict[str, int] = {"submitted": 0, "acked": 0, "acked_in_time": 0,
-                                  "acted": 0, "too_late": 0, "failed": 0, "rejected": 0}
+                                  "acted": 0, "too_late": 0, "failed": 0, "rejected": 0,
+                                  "acked_by_result": 0}
         self.ack_latency_max_s = 0.0
 
     def submit(self, cmd: Command) -> Sequence[CommandOutcome]:
@@ -75,6 +76,12 @@ class StationActuator:
                 it = self._issued.pop(msg.cmd_id, None)
                 if it is None:
                     continue  # a result for a command already given up on
+                if it.acked_wall is None:
+                    # the controller's result proves it had the command: the link's
+                    # ACK for it was lost (a retry's ACK then finds it done) or is still
+                    # behind the result in the queue, so the result is the acknowledgement
+                    self.c["acked_by_result"] += 1
+                    self._acked(it, ev.at)
                 status = M.DIVERT_STATUS[msg.status] if msg.status < len(M.DIVERT_STATUS) \
                     else "failed"
                 out.append(self._done(it, status, now, msg.reason, ev.at))
@@ -83,12 +90,8 @@ class StationActuator:
                 if it is None:
                     continue
                 if ev.kind == "acked":
-                    it.acked_wall = ev.at
-                    self.c["acked"] += 1
-                    lat = ev.at - it.sent_wall
-                    self.ack_latency_max_s = max(self.ack_latency_max_s, lat)
-                    if ev.at <= it.deadline_wall:
-                        self.c["acked_in_time"] += 1
+                    if it.acked_wall is None:  # a retry's duplicate ACK counts once
+                        self._acked(it, ev.at)
                 elif ev.kind in ("gave_up", "nacked"):
                     del self._issued[msg.cmd_id]
                     status = "rejected" if ev.kind == "nacked" else \
@@ -102,6 +105,13 @@ class StationActuator:
                 out.append(self._done(it, "failed", now, "no result from the controller",
                                       wall))
         return out
+
+    def _acked(self, it: _Issued, at: float) -> None:
+        it.acked_wall = at
+        self.c["acked"] += 1
+        self.ack_latency_max_s = max(self.ack_latency_max_s, at - it.sent_wall)
+        if at <= it.deadline_wall:
+            self.c["acked_in_time"] += 1
 
     def _done(self, it: _Issued, status: str, now: float, detail: str,
               at: float) -> CommandOutcome:

@@ -67,3 +67,48 @@ def test_replay_has_a_dry_run_station(tmp_path: Path) -> None:
         assert [a.name for a in agent.actuators] == ["station"] and not agent.sources
     finally:
         agent.close()
+
+
+class _Link:
+    """The two things the actuator uses of a BridgeClient: ``send`` and ``results``."""
+
+    def __init__(self) -> None:
+        import queue
+
+        self.results: queue.Queue[object] = queue.Queue()
+        self.sent: list[object] = []
+
+    def send(self, msg: object, *, deadline: float) -> None:
+        self.sent.append(msg)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_result_whose_ack_was_lost_or_comes_behind_it_counts_as_the_acknowledgement() -> None:
+    from firmware_bridge import messages as M
+    from firmware_bridge.client import LinkEvent
+
+    wall = [100.0]
+    link = _Link()
+    act = StationActuator(link, clock=lambda: wall[0])  # type: ignore[arg-type]
+    for i in range(3):
+        act.submit(Command(ts=1.0, target="station", action="divert",
+                           args={"lane": "L1", "parcel_seq": i, "waybill": f"SF{i}"},
+                           deadline=3.0, correlation_id=f"c{i}"))
+    d1, d2, d3 = link.sent
+    # 1: ACK then result (the usual order); 2: result then the ACK behind it;
+    # 3: the ACK lost, only the result; 1's ACK again (a retry's duplicate)
+    for ev in (LinkEvent("acked", d1, "1 tries", 100.1),
+               LinkEvent("result", M.DivertResult(d1.cmd_id, 0, 0, ""), at=100.2),
+               LinkEvent("result", M.DivertResult(d2.cmd_id, 0, 0, ""), at=100.3),
+               LinkEvent("acked", d2, "1 tries", 100.31),
+               LinkEvent("result", M.DivertResult(d3.cmd_id, 0, 0, ""), at=100.4),
+               LinkEvent("acked", d1, "2 tries", 100.5)):
+        link.results.put(ev)
+    outs = act.poll(1.5)
+    assert [o.status for o in outs] == ["acted"] * 3
+    assert all("acknowledged" in o.detail and "before the deadline" in o.detail for o in outs)
+    c = act.counters()
+    assert (c["acked"], c["acked_in_time"], c["acked_by_result"], c["acted"]) == (3, 3, 2, 3)
+    assert c["in_flight"] == 0
