@@ -307,7 +307,7 @@ def report(v: Vectors, truth: dict[str, Any], model: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
-def train_ranges(seed: int, cache: Path | None) -> str:
+def train_ranges(seed: int, cache: Path | None, model: Any = None) -> str:
     """The size features on one training-profile day of our simulator: boxes against the
     normal families that reach the same values."""
     from models.callplane.train import Scenario, collect_cached, family_of
@@ -331,6 +331,24 @@ def train_ranges(seed: int, cache: Path | None) -> str:
         lines.append(f"| {f} | {np.percentile(b, 50):.0f} / {np.percentile(b, 99):.0f} / "
                      f"{b.max():.0f} | {int((hi & box).sum())} / {int((hi & ~box).sum())} "
                      f"({', '.join(f'{k} {n}' for k, n in top)}) |")
+    if model is not None:
+        box_sims = {k for k, t in sims.items() if t.get("label") == "simbox"
+                    and t.get("first_mo_ts") is not None}
+        lines += ["", f"The same day judged with the size features capped at {CAP:g} (what a "
+                  "clip at inference would cost):", "",
+                  "| sizes | box SIMs found | false alarms (families) |", "|---|---|---|"]
+        for cap in (None, CAP):
+            x2 = x.copy()
+            if cap is not None:
+                for f in SIZE_FEATURES:
+                    x2[:, INDEX[f]] = np.minimum(x2[:, INDEX[f]], cap)
+            ver = verdicts(Vectors(x2, list(snaps.imsi), list(snaps.ts)),
+                           model.predict_proba(x2), float(model.contract["threshold"]))
+            flagged = {k for k, r in ver.items() if r.how == "model" or r.how.startswith("rule:")}
+            fp = collections.Counter(family_of(sims[k]) for k in flagged - box_sims)
+            lines.append(f"| {'as measured' if cap is None else f'capped at {cap:g}'} | "
+                         f"{len(flagged & box_sims)}/{len(box_sims)} | {sum(fp.values())} "
+                         f"({', '.join(f'{k} {n}' for k, n in fp.most_common())}) |")
     return "\n".join(lines) + "\n"
 
 
@@ -355,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     vec = load_vectors(args.run, args.vectors)
     print(totals(vec, truth, model) if args.totals else report(vec, truth, model))
     if args.train_seed is not None:
-        print(train_ranges(args.train_seed, args.cache))
+        print(train_ranges(args.train_seed, args.cache, model))
     return 0
 
 
