@@ -22,6 +22,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,22 @@ VAL_FP_TARGET = 0.003     # threshold: at most this share of validation negative
 def _batches(n: int, bs: int, rng: np.random.Generator) -> list[np.ndarray]:
     order = rng.permutation(n)
     return [order[i:i + bs] for i in range(0, n, bs)]
+
+
+def _kind_and_step(loss: Any, kind: Any, kt: Any, opt: Any, sched: Any) -> float:
+    """Both nets' training step: the card-kind loss on the card batches of the batch
+    (``kt`` -1 elsewhere) added to ``loss``, one optimiser and scheduler step; the
+    batch's loss back as a float."""
+    import torch.nn.functional as F
+
+    has_kind = kt >= 0
+    if bool(has_kind.any()):
+        loss = loss + 0.3 * F.cross_entropy(kind[has_kind], kt[has_kind])
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    sched.step()
+    return float(loss.detach())
 
 
 def train_model(train: ImageSet, epochs: int, seed: int, lr: float = 4e-3,
@@ -77,14 +94,7 @@ def train_model(train: ImageSet, epochs: int, seed: int, lr: float = 4e-3,
             # the heat map learns where the threat is; only the true category's channel
             # has a target > 0, the others learn to stay cold
             loss = loss + 0.5 * F.binary_cross_entropy_with_logits(maps, (ht > 0.25).float())
-            has_kind = kt >= 0
-            if bool(has_kind.any()):
-                loss = loss + 0.3 * F.cross_entropy(kind[has_kind], kt[has_kind])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
+            total += _kind_and_step(loss, kind, kt, opt, sched) * len(idx)
             count += len(idx)
         losses.append(total / count)
         if log:
@@ -242,14 +252,7 @@ def train_seg(train: ImageSet, epochs: int, seed: int, lr: float = 3e-3, batch: 
             # every cell learns whether it is threat: look-alikes and clutter are told
             # "no" where they lie, not only per image
             loss = loss + F.binary_cross_entropy_with_logits(maps, dt, pos_weight=pos_w)
-            has_kind = kt >= 0
-            if bool(has_kind.any()):
-                loss = loss + 0.3 * F.cross_entropy(kind[has_kind], kt[has_kind])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
+            total += _kind_and_step(loss, kind, kt, opt, sched) * len(idx)
             count += len(idx)
             if log and ep == 0 and nb in (4, 20):
                 print(f"  batch {nb + 1}: {(time.perf_counter() - t0) / count * 1000:.0f} "
