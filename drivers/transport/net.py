@@ -20,7 +20,37 @@ def parse_hostport(text: str, default_host: str = "127.0.0.1") -> tuple[str, int
     return (host.strip("[]") or default_host), int(port)
 
 
-class TcpTransport:
+class _SocketTransport:
+    """What both socket transports share: the socket slot, byte accounting, close."""
+
+    name: str
+    _sock: socket.socket | None
+    stats: TransportCounters
+
+    def _s(self) -> socket.socket:
+        if self._sock is None:
+            raise TransportError("not open", transport=self.name)
+        return self._sock
+
+    def _count_read(self, data: bytes) -> bytes:
+        self.stats.reads += 1
+        self.stats.bytes_in += len(data)
+        return data
+
+    def _count_write(self, n: int) -> None:
+        self.stats.writes += 1
+        self.stats.bytes_out += n
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
+    def counters(self) -> dict[str, int | float]:
+        return self.stats.as_dict()
+
+
+class TcpTransport(_SocketTransport):
     def __init__(self, host: str, port: int, *, connect_timeout_s: float = 5.0,
                  name: str | None = None) -> None:
         self.host, self.port = host, port
@@ -39,11 +69,6 @@ class TcpTransport:
         self._sock = sock
         self.stats.opens += 1
 
-    def _s(self) -> socket.socket:
-        if self._sock is None:
-            raise TransportError("not open", transport=self.name)
-        return self._sock
-
     def read(self, max_bytes: int, timeout: float) -> bytes:
         s = self._s()
         try:
@@ -55,9 +80,7 @@ class TcpTransport:
             raise TransportError(f"read failed: {exc}", transport=self.name) from None
         if not data:
             raise TransportError("connection closed by the peer", transport=self.name)
-        self.stats.reads += 1
-        self.stats.bytes_in += len(data)
-        return data
+        return self._count_read(data)
 
     def write(self, data: bytes) -> None:
         s = self._s()
@@ -66,19 +89,10 @@ class TcpTransport:
             s.sendall(data)
         except OSError as exc:
             raise TransportError(f"write failed: {exc}", transport=self.name) from None
-        self.stats.writes += 1
-        self.stats.bytes_out += len(data)
-
-    def close(self) -> None:
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            sock.close()
-
-    def counters(self) -> dict[str, int | float]:
-        return self.stats.as_dict()
+        self._count_write(len(data))
 
 
-class UdpTransport:
+class UdpTransport(_SocketTransport):
     def __init__(self, *, remote: tuple[str, int] | None = None,
                  bind: tuple[str, int] | None = None, name: str | None = None) -> None:
         if remote is None and bind is None:
@@ -112,11 +126,6 @@ class UdpTransport:
         addr = self._s().getsockname()
         return str(addr[0]), int(addr[1])
 
-    def _s(self) -> socket.socket:
-        if self._sock is None:
-            raise TransportError("not open", transport=self.name)
-        return self._sock
-
     def read(self, max_bytes: int, timeout: float) -> bytes:
         s = self._s()
         try:
@@ -127,9 +136,7 @@ class UdpTransport:
         except OSError as exc:
             raise TransportError(f"read failed: {exc}", transport=self.name) from None
         self.last_peer = (str(peer[0]), int(peer[1]))
-        self.stats.reads += 1
-        self.stats.bytes_in += len(data)
-        return data
+        return self._count_read(data)
 
     def write(self, data: bytes) -> None:
         to = self.remote or self.last_peer
@@ -139,13 +146,4 @@ class UdpTransport:
             self._s().sendto(data, to)
         except OSError as exc:
             raise TransportError(f"write failed: {exc}", transport=self.name) from None
-        self.stats.writes += 1
-        self.stats.bytes_out += len(data)
-
-    def close(self) -> None:
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            sock.close()
-
-    def counters(self) -> dict[str, int | float]:
-        return self.stats.as_dict()
+        self._count_write(len(data))
