@@ -52,6 +52,7 @@ from edge.telecom.callplane.state import (
     MO_END,
     MO_START,
     MT_START,
+    NO_NUMBER,
     PEER_CODES,
     EntityTables,
     SimState,
@@ -146,7 +147,7 @@ class CohortTables:
         ca.add(ts, imsi, st)
 
     def note_judged(self, imsi: str, number: int | None) -> None:
-        if number is None:
+        if number is None or number == NO_NUMBER:
             return
         nums = self.numbers
         if number not in nums and len(nums) >= MAX_NUMBERS:
@@ -284,7 +285,7 @@ class CohortTables:
         dialers = 0
         intervals: list[tuple[float, float]] = []
         # The members' own numbers: calls among them are not incoming from outside.
-        group = {n for s2 in states if (n := s2.number) is not None}
+        group = {n for s2 in states if (n := s2.number) != NO_NUMBER}
         for s2 in states:
             # No outgoing call held, or nothing at all in the hour: not a dialer
             # (the cheap tests first; most of a crowd is people doing nothing).

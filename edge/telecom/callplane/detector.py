@@ -25,10 +25,13 @@ from edge.telecom.callplane.cohort import CohortTables
 from edge.telecom.callplane.features import FEATURES, INDEX, sim_features
 from edge.telecom.callplane.rules import RuleHit, certain, device_tell
 from edge.telecom.callplane.state import (
+    DIRTY,
     GROUP,
     IN_BLOCK,
+    NO_NUMBER,
     SHARED_DEVICE,
     EntityTables,
+    Judge,
     SimState,
 )
 from edge.telecom.callplane.tacs import is_module_tac
@@ -46,7 +49,7 @@ _CALL_LINKED = ("SIMs flagged as SIM-box lines call or text each other (boxes ge
                 "traffic between their own SIMs to look human): one operation")
 
 
-class CallPlaneDetector:
+class CallPlaneDetector(Judge):
     """Pipeline stage (see :class:`edge.pipeline.Stage`)."""
 
     name: ClassVar[str] = "callplane"
@@ -91,7 +94,7 @@ class CallPlaneDetector:
 
     # -- stage interface
     def feed(self, ev: BaseStationEvent) -> Sequence[Detection]:
-        self.tables.fold((ev,), self._judge)
+        self.tables.fold((ev,), self)
         return NOTHING
 
     def feed_many(self, evs: Sequence[BaseStationEvent],
@@ -99,23 +102,24 @@ class CallPlaneDetector:
         """Fold a run of events (the pipeline hands them over in runs, always before
         the next ``tick``): the same as ``feed`` on each, without a call per event.
         ``feed`` emits nothing, so nothing is lost by folding them together."""
-        self.tables.fold(evs, self._judge, on_error)
+        self.tables.fold(evs, self, on_error)
 
-    def _judge(self, st: SimState, ev: BaseStationEvent) -> None:
+    def judge(self, st: SimState, ev: BaseStationEvent) -> None:
         """Called by the fold right after each outgoing call start and each attach:
         only these can make a SIM look more like a box; other events are folded in
         and count at its next scoring."""
         if ev.type == "attach":
-            self.cohort.on_attach(ev.ts, ev.cell, ev.imsi, st)
-        if st.dirty or ev.dir == "mt" or st.alerted:
+            # the table's IMSI string, not the event's copy: the cell's list keeps it
+            self.cohort.on_attach(ev.ts, ev.cell, st.imsi, st)
+        if st.flags & DIRTY or ev.dir == "mt" or st.alerted:
             return
         n = st.mo_n
         if n == 1 and ev.type == "call_start":
             self.tables.check_luhn(st, ev.imei)
         if n >= self.cfg.min_calls or (n >= self.cfg.early_min_calls and (self._device_evidence(
                 st, ev.imei, n) or self._group_evidence(ev.imsi, st, ev.ts, n))):
-            st.dirty = True
-            self._dirty.append((ev.imsi, st))
+            st.flags |= DIRTY
+            self._dirty.append((st.imsi, st))
 
     def _device_evidence(self, st: SimState, imei: str | None, mo_n: int) -> bool:
         """Early judging: a SIM whose device carried other SIMs (a SIM-bank swap) or
@@ -196,7 +200,7 @@ class CallPlaneDetector:
         rows_all = [sim_features(st, self.tables, now, self.cfg.utc_offset_h)
                     + cohort.features(imsi, st, self.tables, now) for imsi, st in batch]
         for (_, st) in batch:
-            st.dirty = False
+            st.flags &= ~DIRTY
             st.next_score = now + self.cfg.score_interval_s
         self.scored += len(batch)
         self.batches += 1
@@ -280,7 +284,7 @@ class CallPlaneDetector:
         """Group alerted SIMs that called or texted each other (in either direction:
         the callee's feed carries the caller's number as its peer)."""
         nums = self._alerted_numbers
-        if st.number is not None:
+        if st.number != NO_NUMBER:
             nums[st.number] = imsi
         linked: set[str] = set()
         pq = st.pq

@@ -27,6 +27,11 @@ from typing import Final
 
 from edge.records import BaseStationEvent
 
+try:
+    from mypy_extensions import i64
+except ImportError:  # a runtime install without mypy's extensions: the pure modules run
+    i64 = int  # type: ignore[misc,assignment]
+
 # Event codes stored per SIM.
 # (Final: a compiled build, edge/native.py, inlines them.)
 MO_START: Final = 0
@@ -56,6 +61,8 @@ SLOW_SEEN: Final = 8  # an attach with auth_ms >= SLOW_AUTH_MS
 FAST_SEEN: Final = 16  # an attach with auth_ms < SLOW_AUTH_MS
 GROUP: Final = 32  # its attach cohort dials out in parallel (set by the detector, cohort.py)
 EVICTED: Final = 64  # no longer in the SIM table (others holding the state ask the table again)
+DIRTY: Final = 128  # waiting in the detector's queue to be scored (set and cleared by the detector)
+NO_NUMBER: Final = -1  # SimState.number before an MSISDN is seen (hash() never returns -1)
 _SERIAL_2: Final = tuple(f"{j:02d}" for j in range(100))  # last two serial digits of a block
 # Known devices per IMEI block (TAC + 4 serial digits), counted in hashed slots of one
 # byte, twice: in two tables, at two slots taken from different bits of the block's
@@ -66,18 +73,28 @@ _SERIAL_2: Final = tuple(f"{j:02d}" for j in range(100))  # last two serial digi
 _BLOCK_SLOTS: Final = 1 << 21  # 2 MB each: at ~500 k devices ~1 slot in 5 shared, ~1 in 20 in both
 _BLOCK_MASK = _BLOCK_SLOTS - 1
 _BLOCK_SHIFT: Final = 32  # the second table's slot: the hash's high bits
-# What EntityTables.fold calls for the events that may make a SIM worth scoring.
-Judge = Callable[["SimState", BaseStationEvent], None]
+
+
+class Judge:
+    """What :meth:`EntityTables.fold` calls for the events that may make a SIM worth
+    scoring (the detector is one): a class, not a callable, so that the compiled
+    build calls :meth:`judge` directly."""
+
+    def judge(self, st: SimState, ev: BaseStationEvent) -> None:
+        raise NotImplementedError
 
 
 class SimState:
     """One SIM's recent events (24 h), its devices and cells, and detector flags."""
 
-    __slots__ = ("last", "e", "pq", "imei", "imeis", "cell", "cells", "dirty", "alerted",
+    __slots__ = ("last", "e", "pq", "imsi", "imei", "imeis", "cell", "cells", "alerted",
                  "next_score", "mo_n", "number", "flags")
 
-    def __init__(self, ts: float) -> None:
+    def __init__(self, ts: float, imsi: str = "") -> None:
         self.last = ts
+        # The SIM table's key (one string object: cohorts and devices hold this one,
+        # not each event's copy).
+        self.imsi = imsi
         # Events as pairs (ts, code + 16 * round(value * 10)) in one array (value: call
         # duration in s or auth round trip in ms; -1 when auth_ms was missing).
         self.e = array("d")
@@ -91,12 +108,13 @@ class SimState:
         # Only when more than one cell: [cell, last seen, cell, last seen, ...] in the
         # order first seen (a flat list: ~90 bytes for two cells, a dict ~180).
         self.cells: list[str | float] | None = None
-        self.dirty = False
         self.alerted = 0.0
         self.next_score = 0.0
         self.mo_n = 0  # MO call starts currently held
-        self.number: int | None = None  # hash of the SIM's own MSISDN, once seen
-        self.flags = 0  # LUHN_BAD | SHARED_DEVICE | IN_BLOCK | SLOW_SEEN | FAST_SEEN
+        # hash of the SIM's own MSISDN, once seen (NO_NUMBER before; a native 64-bit
+        # integer in the compiled build: no int object per SIM)
+        self.number: i64 = NO_NUMBER
+        self.flags = 0  # LUHN_BAD | SHARED_DEVICE | IN_BLOCK | SLOW_SEEN | FAST_SEEN | ...
 
     def trim(self, now: float) -> None:
         """Drop entries older than the long window."""
@@ -276,7 +294,7 @@ class EntityTables:
 
     def fold(self, evs: Iterable[BaseStationEvent], judge: Judge | None = None,
              on_error: Callable[[Exception], None] | None = None) -> None:
-        """Fold events into the tables, in order. ``judge(st, ev)`` is called right
+        """Fold events into the tables, in order. ``judge.judge(st, ev)`` is called right
         after each outgoing call start and each attach (duplicates aside): what the
         detector needs to decide whether to score the SIM, seen exactly as the tables
         stood then. An
@@ -306,7 +324,7 @@ class EntityTables:
                     if st is None:
                         if len(sims) >= self.max_sims:
                             self.evict_oldest(max(1, self.max_sims // 100))
-                        st = sims[imsi] = SimState(ts)
+                        st = sims[imsi] = SimState(ts, imsi)
                     # One lookup for the code; directed types have MT = MO + 1.
                     code = codes[ev.type]
                     if code <= SMS_MT:
@@ -343,7 +361,7 @@ class EntityTables:
                                 continue
                     else:
                         st.last = ts
-                    if st.number is None and ev.msisdn is not None:
+                    if st.number == NO_NUMBER and ev.msisdn is not None:
                         st.number = hash(ev.msisdn)
                     if is_peer[code]:
                         pq = st.pq
@@ -393,9 +411,9 @@ class EntityTables:
                     # The common case inline: the SIM's own, unshared device again.
                     if imei is not None and (imei[:14] != st.imei or st.imeis is not None
                                              or st.flags & SHARED_DEVICE):
-                        self._fold_device(st, imsi, imei, ts, devs)
+                        self._fold_device(st, st.imsi, imei, ts, devs)
                     if judge is not None and (code == MO_START or code == ATTACH):
-                        judge(st, ev)
+                        judge.judge(st, ev)
                 except Exception as exc:  # a bug on one event: count it, fold the rest
                     if on_error is None:
                         raise
