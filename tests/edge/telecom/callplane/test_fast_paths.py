@@ -242,3 +242,31 @@ def test_cells_as_a_flat_list_keep_the_dict_s_answers() -> None:
         want = ref if ref is not None else {cur: last}
         assert list(st.cell_set().items()) == list(want.items())
         assert st.cell_names() == list(want)
+
+
+def test_one_imsi_string_per_sim_and_number_sentinel() -> None:
+    """What the detector keeps per attach and per device is the SIM table's own IMSI
+    string (memory: not each event's copy), and a SIM without an MSISDN has
+    ``NO_NUMBER``, which ``note_judged`` skips like the ``None`` it replaced."""
+    from edge.config import CallPlaneSection
+    from edge.telecom.callplane.detector import CallPlaneDetector
+
+    det = CallPlaneDetector(CallPlaneSection())
+    digits = "460070000000001"
+    for k in range(3):  # three events, three distinct string objects of one IMSI
+        imsi = "".join(reversed(digits[::-1]))
+        det.feed(BaseStationEvent(T0 + k, "attach", imsi, imei=f"8612000000000{k}",
+                                  cell=CELLS[k % 2], auth_ms=40.0))
+    (key,) = det.tables.sims
+    st = det.tables.sims[key]
+    assert st.imsi is key
+    held = [s for ca in det.cohort.cells.values() for s in ca.imsi]
+    assert len(held) == 3 and all(s is key for s in held)
+    assert all(d is key for d in det.tables.imeis.values())
+    assert st.number == state_mod.NO_NUMBER
+    det.cohort.note_judged(key, st.number)
+    assert det.cohort.numbers == {}
+    det.feed(BaseStationEvent(T0 + 5, "data", digits, msisdn="8613800000001"))
+    assert st.number == hash("8613800000001")
+    det.cohort.note_judged(key, st.number)
+    assert det.cohort.numbers == {hash("8613800000001"): key}
