@@ -235,6 +235,15 @@ class IpPlaneSection:
     evidence_s: Annotated[float, Range(60.0, 7 * 86_400.0)] = 1800.0
     """How far back the explicit rules read each endpoint's incoming calls (to its own
     users, to fresh numbers): longer than the window, so a slow relay's calls add up."""
+    trunk_numbers: list[str] = field(default_factory=list)
+    """Optional: the numbers this operator routes to its business SIP trunks (the DID
+    ranges it assigned them and the numbers ported in to them), as digit prefixes (a
+    whole number, or a range such as "8657188880" for 100 numbers). A call that comes in
+    to one of them counts, in the explicit rules, as a call to the endpoint's own number
+    (a trunk whose scattered DIDs never repeat is then not taken for a relay ringing
+    fresh numbers). Never list subscriber (mobile) ranges: a relay's victims are called
+    on those, and its calls would count as its own. Empty: the rules judge from the
+    traffic alone."""
 
 
 @dataclass
@@ -663,6 +672,10 @@ def _cross_checks(cfg: Config, ctx: _Ctx) -> None:
             trusted_keys(cfg.security.issuer_keys)
         except SignatureError as exc:
             raise ctx.error(exc.reason, "security.issuer_keys") from None
+    for n in cfg.detectors.ipplane.trunk_numbers:
+        if not re.fullmatch(r"\+?[0-9]{3,15}", n):
+            raise ctx.error(f"trunk number prefix {n!r}: 3-15 digits (a leading + is "
+                            "dropped)", "detectors.ipplane.trunk_numbers")
     tls = cfg.mqtt.tls
     if (tls.cert_file is None) != (tls.key_file is None):
         raise ctx.error("cert_file and key_file go together (mTLS)", "mqtt.tls.cert_file")

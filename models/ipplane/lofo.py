@@ -2,7 +2,7 @@
 
     python -m models.ipplane.lofo [--families goip_human,nat_office] [--seeds 9001-9010]
                                   [--pcap-seeds 5001-5002] [--workdir DIR] [--reuse]
-                                  [--explain] [--profile train]
+                                  [--explain] [--profile train] [--without-call-backs]
 
 ``--explain`` writes every wrong verdict of each model row by row (score, ledger, veto,
 relay rules, features) to ``<workdir>/<family>/wrong.txt``; ``--profile train`` judges
@@ -57,15 +57,16 @@ class HeldOut:
     x: np.ndarray
     signed: set[str]
     truth: dict[str, tuple[str, bool]]  # key -> (family, positive)
-    # per row: the endpoint's call ledger (calls in, to its own users, to fresh numbers)
-    # and whether the model scores the row (False: below the activity floor, judged by
+    # per row: the endpoint's call ledger (calls in, to its own users, to fresh numbers,
+    # public numbers called both ways) and whether the model scores the row (False: below the activity floor, judged by
     # the ledger rules only)
     ledger: np.ndarray | None = None
     modelled: np.ndarray | None = None
     final: np.ndarray | None = None  # the look at the end of input (flush)
 
 
-Row = tuple[str, list[float], tuple[int, int, int], bool, bool]
+Row = tuple[str, list[float], tuple[int, int, int, int], bool, bool]
+LEDGER_WIDTH = 4
 
 
 def _run(det: Any, records: Any) -> tuple[list[Row], set[str]]:
@@ -91,7 +92,7 @@ def collect_heldout(seeds: list[int], duration_s: float, pcap_seeds: list[int],
 
     keys: list[str] = []
     xs: list[list[float]] = []
-    leds: list[tuple[int, int, int]] = []
+    leds: list[tuple[int, int, int, int]] = []
     mod: list[bool] = []
     fin: list[bool] = []
     signed: set[str] = set()
@@ -136,7 +137,7 @@ def collect_heldout(seeds: list[int], duration_s: float, pcap_seeds: list[int],
                 eps: list[dict[str, Any]] = res.truth["endpoints"]  # type: ignore[assignment]
                 add(f"pcap{seed}", rows, sig, eps, PCAP_FAMILY)
     return HeldOut(keys, np.array(xs, dtype=np.float32).reshape(-1, len(FEATURES)), signed,
-                   truth, np.array(leds, dtype=np.int64).reshape(-1, 3),
+                   truth, np.array(leds, dtype=np.int64).reshape(-1, LEDGER_WIDTH),
                    np.array(mod, dtype=bool), np.array(fin, dtype=bool))
 
 
@@ -152,11 +153,11 @@ def judge(h: HeldOut, probs: np.ndarray, threshold: float, confirm_evals: int = 
     reported = set(h.signed)
     over: dict[str, int] = defaultdict(int)
     n = len(h.keys)
-    leds = h.ledger if h.ledger is not None else np.zeros((n, 3), dtype=np.int64)
+    leds = h.ledger if h.ledger is not None else np.zeros((n, LEDGER_WIDTH), dtype=np.int64)
     mod = h.modelled if h.modelled is not None else np.ones(n, dtype=bool)
     fin = h.final if h.final is not None else np.zeros(n, dtype=bool)
     for k, p, row, lv, m, f in zip(h.keys, probs, h.x, leds, mod, fin, strict=True):
-        led = (int(lv[0]), int(lv[1]), int(lv[2]))
+        led = tuple(int(v) for v in lv)
         rule = relay_rule and (relay_evidence(row, window_s) or ledger_relay(row, led))
         hit = (bool(m) and p >= threshold) or rule
         if hit and behaviour_veto(row, window_s, led) is not None:
@@ -182,7 +183,7 @@ def explain(h: HeldOut, probs: np.ndarray, reported: set[str], threshold: float,
     for i, k in enumerate(h.keys):
         by_key[k].append(i)
     n = len(h.keys)
-    leds = h.ledger if h.ledger is not None else np.zeros((n, 3), dtype=np.int64)
+    leds = h.ledger if h.ledger is not None else np.zeros((n, LEDGER_WIDTH), dtype=np.int64)
     mod = h.modelled if h.modelled is not None else np.ones(n, dtype=bool)
     fin = h.final if h.final is not None else np.zeros(n, dtype=bool)
     out: list[str] = []
@@ -193,7 +194,7 @@ def explain(h: HeldOut, probs: np.ndarray, reported: set[str], threshold: float,
                    f"{' (signatures)' if k in h.signed else ''}, threshold {threshold}")
         for i in by_key.get(k, []):
             row = h.x[i]
-            led = (int(leds[i][0]), int(leds[i][1]), int(leds[i][2]))
+            led = tuple(int(v) for v in leds[i])
             out.append(f"  score {float(probs[i]):.3f} modelled {bool(mod[i])} final "
                        f"{bool(fin[i])} ledger {led} veto {behaviour_veto(row, window_s, led)} "
                        f"relay {relay_evidence(row, window_s)} ledger_relay "
@@ -210,10 +211,10 @@ def veto_endpoints(h: HeldOut, window_s: float = 600.0) -> dict[str, dict[str, i
     from edge.telecom.ipplane.detector import behaviour_veto
 
     n = len(h.keys)
-    leds = h.ledger if h.ledger is not None else np.zeros((n, 3), dtype=np.int64)
+    leds = h.ledger if h.ledger is not None else np.zeros((n, LEDGER_WIDTH), dtype=np.int64)
     hit: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for k, row, lv in zip(h.keys, h.x, leds, strict=True):
-        v = behaviour_veto(row, window_s, (int(lv[0]), int(lv[1]), int(lv[2])))
+        v = behaviour_veto(row, window_s, tuple(int(x) for x in lv))
         if v is not None and k in h.truth:
             hit[h.truth[k][0]][v].add(k)
     return {f: {v: len(ks) for v, ks in sorted(d.items())} for f, d in sorted(hit.items())}
@@ -265,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="models, row caches and lofo.json go here")
     ap.add_argument("--explain", action="store_true",
                     help="write every wrong verdict row by row to <workdir>/<family>/wrong.txt")
+    ap.add_argument("--without-call-backs", action="store_true",
+                    help="ablation: judge as if no number had been called both ways (the "
+                    "call-back veto never fires)")
     ap.add_argument("--reuse", action="store_true",
                     help="reuse row caches in --workdir from an earlier run of the same code")
     a = ap.parse_args(argv)
@@ -282,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     h = _cached(a.workdir / "heldout_rows.pkl", a.reuse,
                 lambda: collect_heldout(_seeds(a.seeds), a.duration, _seeds(a.pcap_seeds),
                                         profile=a.profile))
+    if a.without_call_backs and h.ledger is not None and h.ledger.shape[1] > 3:
+        h.ledger = h.ledger.copy()
+        h.ledger[:, 3] = 0
     print(f"rows: train {len(tr.y)}, validation {len(va.y)}, held-out {len(h.keys)} "
           f"({time.process_time() - t0:.0f} CPU s)", file=sys.stderr, flush=True)
     rows: list[dict[str, Any]] = []

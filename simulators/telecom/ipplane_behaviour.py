@@ -29,6 +29,13 @@ Personas (``positive`` in the truth file):
   mostly unanswered or short, caller ID fixed or rotated, no SIM lines;
 - softphones also re-register on network changes (new Call-ID, sometimes an
   unREGISTER first), run 2-4 accounts, and keep NAT bindings with clock-like CRLF;
+- (issue 13) PBX and call-centre trunks: half take their incoming calls on DIDs (a block,
+  a third scattered), and of those 30-60 % also carry numbers ported in (scattered) and
+  a third a second range; their outgoing caller ID is the extension's account, a DID or
+  the main number; most call back some of their callers and are called back by some of
+  the numbers they called, some never are. Some GoIPs' victims call the SIM back (the box
+  forwards the call to its softswitch, From the victim), and some softswitches present
+  caller IDs from a small pool that may include the box's forward route;
 - infrastructure (-): ``voip_server`` (the fraud side's softswitch), ``sip_registrar``,
   ``goip_sms_server``, ``simbank_server``.
 
@@ -158,6 +165,10 @@ class _Gen:
     # draws added after v1.0 (DID blocks) come from here, so the main stream -- and so
     # every earlier scenario of a seed -- stays as it was
     aux: random.Random = field(default_factory=random.Random)
+    # draws added in issue 13 (call-backs, ported and second-range DIDs, trunk caller
+    # IDs, victims calling a box back, softswitch caller-ID pools) come from here, so
+    # the main and aux streams -- every earlier draw of a seed -- stay as they were
+    aux2: random.Random = field(default_factory=random.Random)
 
     def uid(self) -> str:
         self.n += 1
@@ -384,6 +395,16 @@ def _gateway(g: _Gen, prof: str, ua: Ua, srv: Ua, lines: int, masked: bool, low_
         ans_p = _p(prof, (0.25, 0.6), (0.15, 0.7), rng)
         med, sig = _p(prof, (20, 60), (15, 90), rng), _p(prof, (0.3, 0.6), (0.2, 0.8), rng)
         p_in = _p(prof, (0.8, 1.0), (0.6, 1.0), rng)
+    # Victims call the SIM's number back (they saw it as the caller); the box forwards
+    # the radio-side call to its softswitch (From the victim, To a fixed route number
+    # or the line's user). Some softswitches present caller IDs from a small pool, and
+    # the forward route may be one of them.
+    x = g.aux2
+    call_back = _p(prof, (0.02, 0.12), (0.01, 0.2), x) if x.random() < 0.5 else 0.0
+    pool = [_phone(x) for _ in range(x.randint(1, 3))] if x.random() < 0.2 else []
+    fwd = pool[0] if pool and x.random() < 0.5 else (
+        users[0] if x.random() < 0.5 else _phone(x))
+    victims: list[str] = []
     for ch in range(lines):
         t = start + rng.uniform(0, gap * 2)
         while t < g.end:
@@ -393,7 +414,13 @@ def _gateway(g: _Gen, prof: str, ua: Ua, srv: Ua, lines: int, masked: bool, low_
             ring = rng.uniform(3, 25)
             dur = _lognorm(rng, med, sig, 600.0)
             if rng.random() < p_in:  # relay: the softswitch hands the call to the gateway
+                if pool:
+                    caller = x.choice(pool)
                 t_end = g.call(t, srv, ua, caller, callee, answered, ring, dur, ch)
+                victims.append(callee)
+            elif victims and call_back and x.random() < call_back:
+                t_end = g.call(t, ua, srv, x.choice(victims[-20:]), fwd, answered, ring, dur,
+                               ch)
             else:
                 t_end = g.call(t, ua, srv, users[ch], callee, answered, ring, dur, ch)
             t = t_end + rng.expovariate(1.0 / gap)
@@ -609,6 +636,26 @@ def _ordinary(g: _Gen, prof: str, persona: str, ua: Ua, srv: Ua, start: float) -
     # company's numbers: they repeat, unlike the fresh numbers a relay is asked to ring)
     dids = _dids(g.aux) if persona in ("pbx_trunk", "callcentre_trunk") and \
         g.aux.random() < 0.5 else []
+    x = g.aux2
+    cli, call_back, returned = "user", 0.0, 0.0
+    if persona in ("pbx_trunk", "callcentre_trunk"):
+        if dids and x.random() < _p(prof, (0.3, 0.5), (0.3, 0.6), x):
+            # number portability: customers' numbers ported in, scattered over the plan
+            dids = dids + [_phone(x) for _ in range(x.randint(1, 10))]
+        if dids and x.random() < 0.3:  # a second allocation from another range
+            base = _phone(x)[:-2]
+            dids = dids + [f"{base}{k:02d}" for k in x.sample(range(100), x.randint(1, 20))]
+        # outgoing caller ID: the extension's account, the caller's direct number, or the
+        # company's main number
+        cli = x.choice(("user", "did", "main")) if dids else "user"
+        # call-backs: the share of its outgoing calls returning a recent caller's call,
+        # and of its incoming calls that return one of its calls; some trunks show none
+        # (an inbound hotline, call-backs placed over another trunk)
+        if x.random() < _p(prof, (0.6, 0.8), (0.5, 0.8), x):
+            call_back = _p(prof, (0.05, 0.3), (0.02, 0.4), x)
+            returned = _p(prof, (0.05, 0.3), (0.02, 0.4), x)
+    callers: list[str] = []
+    callees: list[str] = []
     t = start + rng.expovariate(rate_h / 3600.0)
     while t < g.end:
         callee = _phone(rng) if book == 0 or rng.random() < 0.15 else rng.choice(contacts)
@@ -618,10 +665,17 @@ def _ordinary(g: _Gen, prof: str, persona: str, ua: Ua, srv: Ua, start: float) -
         dur = _lognorm(rng, med, sig, 3600.0)
         me = users[rng.randrange(lines)] if lines else "trunk"
         if rng.random() < p_in:
+            if returned and callees and x.random() < returned:
+                other = x.choice(callees[-30:])
             t_end = g.call(t, srv, ua, other, g.aux.choice(dids) if dids else me, answered,
                            ring, dur)
+            callers.append(other)
         else:
-            t_end = g.call(t, ua, srv, me, callee, answered, ring, dur)
+            if call_back and callers and x.random() < call_back:
+                callee = x.choice(callers[-30:])
+            frm = me if cli == "user" else dids[0] if cli == "main" else x.choice(dids)
+            t_end = g.call(t, ua, srv, frm, callee, answered, ring, dur)
+            callees.append(callee)
         if persona in ("softphone", "ipphone"):  # one person: the next call waits
             t = max(t, t_end)
         t += rng.expovariate(rate_h / 3600.0)
@@ -650,7 +704,8 @@ def generate(seed: int, *, profile: str = "train", duration_s: float = 1200.0,
     rng = random.Random(seed)
     counts = {**DEFAULT_COUNTS, **(counts or {})}
     start = T0 + 86400.0 * (seed % 300)
-    g = _Gen(rng, start + duration_s, rtp_packets, aux=random.Random(seed * 7919 + 17))
+    g = _Gen(rng, start + duration_s, rtp_packets, aux=random.Random(seed * 7919 + 17),
+             aux2=random.Random(seed * 104729 + 31))
     truth: list[dict[str, Any]] = []
     used: set[str] = set()
 

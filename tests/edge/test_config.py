@@ -47,6 +47,8 @@ def test_unknown_section() -> None:
         ('[privacy]\nkey = "short"\n', "privacy.key", "at least 16"),
         ('[mqtt]\ntopic_prefix = "a/#"\n', "mqtt.topic_prefix", "wildcards"),
         ("agent = 3\n", "agent", "expected a table"),
+        ('[detectors.ipplane]\ntrunk_numbers = ["86571-888"]\n',
+         "detectors.ipplane.trunk_numbers", "3-15 digits"),
     ],
 )
 def test_wrong_values_name_the_key(text: str, key: str, fragment: str) -> None:

@@ -20,7 +20,8 @@ def settings_from(sec: IpPlaneSection) -> Any:
         max_endpoints=sec.max_endpoints, idle_evict_s=sec.idle_evict_s,
         realert_s=sec.realert_s, threshold=sec.threshold if sec.threshold is not None else 0.9,
         track_unannounced_rtp=sec.track_unannounced_rtp, min_observed_s=sec.min_observed_s,
-        confirm_evals=sec.confirm_evals, evidence_s=sec.evidence_s)
+        confirm_evals=sec.confirm_evals, evidence_s=sec.evidence_s,
+        trunk_numbers=tuple(n.lstrip("+") for n in sec.trunk_numbers))
 
 
 def build_stages(cfg: Config, store: Any = None) -> list[Any]:

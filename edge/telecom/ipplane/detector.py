@@ -52,6 +52,10 @@ _F = {f: i for i, f in enumerate(FEATURES)}
 # alone: the gaps between call starts need three calls for a spread (two gaps), and a
 # callee or caller ratio over one or two calls says nothing.
 MIN_CALLS = 3
+# distinct public numbers seen on both sides (called it, called by it) that make a
+# conversation pattern: one number could be a softswitch's fixed caller ID that is also
+# the box's forward target; two are callers called back
+CALLED_BACK = 2
 ROUTE = ["telecom", "police"]
 CRLF_PINGS = frozenset({b"\r\n", b"\r\n\r\n", b"\x00\x00\x00\x00"})
 SMTP_PORTS = frozenset({25, 587, 2525})
@@ -79,6 +83,10 @@ class DetectorSettings:
     # a call every few minutes shows three relayed calls in half an hour, not in ten
     # minutes; a phone shows a call to its own user sooner or later
     evidence_s: float = 1800.0
+    # optional (``[detectors.ipplane] trunk_numbers``): digit prefixes of the numbers the
+    # operator routes to its business SIP trunks; a call in to one counts, in the rules,
+    # as a call to the endpoint's own number
+    trunk_numbers: tuple[str, ...] = ()
     max_flows: int = 200_000
     max_dialogs: int = 100_000
     max_endpoints: int = 100_000
@@ -104,8 +112,8 @@ class IpPlaneDetector:
         # evaluation tap: every row the behaviour path judges (the model's and the ones
         # only the rules judge), with its ledger counts and whether the model scored it
         # (now, address, row, ledger counts, scored by the model, the end-of-input look)
-        self.judged_sink: Callable[[float, str, list[float], tuple[int, int, int], bool,
-                                    bool], None] | None = None
+        self.judged_sink: Callable[[float, str, list[float], tuple[int, int, int, int],
+                                    bool, bool], None] | None = None
         self.dialogs = DialogTable(self.s.max_dialogs)
         self.endpoints: dict[str, EndpointState] = {}
         self.tcp: dict[tuple[str, int, str, int], SipStream] = {}
@@ -126,12 +134,15 @@ class IpPlaneDetector:
         # so a signature report is not held back to the next evaluation interval
         self._sig_pending: set[str] = set()
         self.now = 0.0
+        self._trunk_prefixes = frozenset(self.s.trunk_numbers)
+        self._trunk_lengths = sorted({len(n) for n in self.s.trunk_numbers})
         self.c: dict[str, int] = dict.fromkeys((
             "packets", "rtp_batches", "rtcp_packets", "sip_messages", "sip_errors", "sip_tcp_gaps", "rtp_packets",
             "rtp_unannounced", "sip_websocket_streams", "goip_sms", "dhcp", "dns", "signature_hits",
             "signature_unattributed", "evaluations", "server_role_skipped",
             "own_line_calls_skipped", "own_number_block_skipped", "few_calls_skipped",
-            "single_line_skipped", "one_account_trunk_skipped", "ledger_only_evaluations",
+            "single_line_skipped", "one_account_trunk_skipped", "called_back_skipped",
+            "ledger_only_evaluations",
             "relay_rule_reports", "ledger_relay_reports",
             "model_batches", "detections", "endpoints_evicted_idle", "endpoints_evicted_full",
             "flows_evicted_idle", "flows_evicted_full", "media_evicted_full",
@@ -418,7 +429,8 @@ class IpPlaneDetector:
             callee = self._endpoint(d.callee, ev.ts)
             if ev.kind == "start":
                 caller.call_start(d.call_id, ev.ts, False, d.to_user, d.from_user)
-                callee.call_start(d.call_id, ev.ts, True, d.to_user, d.from_user)
+                callee.call_start(d.call_id, ev.ts, True, d.to_user, d.from_user,
+                                  bool(self._trunk_lengths) and self._trunk_number(d.to_user))
             elif ev.kind == "answer":
                 caller.call_answer(d.call_id, ev.ts)
                 callee.call_answer(d.call_id, ev.ts)
@@ -444,6 +456,13 @@ class IpPlaneDetector:
             self._endpoint(ev.dst, ev.ts).regs_in.append((ev.ts, ev.aor))
         elif isinstance(ev, PingEvent):
             self._endpoint(ev.src, ev.ts).ping(ev.ts, ev.dst, ev.method)
+
+    def _trunk_number(self, user: str) -> bool:
+        """Whether a called number is one the operator routes to its business trunks
+        (``trunk_numbers``: digit prefixes, longest first is not needed: any match)."""
+        u = user.strip().lstrip("+")
+        pre = self._trunk_prefixes
+        return any(u[:n] in pre for n in self._trunk_lengths if n <= len(u))
 
     def _rtp(self, pkt: Packet, p: bytes, ts: float, call_id: str) -> None:
         hdr = rtp_header(p)
@@ -602,7 +621,7 @@ class IpPlaneDetector:
         for addr in list(sig_ok) + [a for a in probs if a not in sig_ok]:
             ep = self.endpoints[addr]
             prob, row = probs.get(addr, (0.0, []))
-            led = ledgers.get(addr, (0, 0, 0))
+            led = ledgers.get(addr, (0, 0, 0, 0))
             by_sig = addr in sig_ok
             relay = bool(row) and relay_evidence(row, s.window_s)
             led_relay = bool(row) and not relay and ledger_relay(row, led)
@@ -640,7 +659,7 @@ class IpPlaneDetector:
 
     def _detection(self, ep: EndpointState, now: float, weight: float, prob: float,
                    row: list[float], relay: bool = False,
-                   ledger: tuple[int, int, int] | None = None) -> Detection:
+                   ledger: tuple[int, int, int, int] | None = None) -> Detection:
         ev: list[Evidence] = []
         for sid, h in sorted(ep.sig_hits.items(), key=lambda kv: kv[1].first_ts):
             sig = self.sigs.by_id.get(sid)
@@ -739,14 +758,14 @@ def relay_evidence(row: Sequence[float], window_s: float) -> bool:
             and row[_F["internal_share"]] == 0.0)
 
 
-def _ledger_relay_calls(led: tuple[int, int, int]) -> bool:
+def _ledger_relay_calls(led: Sequence[int]) -> bool:
     """The ledger holds a relay's calls: 3 or more came in and every one rang a fresh
     public number (none to its own users, no number block twice, no extension)."""
-    n_in, _own, fresh = led
+    n_in, fresh = led[0], led[2]
     return fresh >= MIN_CALLS and fresh == n_in
 
 
-def ledger_relay(row: Sequence[float], led: tuple[int, int, int]) -> bool:
+def ledger_relay(row: Sequence[float], led: Sequence[int]) -> bool:
     """The relay rule over the ledger (``evidence_s``): the calls counted over the
     ledger, the device's shape (2 or more lines of one User-Agent product, one call per
     line and identity, no extension dialled) over the window."""
@@ -756,7 +775,7 @@ def ledger_relay(row: Sequence[float], led: tuple[int, int, int]) -> bool:
 
 
 def behaviour_veto(row: Sequence[float], window_s: float = 600.0,
-                   ledger: tuple[int, int, int] = (0, 0, 0)) -> str | None:
+                   ledger: Sequence[int] = (0, 0, 0, 0)) -> str | None:
     """Why a behaviour score must not report this endpoint (the counter to bump), or None.
 
     What a GoIP cannot be: a server (it takes registrations and makes none: the
@@ -779,10 +798,17 @@ def behaviour_veto(row: Sequence[float], window_s: float = 600.0,
     they are scattered; or a user it registered, or an extension), not to a fresh
     public number. A relay is asked to ring a victim's number, a fresh one every call;
     a trunk's callers keep dialling the company's numbers, and the window alone may
-    hold too few calls to show it."""
+    hold too few calls to show it.
+
+    Called back (the ledger's fourth count, optional): ``CALLED_BACK`` or more distinct
+    public numbers over ``evidence_s`` both called this address and were called by it.
+    People and companies call back the numbers that called them and are called back by
+    the numbers they called; a relay is handed calls by its softswitch to ring victims
+    for it, and what it dials out itself (a victim calling a SIM back, forwarded) goes
+    to its softswitch, not to the callers of its relayed calls."""
     if row[_REGS_IN] > 0 and row[_LINES] == 0:
         return "server_role_skipped"
-    n_in, n_own, fresh = ledger
+    n_in, n_own, fresh = ledger[0], ledger[1], ledger[2]
     if row[_OWN_IN] >= 0.5 or (n_in > 0 and 2 * n_own >= n_in):
         return "own_line_calls_skipped"
     started, inbound = _calls_in(row, window_s)
@@ -792,6 +818,8 @@ def behaviour_veto(row: Sequence[float], window_s: float = 600.0,
     if n_in >= MIN_CALLS and 2 * (n_in - fresh) >= n_in:
         # the same over the ledger: half of its calls in went to numbers called again
         return "own_number_block_skipped"
+    if len(ledger) > 3 and ledger[3] >= CALLED_BACK:
+        return "called_back_skipped"
     if started < MIN_CALLS - 0.5 and not _ledger_relay_calls(ledger):
         return "few_calls_skipped"
     if row[_LINES] <= 1 and row[_F["max_concurrent"]] <= 1:

@@ -125,10 +125,17 @@ class EndpointState:
     # this address can be called on, also when the window holds no REGISTER of theirs
     reg_users: dict[str, float] = field(default_factory=dict)
     # the call ledger (longer than the window, ``evidence_s``): every call that came IN,
-    # as (start, called user, addressed to a user it had registered at that moment).
+    # as (start, called user, addressed to a user it had registered at that moment, or
+    # to a number the operator listed as one of its business trunks').
     # The explicit rules read it: a relay is asked to ring a fresh number every call and
     # is never called on its own lines; a phone, an office or a PBX is, sooner or later.
     ledger: deque[tuple[float, str, bool]] = field(default_factory=lambda: deque(maxlen=512))
+    # the other party of every call over the same span, as (start, number, came in): the
+    # From of a call that came in, the dialled number of a call placed. A number on both
+    # sides is a conversation (a caller called back, a customer returning a call); a
+    # relay is handed its calls by a softswitch and rings victims for it, it does not
+    # call its callers back
+    remotes: deque[tuple[float, str, bool]] = field(default_factory=lambda: deque(maxlen=512))
 
     # -- updates
     def touch(self, ts: float) -> None:
@@ -182,12 +189,16 @@ class EndpointState:
             self.ping_last[key] = ts
 
     def call_start(self, call_id: str, ts: float, inbound: bool, callee: str,
-                   caller: str) -> None:
+                   caller: str, trunk_number: bool = False) -> None:
+        """A call began; ``trunk_number``: it came in to a number the operator listed
+        as one of its business trunks' (counts in the ledger as a call to its own)."""
         if len(self.active) < 4 * MAX_KEYS:
             self.active[call_id] = CallRec(ts, -1.0, inbound, callee, caller, False, 0.0)
         if inbound:
             user = _norm_user(callee)
-            self.ledger.append((ts, user, self.reg_users.get(user, -1.0) >= ts))
+            self.ledger.append((ts, user, trunk_number
+                                or self.reg_users.get(user, -1.0) >= ts))
+        self.remotes.append((ts, _norm_user(caller if inbound else callee), inbound))
         self.dirty = True
 
     def call_answer(self, call_id: str, ts: float) -> None:
@@ -269,16 +280,19 @@ class EndpointState:
             / n if n else 0.0,
         ]
 
-    def ledger_counts(self, now: float, evidence_s: float) -> tuple[int, int, int]:
+    def ledger_counts(self, now: float, evidence_s: float) -> tuple[int, int, int, int]:
         """(calls that came in, of which to a user it registered, of which rang a fresh
-        public number) over the last ``evidence_s``. A call counts as addressed to its
-        own user when that user's registration held at the call or holds now; "fresh":
-        not its own, not a short extension, and no other incoming call of the ledger went
-        to the same number block (all but the last two digits)."""
+        public number, public numbers called both ways) over the last ``evidence_s``. A
+        call counts as addressed to its own user when that user's registration held at
+        the call or holds now; "fresh": not its own, not a short extension, and no other
+        incoming call of the ledger went to the same number block (all but the last two
+        digits). The last count (:meth:`called_both_ways`): distinct public numbers that
+        called this address and that it called."""
         lo = now - evidence_s
         entries = [(u, own) for t, u, own in self.ledger if t >= lo]
+        both = self.called_both_ways(now, evidence_s)
         if not entries:
-            return 0, 0, 0
+            return 0, 0, 0, both
         users = self.reg_users
         blocks: dict[str, int] = {}
         for u, _ in entries:
@@ -289,7 +303,20 @@ class EndpointState:
                 n_own += 1
             elif not _is_extension(u) and blocks[u[:-2]] == 1:
                 n_fresh += 1
-        return len(entries), n_own, n_fresh
+        return len(entries), n_own, n_fresh, both
+
+    def called_both_ways(self, now: float, evidence_s: float) -> int:
+        """Distinct public numbers (7 or more digits) over the last ``evidence_s`` that
+        both called this address (the From of a call that came in) and were called by it
+        (the dialled number of a call it placed): callers called back, or customers
+        returning its calls."""
+        lo = now - evidence_s
+        came: set[str] = set()
+        went: set[str] = set()
+        for t, u, inbound in self.remotes:
+            if t >= lo and len(u) >= 7 and u.isdigit():
+                (came if inbound else went).add(u)
+        return len(came & went) if came and went else 0
 
     def activity(self, now: float, window_s: float) -> int:
         """How much behaviour there is to judge: registrations + calls in the window."""
@@ -301,10 +328,10 @@ class EndpointState:
         """Forget what fell out of the window, and the ledger what fell out of
         ``evidence_s`` (keeps the containers small)."""
         lo = now - window_s
-        led = self.ledger
         lo_led = now - max(evidence_s, window_s)
-        while led and led[0][0] < lo_led:
-            led.popleft()
+        for led in (self.ledger, self.remotes):
+            while led and led[0][0] < lo_led:
+                led.popleft()
         for dq in (self.regs, self.regs_in, self.rtp):
             while dq and dq[0][0] < lo:
                 dq.popleft()

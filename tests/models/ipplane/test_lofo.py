@@ -59,3 +59,6 @@ def test_offline_judge_reports_what_the_live_detector_reports(tmp_path: Path) ->
     vetoes = veto_endpoints(h)
     assert any("own_number_block_skipped" in v for v in vetoes.values())
     assert not any("own_number_block_skipped" in vetoes.get(f, {}) for f in POSITIVE_FAMILIES)
+    # nor the call-back veto (numbers called both ways): relays do not call their callers
+    assert not any("called_back_skipped" in vetoes.get(f, {}) for f in POSITIVE_FAMILIES)
+    assert h.ledger is not None and h.ledger.shape[1] == 4

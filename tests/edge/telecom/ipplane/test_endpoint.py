@@ -167,7 +167,7 @@ def test_the_ledger_keeps_a_slow_relays_calls_beyond_the_window() -> None:
     now = T + 1500.0
     row = ep.features(now, 600.0)
     led = ep.ledger_counts(now, 1800.0)
-    assert led == (4, 0, 4)  # four calls in, none to its own users, four fresh numbers
+    assert led == (4, 0, 4, 0)  # four calls in, none to its own users, four fresh numbers
     assert not relay_evidence(row, 600.0)  # the window alone holds two of them
     assert behaviour_veto(row, 600.0) == "few_calls_skipped"
     assert ledger_relay(row, led) and behaviour_veto(row, 600.0, led) is None
@@ -175,7 +175,7 @@ def test_the_ledger_keeps_a_slow_relays_calls_beyond_the_window() -> None:
     assert not ledger_relay(row, ep.ledger_counts(now, 600.0))
     # calls that repeat a number block (a DID block) are not fresh
     ep.call_start("r", now, True, "130800004199", "447700")
-    assert ep.ledger_counts(now + 1, 1800.0) == (5, 0, 3)
+    assert ep.ledger_counts(now + 1, 1800.0) == (5, 0, 3, 0)
     assert not ledger_relay(ep.features(now + 1, 600.0), ep.ledger_counts(now + 1, 1800.0))
 
 
@@ -196,7 +196,7 @@ def test_the_ledger_remembers_calls_to_its_own_users() -> None:
     row = ep.features(now, 600.0)
     assert row[FEATURES.index("own_in_share")] == 0.0  # no call came in in the window
     led = ep.ledger_counts(now, 1800.0)
-    assert led == (1, 1, 0)
+    assert led == (1, 1, 0, 0)
     assert behaviour_veto(row, 600.0) is None
     assert behaviour_veto(row, 600.0, led) == "own_line_calls_skipped"
 
@@ -219,7 +219,7 @@ def test_a_trunk_called_again_on_its_scattered_dids_is_vetoed_over_the_ledger() 
     now = T + 1500.0
     row = ep.features(now, 600.0)
     led = ep.ledger_counts(now, 1800.0)
-    assert led == (5, 0, 1)  # five calls in, one to a number nobody else called
+    assert led == (5, 0, 1, 0)  # five calls in, one to a number nobody else called
     assert behaviour_veto(row, 600.0) is None  # the window alone: two calls in
     assert not ledger_relay(row, led)
     assert behaviour_veto(row, 600.0, led) == "own_number_block_skipped"
@@ -227,6 +227,90 @@ def test_a_trunk_called_again_on_its_scattered_dids_is_vetoed_over_the_ledger() 
     assert behaviour_veto(row, 600.0, (5, 0, 5)) is None
     # two calls in are too few to say a number recurs by more than chance
     assert behaviour_veto(row, 600.0, (2, 0, 0)) is None
+
+
+def _scattered_did_trunk(call_backs: int) -> EndpointState:
+    """A 4-line trunk whose ten incoming calls each ring a different scattered DID (none
+    twice: the relay rule holds on the calls in), with ``call_backs`` of its outgoing
+    calls returning a caller's call."""
+    ep = EndpointState("10.0.0.13", T, T)
+    for k in range(3):
+        for line in range(4):
+            ep.register(T + 600 * k + line, f"{7000 + line}@carrier", "FreeSWITCH", 700)
+    callers = [f"1597057{k:04d}" for k in range(10)]
+    for k in range(10):
+        s = T + 30 + 140 * k
+        _call(ep, f"i{k}", s, s + 100, True, f"13{k}6{k}83{k}945", callers[k])
+        dialled = callers[k - 1] if 0 < k <= call_backs else f"1345503{k:04d}"
+        _call(ep, f"o{k}", s + 60, s + 130, False, dialled, f"{7000 + k % 4}")
+    return ep
+
+
+def test_a_trunk_that_calls_its_callers_back_is_vetoed() -> None:
+    """Scattered DIDs that never repeat leave nothing in the calls that came in to say
+    "its own numbers"; calling back two of the numbers that called it does."""
+    from edge.telecom.ipplane.detector import behaviour_veto, ledger_relay
+
+    now = T + 1500.0
+    ep = _scattered_did_trunk(call_backs=2)
+    row, led = ep.features(now, 600.0), ep.ledger_counts(now, 1800.0)
+    assert led[:3] == (10, 0, 10) and ledger_relay(row, led)
+    assert led[3] == 2 and ep.called_both_ways(now, 1800.0) == 2
+    assert behaviour_veto(row, 600.0, led) == "called_back_skipped"
+    # one number both ways may be a softswitch's fixed caller ID that is also the box's
+    # forward route: not enough
+    one = _scattered_did_trunk(call_backs=1)
+    led1 = one.ledger_counts(now, 1800.0)
+    assert led1[3] == 1 and behaviour_veto(one.features(now, 600.0), 600.0, led1) is None
+    # outside the ledger's reach they are forgotten
+    assert ep.called_both_ways(now + 1800.0, 1800.0) == 0
+    ep.prune(now + 3600.0, 600.0, 1800.0)
+    assert not ep.remotes
+
+
+def test_a_relay_whose_victims_call_back_is_not_called_back() -> None:
+    """Victims calling the SIM back reach the box from the radio side; it forwards them
+    to its softswitch (From the victim, To its route): the victims' numbers were dialled
+    on the relayed calls' To, never on their From, so nothing is called both ways."""
+    ep = EndpointState("10.0.0.14", T, T)
+    for line in range(4):
+        ep.register(T + line, f"sim{line}@vos", "Linphone/4.4.0", 1200)
+    victims = [f"13{k}8{k}00{k}4123" for k in range(6)]
+    for k, v in enumerate(victims):
+        _call(ep, f"c{k}", T + 20 + 90 * k, T + 80 + 90 * k, True, v, f"4477009{k}0{k}")
+    for k in range(3):
+        _call(ep, f"b{k}", T + 700 + 60 * k, T + 740 + 60 * k, False, "8613800000000",
+              victims[k])
+    assert ep.called_both_ways(T + 1000.0, 1800.0) == 0
+
+
+def test_calls_to_the_operators_trunk_numbers_count_as_its_own() -> None:
+    """``[detectors.ipplane] trunk_numbers``: the operator lists the numbers it routes
+    to business trunks (a DID range, a ported-in number); the calls that came in to them
+    count as calls to its own numbers, and the trunk with scattered DIDs is vetoed."""
+    from edge.config import parse_config
+    from edge.telecom.ipplane.build import settings_from
+    from edge.telecom.ipplane.detector import behaviour_veto
+
+    cfg = parse_config('[detectors.ipplane]\ntrunk_numbers = ["+1306", "1316183", '
+                       '"13262832945"]\n')
+    det = IpPlaneDetector(settings_from(cfg.detectors.ipplane))
+    assert det._trunk_number("13062836945") and det._trunk_number("+13161831945")
+    assert det._trunk_number("13262832945") and not det._trunk_number("13262832946")
+    assert not det._trunk_number("1306"[:3]) and not det._trunk_number("trunk")
+    plain = _scattered_did_trunk(call_backs=0)
+    listed = EndpointState("10.0.0.15", T, T)
+    for ts, user, _own in plain.ledger:
+        listed.call_start(f"x{ts}", ts, True, user, "15970570000", det._trunk_number(user))
+    now = T + 1500.0
+    assert plain.ledger_counts(now, 1800.0)[:3] == (10, 0, 10)
+    n_in, n_own, _fresh, _both = listed.ledger_counts(now, 1800.0)
+    assert (n_in, n_own) == (10, 3)  # 1306..., 1316183..., and the one whole number
+    row = plain.features(now, 600.0)
+    assert behaviour_veto(row, 600.0, plain.ledger_counts(now, 1800.0)) is None
+    # half of them listed: the own-numbers veto
+    assert behaviour_veto(row, 600.0, (10, 5, 5, 0)) == "own_line_calls_skipped"
+    assert IpPlaneDetector(DetectorSettings())._trunk_lengths == []
 
 
 def test_one_account_carrying_parallel_calls_it_placed_is_a_trunk() -> None:
@@ -289,4 +373,4 @@ def test_at_the_end_of_input_one_look_by_a_relay_rule_reports() -> None:
     for k in range(3):
         own.dirty = True
         assert det2._evaluate(T + 1500.0 + 60 * k) == []
-    assert own.ledger_counts(T + 1500.0, 1800.0) == (5, 1, 4)  # one call in was its own
+    assert own.ledger_counts(T + 1500.0, 1800.0) == (5, 1, 4, 0)  # one call in was its own
