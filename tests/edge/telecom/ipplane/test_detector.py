@@ -272,3 +272,31 @@ def test_config_keys() -> None:
     assert st.s.window_s == 300 and st.s.eval_interval_s == 30 and st.s.threshold == 0.8
     assert st.s.min_observed_s == 120 and st.s.confirm_evals == 3
     assert build_stages(parse_config("[detectors.ipplane]\nenabled = false\n")) == []
+
+
+def test_trunk_numbers_reach_the_ledger_through_the_sip_path() -> None:
+    """``trunk_numbers`` end to end: the simulator's trunks' DIDs (the Request-URI users
+    of the INVITEs they receive) listed as the operator's trunk numbers; the detector,
+    fed the same packets, counts those calls in its ledger as calls to the trunk's own
+    numbers, and without the list it does not (the trunks register other users)."""
+    from edge.eval.ipplane import run_packets
+    from edge.telecom.ipplane.detector import DetectorSettings as Settings
+    from simulators.telecom.ipplane_behaviour import TRAIN_COUNTS, generate
+
+    sc = generate(12, profile="train", duration_s=600.0, counts=dict(TRAIN_COUNTS))
+    trunks = {e["ip"] for e in sc.truth["endpoints"] if e["persona"] == "pbx_trunk"}
+    dids: set[str] = set()
+    for p in sc.packets:
+        if p.dst in trunks and p.payload.startswith(b"INVITE "):
+            user = p.payload.split(b" ", 2)[1].decode().split(":", 1)[1].split("@", 1)[0]
+            if user.isdigit() and len(user) >= 7:
+                dids.add(user)
+    assert dids, "some of the scenario's trunks take calls on DIDs"
+    counts: dict[bool, int] = {}
+    for listed in ((), tuple(sorted(dids))):
+        det = IpPlaneDetector(Settings(trunk_numbers=listed))
+        run_packets(det, sc.packets)
+        counts[bool(listed)] = sum(own for a in trunks if a in det.endpoints
+                                   for _t, _u, own in det.endpoints[a].ledger)
+    assert counts[True] > counts[False]
+    assert counts[True] >= len(dids)
