@@ -135,8 +135,7 @@ class WatchlistMatcher:
         # per kind the list can match on events: (getters of its fields, memo, hits,
         # resolver of a set of unseen values), for runs; the SIM's kinds (IMSI, IMEI)
         # and the numbers (the SIM's own and the peer's) apart
-        self._imsi_run: _RunKind | None = None
-        self._imei_run: _RunKind | None = None
+        self._sim_probes: tuple[Callable[[str], bool] | None, ...] = (None, None)
         self._sim_run_kinds: tuple[_RunKind, ...] = ()
         self._num_run_kind: _RunKind | None = None
         self._peer_run_kind: _RunKind | None = None  # the numbers without the SIM's own
@@ -165,7 +164,7 @@ class WatchlistMatcher:
         run_kinds = {k: (tuple(_GETTERS[f] for f, k2 in _EVENT_FIELDS if k2 == k),
                          self._memos[k], self._hits[k], self._resolver(k))
                      for k in ("imsi", "imei", "msisdn") if k in kinds}
-        self._imsi_run, self._imei_run = run_kinds.get("imsi"), run_kinds.get("imei")
+        self._sim_probes = (self._sim_probe("imsi"), self._sim_probe("imei"))
         self._sim_run_kinds = tuple(run_kinds[k] for k in _SIM_KINDS if k in run_kinds)
         num = self._num_run_kind = run_kinds.get("msisdn")
         self._peer_run_kind = ((_GETTERS["peer"],), *num[1:]) if num is not None else None
@@ -223,6 +222,7 @@ class WatchlistMatcher:
             return one_by_one
         d: dict[str, list[Any]] = table
         hasher = self._hashers.get(kind)
+        clear = kind in wl._clear_kinds  # else every listed value is a pseudonym
         is_imei, is_msisdn = kind == "imei", kind == "msisdn"
 
         def resolve(new: set[str]) -> None:
@@ -239,7 +239,7 @@ class WatchlistMatcher:
             memo.update(dict.fromkeys(new))  # misses, unless found below
             values = list(new)
             norms = [v[:14] for v in values] if is_imei else values
-            if not d.keys().isdisjoint(norms):  # clear values listed
+            if clear and not d.keys().isdisjoint(norms):  # clear values listed
                 for v, n in zip(values, norms, strict=True):
                     row = d.get(n)
                     if row is not None:
@@ -388,7 +388,7 @@ class WatchlistMatcher:
         and IMEI; its number was resolved with the run's peers (``nums``: the listed
         numbers seen under this list, never trimmed)."""
         gen = self._sim_gen
-        listed = self._sim_listed
+        imsi_listed, imei_listed = self._sim_probes
         num_run = self._num_run_kind
         nums = num_run[2] if num_run is not None else {}
         hot: set[int] = set()
@@ -396,10 +396,12 @@ class WatchlistMatcher:
             dev = st.imei
             imei = ev.imei
             num = ev.msisdn
-            if listed("imsi", ev.imsi) or (imei is not None and listed("imei", imei)) or (
+            if (imsi_listed is not None and imsi_listed(ev.imsi)) or (
                     num is not None and num in nums) or (
+                    imei is not None and imei_listed is not None and imei_listed(imei)) or (
                     dev is not None and (not (dev.isdigit() and dev.isascii()) or (
-                        (imei is None or imei[:14] != dev) and listed("imei", dev)))):
+                        imei_listed is not None and (imei is None or imei[:14] != dev)
+                        and imei_listed(dev)))):
                 # (a device key not plain digits: the IMEIs of its later events might
                 # normalise to another, so they are all looked at)
                 hot.add(id(ev))
@@ -407,19 +409,27 @@ class WatchlistMatcher:
                 st.checked = gen  # (the event carries its first number, or it has none)
         return hot
 
-    def _sim_listed(self, kind: str, value: str) -> bool:
-        """Whether an IMSI or IMEI is listed: :meth:`_resolve`'s answer, not memoised."""
-        wl = self._wl
-        if wl._any or not (value.isdigit() and value.isascii()):
-            return self._match(kind, value) is not None  # needs normalising first
+    def _sim_probe(self, kind: str) -> Callable[[str], bool] | None:
+        """For the queued SIMs: a function telling whether an IMSI or IMEI is listed
+        (:meth:`_resolve`'s answer, not memoised: a SIM comes about once per list
+        version), or None when the list holds none of ``kind``."""
+        wl, match = self._wl, self._match
         table = wl.kinds.get(kind)
+        if wl._any:
+            return lambda value: match(kind, value) is not None
         if table is None:
-            return False
-        norm = value[:14] if kind == "imei" else value
-        if norm in table:
-            return True
+            return None
+        d: dict[str, list[Any]] = table
+        clear = kind in wl._clear_kinds  # else every listed value is a pseudonym
         hasher = self._hashers.get(kind)
-        return hasher is not None and hasher(norm) in table
+        is_imei = kind == "imei"
+
+        def listed(value: str) -> bool:
+            if not (value.isdigit() and value.isascii()):
+                return match(kind, value) is not None  # needs normalising first
+            norm = value[:14] if is_imei else value
+            return (clear and norm in d) or (hasher is not None and hasher(norm) in d)
+        return listed
 
     def _one_by_one(self, records: Sequence[Any], on_error: Callable[[Exception], None],
                     feed: Callable[[Any], Sequence[Detection]] | None = None

@@ -138,6 +138,23 @@ def test_a_sim_is_looked_at_once_per_list_version(tmp_path: object) -> None:
     assert queued == [1, 0, 1, 0, 1, 1, 0, 1, 0]
 
 
+def test_a_device_between_two_others_in_one_run_is_looked_at(tmp_path: Path) -> None:
+    """One run, one SIM on three devices, the middle one listed: the first event gets
+    the SIM stamped (on the device it ends the run on), and the middle one must still
+    be looked at on its own."""
+    store = WatchlistStore(tmp_path)
+    store.apply({"id": "w", "version": 1, "type": "snapshot", "entries": [
+        {"kind": "imei", "value": IMEIS[1]}]}, now=T)
+    tables = EntityTables()
+    m = WatchlistMatcher(store, P, sims=tables)
+    m.feed_many([BaseStationEvent(T, "data", IMSIS[1])], lambda exc: None)  # list in force
+    run = [BaseStationEvent(T + i, "data", IMSIS[0], imei=IMEIS[i], msisdn=NUMBERS[0])
+           for i in range(3)]
+    tables.fold(run)
+    hits = m.feed_many(run, lambda exc: None)
+    assert [(h.ts, h.subject.id) for h in hits] == [(T + 1, IMEIS[1])]
+
+
 def test_the_agent_wires_the_call_planes_states_and_hits_every_field(tmp_path: Path) -> None:
     """Through the assembled agent (events file, call plane, matcher): the matcher runs on
     the call plane's SIM states, and a listed IMSI, own number, peer and a device the SIM
