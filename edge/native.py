@@ -15,14 +15,21 @@ submodules is imported: when the build for the current digest exists (and
 so ``import edge.telecom.callplane.state`` finds the extension module before the
 ``.py``. :func:`status` says which is running (``edge-agent --version``, the agent's
 start-up log, the ``afe_native`` metric).
+
+The same build holds the optional C extensions of :data:`EXTENSIONS` (each built only
+when its headers and libraries are present; the Python code it speeds up runs
+otherwise), loaded by :func:`extension`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.machinery
+import importlib.util
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 PACKAGE = "edge.telecom.callplane"
 COMPILED = ("state", "features", "cohort", "detector")
@@ -32,6 +39,11 @@ GROUP = f"{PACKAGE}.native"  # mypyc's shared library: ``native__mypyc`` in the 
 # their constants), so they enter the digest too.
 IMPORTED = ("edge/records.py", "edge/config.py", "edge/detection.py",
             "edge/telecom/callplane/rules.py", "edge/telecom/callplane/tacs.py")
+# C extensions built beside them, each on its own: module -> (source, libraries)
+EXTENSIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # keyed pseudonyms (HMAC-SHA256 over OpenSSL's SHA-256): edge/report/pseudonym.py
+    "edge.report._keyed_sha256": ("edge/report/_keyed_sha256.c", ("crypto",)),
+}
 ROOT = Path(__file__).resolve().parent.parent  # the directory holding ``edge/``
 ENV = "AFE_NATIVE"  # "0": always the pure modules
 
@@ -40,7 +52,8 @@ _status: dict[str, str | bool] = {"active": False, "reason": "not attached yet"}
 
 def sources() -> list[Path]:
     pkg = ROOT / PACKAGE.replace(".", "/")
-    return [pkg / f"{m}.py" for m in COMPILED] + [ROOT / p for p in IMPORTED]
+    return [pkg / f"{m}.py" for m in COMPILED] + [ROOT / p for p in IMPORTED] + \
+        [ROOT / src for src, _ in EXTENSIONS.values()]
 
 
 def digest() -> str:
@@ -80,6 +93,32 @@ def attach(package_path: list[str]) -> None:
         return
     package_path.insert(0, str(pkg_dir))
     _set(True, f"compiled (mypyc, build {dig})")
+
+
+def extension(name: str) -> ModuleType | None:
+    """The C extension ``name`` (one of :data:`EXTENSIONS`) of the build for the current
+    sources, or None: not built (no compiler or headers), another build, ``AFE_NATIVE=0``,
+    or it does not load. Its caller keeps a Python fallback."""
+    if os.environ.get(ENV, "") == "0":
+        return None
+    try:
+        root = build_dir()
+    except OSError:
+        return None
+    if not (root / "BUILT").is_file():
+        return None
+    stem = name.replace(".", "/")
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = root / f"{stem}{suffix}"
+        spec = importlib.util.spec_from_file_location(name, path) if path.is_file() else None
+        if spec is not None and spec.loader is not None:
+            try:
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+            except ImportError:  # built for another interpreter or library: fallback
+                return None
+            return module
+    return None
 
 
 def _set(active: bool, reason: str) -> None:

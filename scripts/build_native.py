@@ -7,7 +7,9 @@ The build goes to ``<venv>/afe-native/<digest>/`` (the digest of the sources, so
 edit makes a new one and the old build is never imported again; older builds are
 removed). Needs mypy (a dev dependency: mypyc is part of it) and a C compiler; exits
 0 with a message and no build when either is missing, so bootstrap goes on with the
-pure modules. About 20 CPU-seconds.
+pure modules. The C extensions of ``native.EXTENSIONS`` go into the same build, each
+skipped with a message when it does not build (e.g. no OpenSSL headers: the keyed
+hashes stay in Python). About 20 CPU-seconds.
 """
 
 from __future__ import annotations
@@ -31,6 +33,23 @@ def _compiler() -> str | None:
         if cc and shutil.which(cc.split()[0]):
             return cc
     return None
+
+
+def _build_extension(name: str, src: str, libs: tuple[str, ...], work: Path) -> None:
+    """One optional C extension into ``work / "lib"``; a failure is reported, not raised
+    (the Python code it speeds up runs instead)."""
+    from setuptools import Distribution, Extension
+
+    dist = Distribution({"name": "afe-native-ext",
+                         "ext_modules": [Extension(name, [src], libraries=list(libs))]})
+    cmd = dist.get_command_obj("build_ext")
+    cmd.build_lib = str(work / "lib")  # type: ignore[attr-defined]
+    cmd.build_temp = str(work / "tmp-ext")  # type: ignore[attr-defined]
+    try:
+        dist.run_command("build_ext")
+    except Exception as exc:  # noqa: BLE001 - compile or link errors of an optional part
+        print(f"build_native: {name} not built ({exc}): its Python fallback runs",
+              file=sys.stderr)
 
 
 def build(force: bool = False) -> int:
@@ -67,6 +86,8 @@ def build(force: bool = False) -> int:
             cmd.build_lib = str(work / "lib")  # type: ignore[attr-defined]
             cmd.build_temp = str(work / "tmp")  # type: ignore[attr-defined]
             dist.run_command("build_ext")
+            for name, (src, libs) in native.EXTENSIONS.items():
+                _build_extension(name, src, libs, work)
         finally:
             os.chdir(cwd)
         if native.digest() != dig:

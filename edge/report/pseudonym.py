@@ -83,6 +83,19 @@ def _small_sha256() -> Callable[[bytes], Any]:
     return hashlib.sha256
 
 
+_KEYED: list[Any] = []  # the C hasher's type (None: not built), once looked for
+
+
+def _keyed_in_c() -> Any:
+    """The C ``Keyed`` type of the compiled build, or None (see edge/native.py)."""
+    if not _KEYED:
+        from edge import native
+
+        module = native.extension("edge.report._keyed_sha256")
+        _KEYED.append(getattr(module, "Keyed", None))
+    return _KEYED[0]
+
+
 class Pseudonymiser:
     """Replaces personal identifiers with keyed HMACs. Cheap: results are memoised."""
 
@@ -128,7 +141,13 @@ class Pseudonymiser:
         HMAC-SHA256 spelled out over hashlib states prepared once (RFC 2104: the key
         block XOR ipad, with ``domain:`` already fed in, and XOR opad), so a value costs
         two state copies and two short updates in C: about 40 % less than copying an
-        ``hmac`` object, which wraps the same two states in Python."""
+        ``hmac`` object, which wraps the same two states in Python. With the compiled
+        build (edge/native.py) the same steps run in one C call over OpenSSL's SHA-256
+        (``_keyed_sha256.c``): about a fifth of that again."""
+        keyed = _keyed_in_c()
+        if keyed is not None:
+            in_c: Callable[[str], str] = keyed(self._key, f"{domain}:".encode(), PREFIX, 32)
+            return in_c
         key = self._key
         if len(key) > 64:  # SHA-256's block: longer keys are hashed first
             key = hashlib.sha256(key).digest()

@@ -80,8 +80,12 @@ def build_stages(ctx: AssemblyContext) -> list[Any]:
     if wl.enabled and ctx.watchlist is not None:
         from edge.watchlist.matcher import WatchlistMatcher
 
+        # the call plane folds each run first: its SIM states carry the matcher's
+        # stamps, so a SIM's IMSI and device are looked at once per list version
+        cp = next((s for s in stages if s.name == "callplane"), None)
         stages.append(WatchlistMatcher(ctx.watchlist, ctx.pseudonymiser,
-                                       realert_s=wl.realert_s))
+                                       realert_s=wl.realert_s,
+                                       sims=cp.tables if cp is not None else None))
         rs = ctx.cfg.response
         if rs.enabled:
             from edge.watchlist.audit import AuditLog

@@ -20,11 +20,14 @@ set of the run's values (C loops, no call per event), only values never seen und
 the list in force are resolved, a set at a time (one keyed hash each against a table
 of pseudonyms), and only the events of a run holding a listed value are matched one
 by one; so the list's size costs little (``bench/bench_watchlist.py`` compares a
-5-entry and a 1 M-entry list: 0.94 of the replay CPU; matching at all, against no
-list: 0.82). Packets and parcels go one by one. Each identifier
-kind the list holds has a memo, observed value -> entry or None, for the list object
-in force (``store.latest``: a new version is a new object,
-and the memos are dropped the record it appears, so an update takes effect at once):
+5-entry and a 1 M-entry list). When the call plane runs before this stage (``sims``,
+wired by :mod:`edge.telecom.domain`), its per-SIM state, looked up per event anyway,
+carries this stage's stamp: a SIM's IMSI, IMEI and own number are looked at once per
+list version (and again when its device or number changes), from the events the call
+plane queues, and only the peers' numbers per run. Packets and parcels go one by one.
+Each identifier kind the list holds has a memo, observed value -> entry or None, for
+the list object in force (``store.latest``: a new version is a new object, and the
+memos and stamps are dropped the record it appears, so an update takes effect at once):
 an identifier seen before costs one dict probe, whatever normalising, keyed hashing
 (pseudonymised entries) or prefix walk its first lookup took. Memos are bounded
 (``memo_size`` per kind, the older half dropped when full). Kinds the list does not
@@ -36,13 +39,14 @@ replaced is picked up from ``tick`` (a stat at most every second).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import islice
+from itertools import count, islice
 from operator import attrgetter
-from typing import Any
+from typing import Any, Protocol
 
 from edge.detection import Detection, Evidence, Subject
 from edge.records import BaseStationEvent, Packet
 from edge.report.pseudonym import Pseudonymiser
+from edge.telecom.callplane.state import NO_NUMBER
 from edge.watchlist import extract
 from edge.watchlist.model import Entry
 
@@ -52,8 +56,15 @@ _MISS: Any = object()
 _DIGIT_KINDS = {"imsi": "imsi", "imei": "imei", "msisdn": "phone", "iccid": "iccid"}
 _EVENT_FIELDS = (("imsi", "imsi"), ("imei", "imei"), ("msisdn", "msisdn"), ("peer", "msisdn"))
 _GETTERS = {f: attrgetter(f) for f, _ in _EVENT_FIELDS}
+_SIM_KINDS = ("imsi", "imei")  # checked once per SIM and list when the call plane runs
+_GENERATIONS = count(1)  # of SIM checks: a new list (version) is a new generation
 _SUBJECT = {"msisdn": "phone", "ip": "ip", "domain": "domain", "url": "url",
             "sender_id": "sender_id", "imsi": "imsi", "imei": "imei", "iccid": "iccid"}
+
+
+#: what runs need of a kind: getters of its fields, memo, hits, resolver of unseen values
+_RunKind = tuple[tuple[Any, ...], dict[str, "Entry | None"], dict[str, Entry],
+                 Callable[[set[str]], None]]
 
 
 def _expired(e: Entry, ts: float) -> bool:
@@ -66,6 +77,28 @@ def _make_room(memo: dict[str, Any], incoming: int, size: int) -> None:
     if len(memo) + incoming > size:
         for k in list(islice(memo, len(memo) // 2)):
             del memo[k]
+
+
+class SimStates(Protocol):
+    """What the call plane's tables (:class:`edge.telecom.callplane.state.EntityTables`)
+    offer a checker of SIM identifiers: while ``check_gen`` is not 0, the fold queues
+    in ``unchecked`` each event of a SIM whose state's ``checked`` stamp is not that
+    generation (its device changed, or it was never checked under this list), as
+    (state, event). The state's ``imei`` is the 14-digit key of its device, its
+    ``number`` the ``hash`` of its first number (``NO_NUMBER`` before one); the fold
+    clears the stamp when either changes or the event carries a number other than the
+    first."""
+
+    check_gen: int
+    unchecked: list[tuple[Any, BaseStationEvent]]
+
+
+class _Unresolved(Exception):
+    """Resolving a run's new values failed (``error``): the run is matched singly."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _parcel_type() -> tuple[type, ...]:
@@ -81,8 +114,11 @@ class WatchlistMatcher:
 
     def __init__(self, store: Any, pseudonymiser: Pseudonymiser, *,
                  realert_s: float = 3600.0, max_alerted: int = 100_000,
-                 memo_size: int = 1 << 17) -> None:
+                 memo_size: int = 1 << 17, sims: SimStates | None = None) -> None:
         self._store = store
+        # the call plane's SIM states when it folds each run before this stage sees it
+        self._sims = sims
+        self._sim_gen = 0
         self._pseudo = pseudonymiser
         self.realert_s = realert_s
         self._max_alerted = max_alerted
@@ -97,9 +133,12 @@ class WatchlistMatcher:
         self._hits: dict[str, dict[str, Entry]] = {}  # the memos' non-None answers
         self._hashers: dict[str, Callable[[str], str]] = {}
         # per kind the list can match on events: (getters of its fields, memo, hits,
-        # resolver of a set of unseen values), for runs
-        self._run_kinds: tuple[tuple[tuple[Any, ...], dict[str, Entry | None],
-                                     dict[str, Entry], Callable[[set[str]], None]], ...] = ()
+        # resolver of a set of unseen values), for runs; the SIM's kinds (IMSI, IMEI)
+        # and the numbers (the SIM's own and the peer's) apart
+        self._sim_probes: tuple[Callable[[str], bool] | None, ...] = (None, None)
+        self._sim_run_kinds: tuple[_RunKind, ...] = ()
+        self._num_run_kind: _RunKind | None = None
+        self._peer_run_kind: _RunKind | None = None  # the numbers without the SIM's own
         self._m_imsi: dict[str, Entry | None] | None = None
         self._m_imei: dict[str, Entry | None] | None = None
         self._m_phone: dict[str, Entry | None] | None = None
@@ -122,10 +161,19 @@ class WatchlistMatcher:
         self._hits = {k: {} for k in kinds}
         self._hashers = {k: self._pseudo.hasher(_DIGIT_KINDS[k])
                          for k in wl._pseudo_kinds if k in _DIGIT_KINDS}
-        self._run_kinds = tuple(
-            (tuple(_GETTERS[f] for f, k2 in _EVENT_FIELDS if k2 == k), self._memos[k],
-             self._hits[k], self._resolver(k))
-            for k in ("imsi", "imei", "msisdn") if k in kinds)
+        run_kinds = {k: (tuple(_GETTERS[f] for f, k2 in _EVENT_FIELDS if k2 == k),
+                         self._memos[k], self._hits[k], self._resolver(k))
+                     for k in ("imsi", "imei", "msisdn") if k in kinds}
+        self._sim_probes = (self._sim_probe("imsi"), self._sim_probe("imei"))
+        self._sim_run_kinds = tuple(run_kinds[k] for k in _SIM_KINDS if k in run_kinds)
+        num = self._num_run_kind = run_kinds.get("msisdn")
+        self._peer_run_kind = ((_GETTERS["peer"],), *num[1:]) if num is not None else None
+        if self._sims is not None:
+            # SIMs are checked again under this list from the next run on; this run's
+            # were folded before it came: matched in full
+            self._sim_gen = next(_GENERATIONS) if self._n and self._sim_run_kinds else 0
+            self._sims.check_gen = self._sim_gen
+            self._sims.unchecked = []
         self._m_imsi = self._memos.get("imsi")
         self._m_imei = self._memos.get("imei")
         self._m_phone = self._memos.get("msisdn")
@@ -174,6 +222,7 @@ class WatchlistMatcher:
             return one_by_one
         d: dict[str, list[Any]] = table
         hasher = self._hashers.get(kind)
+        clear = kind in wl._clear_kinds  # else every listed value is a pseudonym
         is_imei, is_msisdn = kind == "imei", kind == "msisdn"
 
         def resolve(new: set[str]) -> None:
@@ -190,7 +239,7 @@ class WatchlistMatcher:
             memo.update(dict.fromkeys(new))  # misses, unless found below
             values = list(new)
             norms = [v[:14] for v in values] if is_imei else values
-            if not d.keys().isdisjoint(norms):  # clear values listed
+            if clear and not d.keys().isdisjoint(norms):  # clear values listed
                 for v, n in zip(values, norms, strict=True):
                     row = d.get(n)
                     if row is not None:
@@ -249,42 +298,138 @@ class WatchlistMatcher:
         Why: one call per event cost more than matching. For a run of call-plane
         events each field the list can match is looked at once as a set (C loops);
         only values never seen under this list are resolved, a set at a time, and
-        only the events of a run holding a listed value are matched one by one."""
+        only the events of a run holding a listed value are matched one by one.
+        When the call plane folded the run before (``sims``), a SIM's IMSI and device
+        are looked at only for the events it queued (SIMs not yet checked under this
+        list, or on a new device); the numbers, of every event."""
         wl = self._store.latest
-        if wl is not self._wl:
+        switched = wl is not self._wl
+        if switched:
             self._switch(wl)
+        queue: list[tuple[Any, BaseStationEvent]] | None = None
+        if self._sim_gen:
+            sims = self._sims
+            queue = sims.unchecked  # type: ignore[union-attr]
+            if queue:
+                sims.unchecked = []  # type: ignore[union-attr]
         if not self._n:
             return NOTHING
         if records[0].__class__ is not BaseStationEvent or \
                 len(set(map(type, records))) != 1:  # packets, parcels, mixed: one by one
+            return self._one_by_one(records, on_error)  # (queued SIMs stay unchecked)
+        # the SIMs' identifiers: those of the run, or of the events the call plane
+        # queued (SIMs not yet checked under this list); then the run's numbers (with
+        # the queue, the peers': a SIM's own number is one of its identifiers)
+        sim_fields: list[tuple[Any, dict[str, Entry]]] = []
+        hot_ids: set[int] = set()
+        num = self._num_run_kind
+        try:
+            if switched or queue is None:
+                if self._look_at(self._sim_run_kinds, records):
+                    sim_fields = [(get, hits) for gets, _, hits, _ in self._sim_run_kinds
+                                  if hits for get in gets]
+                num_hot = num is not None and self._look_at((num,), records)
+            else:
+                # the queued SIMs' own numbers with the peers (one memo: a subscriber's
+                # number is often another's peer), then the queued SIMs
+                peer = self._peer_run_kind
+                num_hot = peer is not None and self._look_at(
+                    (peer,), records, [ev.msisdn for _, ev in queue])
+                if queue:
+                    hot_ids = self._check_sims(queue)
+        except _Unresolved as exc:  # counted; the run matched singly
+            on_error(exc.error)
             return self._one_by_one(records, on_error)
+        self.checked += len(records)
+        if not (sim_fields or hot_ids or num_hot):
+            return NOTHING
+        # the events holding a listed value (those of a listed SIM, or calling a listed
+        # number) are matched one by one, in order; the others cannot hit
+        fields = sim_fields + ([(get, num[2]) for get in num[0]]
+                               if num is not None and num_hot else [])
+        listed = [ev for ev in records if id(ev) in hot_ids
+                  or any(get(ev) in hits for get, hits in fields)]
+        return self._one_by_one(listed, on_error, self._event)
+
+    @staticmethod
+    def _look_at(kinds: tuple[_RunKind, ...], events: Sequence[BaseStationEvent],
+                 more: Sequence[str | None] = ()) -> bool:
+        """Resolve the values of ``kinds`` in ``events`` (and ``more``) never seen under
+        this list; whether any of them is listed."""
         hot = False
-        for gets, memo, hits, resolve in self._run_kinds:
-            values = set(map(gets[0], records))
+        for gets, memo, hits, resolve in kinds:
+            values = set(map(gets[0], events))
             for get in gets[1:]:  # the number: the SIM's own and the peer's
-                values.update(map(get, records))
+                values.update(map(get, events))
+            if more:
+                values.update(more)
             new = values.difference(memo)
             if new:
                 new.discard(None)
                 if new:
                     try:
                         resolve(new)
-                    except Exception as exc:  # noqa: BLE001 - counted, matched singly
-                        on_error(exc)
+                    except Exception as exc:  # noqa: BLE001 - handed to the caller
                         for v in new:
                             memo.pop(v, None)
-                        return self._one_by_one(records, on_error)
+                        raise _Unresolved(exc) from exc
             if hits and not hits.keys().isdisjoint(values):
                 hot = True
-        self.checked += len(records)
-        if not hot:
-            return NOTHING
-        # the events holding a listed value (those of a listed SIM, or calling a listed
-        # number) are matched one by one, in order; the others cannot hit
-        fields = [(get, hits) for gets, _, hits, _ in self._run_kinds if hits
-                  for get in gets]
-        listed = [ev for ev in records if any(get(ev) in hits for get, hits in fields)]
-        return self._one_by_one(listed, on_error, self._event)
+        return hot
+
+    def _check_sims(self, queue: list[tuple[Any, BaseStationEvent]]) -> set[int]:
+        """The events the call plane queued: the SIM's IMSI, the event's IMEI and
+        number, and the device the SIM is on now (its later events are not queued for
+        it) looked up. A SIM with none listed is stamped with this list's generation,
+        so its next events are not queued, once the event carries its number (its
+        first, as the call plane hashed it) or it has none yet. The ids of the queued
+        events holding a listed (or odd) value, to be matched one by one; their SIMs
+        stay unstamped. A SIM comes about once per list version: no memo for its IMSI
+        and IMEI; its number was resolved with the run's peers (``nums``: the listed
+        numbers seen under this list, never trimmed)."""
+        gen = self._sim_gen
+        imsi_listed, imei_listed = self._sim_probes
+        num_run = self._num_run_kind
+        nums = num_run[2] if num_run is not None else {}
+        hot: set[int] = set()
+        for st, ev in queue:
+            dev = st.imei
+            imei = ev.imei
+            num = ev.msisdn
+            if (imsi_listed is not None and imsi_listed(ev.imsi)) or (
+                    num is not None and num in nums) or (
+                    imei is not None and imei_listed is not None and imei_listed(imei)) or (
+                    dev is not None and (not (dev.isdigit() and dev.isascii()) or (
+                        imei_listed is not None and (imei is None or imei[:14] != dev)
+                        and imei_listed(dev)))):
+                # (a device key not plain digits: the IMEIs of its later events might
+                # normalise to another, so they are all looked at)
+                hot.add(id(ev))
+            elif (hash(num) if num is not None else NO_NUMBER) == st.number:
+                st.checked = gen  # (the event carries its first number, or it has none)
+        return hot
+
+    def _sim_probe(self, kind: str) -> Callable[[str], bool] | None:
+        """For the queued SIMs: a function telling whether an IMSI or IMEI is listed
+        (:meth:`_resolve`'s answer, not memoised: a SIM comes about once per list
+        version), or None when the list holds none of ``kind``."""
+        wl, match = self._wl, self._match
+        table = wl.kinds.get(kind)
+        if wl._any:
+            return lambda value: match(kind, value) is not None
+        if table is None:
+            return None
+        d: dict[str, list[Any]] = table
+        clear = kind in wl._clear_kinds  # else every listed value is a pseudonym
+        hasher = self._hashers.get(kind)
+        is_imei = kind == "imei"
+
+        def listed(value: str) -> bool:
+            if not (value.isdigit() and value.isascii()):
+                return match(kind, value) is not None  # needs normalising first
+            norm = value[:14] if is_imei else value
+            return (clear and norm in d) or (hasher is not None and hasher(norm) in d)
+        return listed
 
     def _one_by_one(self, records: Sequence[Any], on_error: Callable[[Exception], None],
                     feed: Callable[[Any], Sequence[Detection]] | None = None

@@ -119,6 +119,7 @@ class Watchlist:
     kinds: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     _nets: dict[int, dict[int, dict[int, Entry]]] = field(default_factory=dict)
     _pseudo_kinds: set[str] = field(default_factory=set)
+    _clear_kinds: set[str] = field(default_factory=set)  # holding values not pseudonyms
     _any: set[str] = field(default_factory=set)
     _n: int = 0
     updated: float = 0.0
@@ -143,14 +144,20 @@ class Watchlist:
         return wl
 
     def _index(self) -> None:
-        """Derived tables: prefixes, kinds holding pseudonyms, the count."""
+        """Derived tables: prefixes, kinds holding pseudonyms and kinds holding clear
+        values, the count."""
         self._nets = {}
         self._pseudo_kinds = set()
+        self._clear_kinds = set()
         self._any = {"any"} if self.kinds.get("any") else set()
         self._n = sum(len(d) for d in self.kinds.values())
         for kind, d in self.kinds.items():
-            if any(map(str.startswith, d, repeat(PREFIX))):  # in C: 1 M values in ~20 ms
+            # in C, each stopping at the first that tells: one pass of 1 M values at
+            # most (~20 ms)
+            if any(map(str.startswith, d, repeat(PREFIX))):
                 self._pseudo_kinds.add(kind)
+            if not all(map(str.startswith, d, repeat(PREFIX))):
+                self._clear_kinds.add(kind)
         for v, row in self.kinds.get("ip", {}).items():
             if "/" in v:
                 version, plen, net = _network(v)

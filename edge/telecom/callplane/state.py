@@ -16,6 +16,14 @@ Late events (up to a few seconds) are appended where they arrive: windows filter
 timestamp, so order inside a SIM's arrays only matters to the gap features, which
 sort. An exact duplicate (same time, type and value among the SIM's last 8 events)
 is dropped and counted.
+
+Identifier checks (the watchlist, :mod:`edge.watchlist.matcher`; the call plane knows
+nothing of lists): while :attr:`EntityTables.check_gen` is set, each event of a SIM
+whose :attr:`SimState.checked` stamp is not that generation is queued in
+:attr:`EntityTables.unchecked`, after it is folded, for the checker to look at the
+SIM's identifiers and stamp the SIM; a new device, the SIM's first number or a number
+other than its first (told by ``hash``) clear the stamp. So a SIM's IMSI, IMEI and
+number are looked at once per list version, not per event.
 """
 
 from __future__ import annotations
@@ -88,7 +96,7 @@ class SimState:
     """One SIM's recent events (24 h), its devices and cells, and detector flags."""
 
     __slots__ = ("last", "e", "pq", "imsi", "imei", "imeis", "cell", "cells", "alerted",
-                 "next_score", "mo_n", "number", "flags")
+                 "next_score", "mo_n", "number", "flags", "checked")
 
     def __init__(self, ts: float, imsi: str = "") -> None:
         self.last = ts
@@ -115,6 +123,9 @@ class SimState:
         # integer in the compiled build: no int object per SIM)
         self.number: i64 = NO_NUMBER
         self.flags = 0  # LUHN_BAD | SHARED_DEVICE | IN_BLOCK | SLOW_SEEN | FAST_SEEN | ...
+        # The identifier check (EntityTables.check_gen) its IMSI, device and number
+        # passed; 0: none. Set by the checker, cleared by the fold when they change.
+        self.checked = 0
 
     def trim(self, now: float) -> None:
         """Drop entries older than the long window."""
@@ -285,6 +296,9 @@ class EntityTables:
         self.duplicates = 0
         self.late = 0  # events older than the newest folded before them
         self.max_ts = -math.inf
+        # Identifier checks (see the module docstring): 0 while no checker runs.
+        self.check_gen = 0
+        self.unchecked: list[tuple[SimState, BaseStationEvent]] = []
 
     def add(self, ev: BaseStationEvent) -> SimState | None:
         """Fold one event into the tables; returns the SIM's state (None for a duplicate)."""
@@ -311,6 +325,8 @@ class EntityTables:
         is_peer = _IS_PEER
         max_ts = self.max_ts
         late = 0
+        check_gen = self.check_gen
+        unchecked = self.unchecked
         try:
             for ev in evs:
                 try:
@@ -358,11 +374,19 @@ class EntityTables:
                                 j = -1
                             if j >= 0:
                                 self.duplicates += 1
+                                if check_gen:  # its fields may differ: the checker looks
+                                    unchecked.append((st, ev))
                                 continue
                     else:
                         st.last = ts
-                    if st.number == NO_NUMBER and ev.msisdn is not None:
-                        st.number = hash(ev.msisdn)
+                    if st.number == NO_NUMBER:
+                        if ev.msisdn is not None:
+                            st.number = hash(ev.msisdn)
+                            st.checked = 0  # its number: to be checked
+                    elif check_gen:
+                        num = ev.msisdn
+                        if num is not None and hash(num) != st.number:
+                            st.checked = 0  # not its first number (rare): checked each time
                     if is_peer[code]:
                         pq = st.pq
                         if pq is None:
@@ -412,6 +436,8 @@ class EntityTables:
                     if imei is not None and (imei[:14] != st.imei or st.imeis is not None
                                              or st.flags & SHARED_DEVICE):
                         self._fold_device(st, st.imsi, imei, ts, devs)
+                    if check_gen and st.checked != check_gen:
+                        unchecked.append((st, ev))
                     if judge is not None and (code == MO_START or code == ATTACH):
                         judge.judge(st, ev)
                 except Exception as exc:  # a bug on one event: count it, fold the rest
@@ -439,6 +465,7 @@ class EntityTables:
                 if len(st.imeis) < MAX_PARTNERS:
                     st.imeis[imei] = ts
             st.imei = imei
+            st.checked = 0  # a new device: to be checked
         else:
             if st.imeis is not None:
                 st.imeis[imei] = ts

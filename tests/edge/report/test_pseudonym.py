@@ -89,3 +89,47 @@ def test_fleet_pseudonym_is_the_same_at_every_site_and_optional() -> None:
     assert Pseudonymiser(b"site-a-key-0123456789").fleet_pseudonym("imsi", imsi) is None
     with pytest.raises(ConfigError):
         Pseudonymiser(b"site-a-key-0123456789", fleet_key=b"site-a-key-0123456789")
+
+
+_KEYS = (b"k" * 16, b"x" * 64, b"y" * 65, bytes(range(200)))
+_VALUES = ("8613900000000", "", "460001234567890", "9" * 80, "é-ü", "a" * 200)
+
+
+def _hmac_pseudonym(key: bytes, domain: str, value: str) -> str:
+    return "h1:" + hmac.new(key, f"{domain}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@pytest.mark.parametrize("in_c", [False, True], ids=["python", "c"])
+def test_the_many_values_hasher_is_the_documented_hmac(in_c: bool,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Pseudonymiser.hasher`` (the watchlist matcher's: one keyed hash per distinct
+    number) in Python and, with the compiled build, in C (edge/report/_keyed_sha256.c):
+    the same pseudonyms as ``hmac`` for keys shorter, as long as and longer than a block,
+    values longer than a block and not ASCII; a lone surrogate refused by both."""
+    from edge.report import pseudonym
+
+    keyed = pseudonym._keyed_in_c()
+    if in_c and keyed is None:
+        pytest.skip("no C build of the keyed hasher here (no compiler or OpenSSL headers, "
+                    "or AFE_NATIVE=0): the Python one runs, tested beside")
+    monkeypatch.setattr(pseudonym, "_KEYED", [keyed if in_c else None])
+    for key in _KEYS:
+        p = Pseudonymiser(key)
+        for domain in ("phone", "imsi", "imei", "iccid"):
+            h = p.hasher(domain)
+            assert (type(h).__name__ == "Keyed") == in_c
+            for v in _VALUES:
+                assert h(v) == _hmac_pseudonym(key, domain, v) == p.of_normalised(domain, v)
+            with pytest.raises(UnicodeEncodeError):
+                h("\ud800")
+
+
+def test_the_c_hasher_only_from_a_build_of_these_sources(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    from edge import native
+
+    monkeypatch.setenv(native.ENV, "0")
+    assert native.extension("edge.report._keyed_sha256") is None
+    monkeypatch.delenv(native.ENV)
+    monkeypatch.setenv("AFE_NATIVE_DIR", str(tmp_path))  # no build there
+    assert native.extension("edge.report._keyed_sha256") is None
