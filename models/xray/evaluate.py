@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.courier.decide import DecideSettings, ParcelFacts, judge, load_scorer
-from edge.courier.xray_scorer import LABELS, XrayScorer
+from edge.courier.xray_scorer import LABELS, XrayScorer, XrayScores
 from simulators.depot.contents import (
     CARD_LAYOUTS,
     CASH_LAYOUTS,
@@ -72,20 +72,39 @@ def facts_of(spec: ParcelSpec, rng: np.random.Generator) -> ParcelFacts:
                        float(spec.declared_value_cny), spec.sender_verified, spec.rfid_tags)
 
 
+def score_all(scorer: XrayScorer, specs_iter: object, rng: np.random.Generator,
+              progress: bool = False) -> list[tuple[ParcelSpec, XrayScores, ParcelFacts, float]]:
+    """Render and score every parcel of ``specs_iter`` once: (spec, scores, facts, ms)."""
+    out = []
+    for spec in specs_iter:  # type: ignore[attr-defined]
+        r = render(spec, rng, 1.5)
+        t0 = time.perf_counter()
+        x = scorer.score(r.image, 1.5)
+        ms = (time.perf_counter() - t0) * 1000
+        out.append((spec, x, facts_of(spec, rng), ms))
+        if progress and len(out) % 100 == 0:
+            print(f"  judged {len(out)}", flush=True)
+    return out
+
+
 def run(scorer: XrayScorer, settings: DecideSettings, specs_iter: object,
         rng: np.random.Generator, progress: bool = False) -> Result:
     """Score and judge every parcel of ``specs_iter`` (iterable of ParcelSpec)."""
+    return judge_all(score_all(scorer, specs_iter, rng, progress), settings)
+
+
+def judge_all(scored: list[tuple[ParcelSpec, XrayScores, ParcelFacts, float]],
+              settings: DecideSettings) -> Result:
+    """The rules of ``settings`` over parcels scored once (:func:`score_all`)."""
     conf: dict[str, Counter[str]] = {c: Counter() for c in CLASSES}
     ms: list[float] = []
     kind_ok = kind_told = kind_total = 0
     n = 0
     layouts: dict[str, list[int]] = {}
-    for spec in specs_iter:  # type: ignore[attr-defined]
-        r = render(spec, rng, 1.5)
+    for spec, x, facts, score_ms in scored:
         t0 = time.perf_counter()
-        x = scorer.score(r.image, 1.5)
-        findings = judge(x, facts_of(spec, rng), settings)
-        ms.append((time.perf_counter() - t0) * 1000)
+        findings = judge(x, facts, settings)
+        ms.append(score_ms + (time.perf_counter() - t0) * 1000)
         cats = sorted({f.category for f in findings})
         pred = "none" if not cats else (cats[0] if len(cats) == 1 else "+".join(cats))
         conf[spec.category][pred] += 1
@@ -103,8 +122,6 @@ def run(scorer: XrayScorer, settings: DecideSettings, specs_iter: object,
                                or (f.card_kind == "sim_or_iot" and spec.card_kind in ("sim",
                                                                                      "iot")))
         n += 1
-        if progress and n % 100 == 0:
-            print(f"  judged {n}", flush=True)
     recall = {}
     pos = {}
     for cat in LABELS:
@@ -119,11 +136,14 @@ def run(scorer: XrayScorer, settings: DecideSettings, specs_iter: object,
                   float(np.percentile(ms, 99)) if ms else 0.0, dict(sorted(layouts.items())))
 
 
-def heldout_days(days: int, parcels: int, seed: int) -> list[ParcelSpec]:
+def heldout_days(days: int, parcels: int, seed: int, profile: str = "heldout"
+                 ) -> list[ParcelSpec]:
+    """Simulated days (``profile`` ``train``: validation days of the training profile,
+    for choosing the rules' settings; never the held-out profile for that)."""
     specs = []
     for d in range(days):
         rng = np.random.default_rng(seed + d)
-        specs += [sample_parcel(rng, "heldout", rates=EVAL_RATES) for _ in range(parcels)]
+        specs += [sample_parcel(rng, profile, rates=EVAL_RATES) for _ in range(parcels)]
     return specs
 
 
@@ -271,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--support-ratio", type=float, default=None,
                     help="share of the threshold the image_supported rule needs "
                          "(default: DecideSettings', as on the device)")
+    ap.add_argument("--sweep-support", default="",
+                    help="comma-separated support ratios: judge the same scored parcels "
+                         "with each and print recall and false alarms (choosing the ratio)")
+    ap.add_argument("--profile", choices=("heldout", "train"), default="heldout",
+                    help="train: validation days of the training profile (to choose the "
+                         "rules' settings on; seeds apart from every training set)")
     ap.add_argument("--write-card", action="store_true", help="write README.md/model.json")
     ap.add_argument("--model", type=Path, default=None,
                     help="model folder to evaluate (default: the committed models/xray)")
@@ -280,16 +306,20 @@ def main(argv: list[str] | None = None) -> int:
     main_res = None
     if not args.skip_main:
         scorer = load_scorer(args.model)
-        main_res = run(scorer, settings_for(scorer, args.support_ratio),
-                       heldout_days(args.days, args.parcels, args.seed),
-                       np.random.default_rng(args.seed + 500), progress=True)
+        scored = score_all(scorer, heldout_days(args.days, args.parcels, args.seed,
+                                                args.profile),
+                           np.random.default_rng(args.seed + 500), progress=True)
+        for ratio in (float(v) for v in args.sweep_support.split(",") if v):
+            r = judge_all(scored, settings_for(scorer, ratio))
+            print(f"support ratio {ratio:g}: {_summary(r)}", flush=True)
+        main_res = judge_all(scored, settings_for(scorer, args.support_ratio))
         print(_summary(main_res))
         print("\n".join(_confusion_md(main_res)))
         print("recall by layout:", {k: f"{a}/{b}" for k, (a, b) in
                                     (main_res.by_layout or {}).items()})
     results = args.cache / "eval"
     results.mkdir(parents=True, exist_ok=True)
-    if main_res is not None:
+    if main_res is not None and args.profile == "heldout":
         # one file per set of days, so the card can show the old and the new days
         (results / f"main_{args.seed}_{args.days}x{args.parcels}.json").write_text(
             json.dumps({"cmd": cmd.strip(), "seed": args.seed, "days": args.days,
