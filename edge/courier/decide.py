@@ -229,16 +229,13 @@ def judge(x: XrayScores, facts: ParcelFacts, st: DecideSettings) -> list[Finding
     return out
 
 
-# the image features an inspector can read as physics, per category (model 1.2's names,
-# and the module bands of bands.py; a model without them gives no such line)
+# the image features an inspector can read as physics, per category (model 1.2's names;
+# a model without them gives no such line)
 _CUES = {
     "card_batch": (("n_card_blue_chip_max", "chip-module spot at the ISO 7816 place in a "
                     "card-sized PVC region, optical depth"),
                    ("n_card_blue_ratio_max", "that spot's depth over the card's"),
-                   ("spots_green_px", "chip-like spots in PVC, pixels at 3.5 mm"),
-                   ("b_iso_max", "band of modules at the ISO 7816 place across cards on "
-                    "edge or along a shingled row, optical depth over the cards'"),
-                   ("b_iso_len_mm", "that band's length, mm")),
+                   ("spots_green_px", "chip-like spots in PVC, pixels at 3.5 mm")),
     "gold": (("n_black_e1_mm2", "near-black area surviving a 3 mm erosion, mm2"),
              ("n_black_e2_mm2", "surviving a 6 mm erosion, mm2")),
     "cash": (("n_note_flat_max", "flat organic share of the best note-sized window"),

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.loader import LoadedModel
-from models.xray.bands import BAND_NAMES
-from models.xray.bands import extract as extract_bands
 from models.xray.features import FEATURE_NAMES, extract
 from models.xray.native import NATIVE_NAMES
 from models.xray.native import extract as extract_native
@@ -81,18 +79,14 @@ class XrayScorer:
         self._image_input = "image" if "image" in inputs else model.input_name
         self.two_part = "features" in inputs
         self.native = False
-        self.bands = False
         if self.two_part:
             want = list(model.contract.get("features", []))
-            # model 1.1 reads the 3.5 mm features, 1.2 also those at the machine's pitch,
-            # 1.4 also the module bands (models/xray/bands.py)
-            self.bands = want == list(FEATURE_NAMES + NATIVE_NAMES + BAND_NAMES)
-            self.native = self.bands or want == list(FEATURE_NAMES + NATIVE_NAMES)
+            # model 1.1 reads the 3.5 mm features, 1.2 also those at the machine's pitch
+            self.native = want == list(FEATURE_NAMES + NATIVE_NAMES)
             if want != list(FEATURE_NAMES) and not self.native:
                 raise ModelError(f"{model.info.name}: its features ({len(want)}) are not "
-                                 f"the ones models/xray/features.py, native.py and bands.py "
-                                 f"compute ({len(FEATURE_NAMES)} + {len(NATIVE_NAMES)} "
-                                 f"+ {len(BAND_NAMES)})")
+                                 f"the ones models/xray/features.py and native.py compute "
+                                 f"({len(FEATURE_NAMES)} + {len(NATIVE_NAMES)})")
 
     def score(self, pixels: np.ndarray, mm_per_px: float) -> XrayScores:
         """Scores for one image; ValueError for an image the model cannot take."""
@@ -106,12 +100,8 @@ class XrayScorer:
             names = FEATURE_NAMES
             if self.native:
                 x0, y0, x1, y1 = prep.native_window()
-                win = pixels[y0:y1, x0:x1]
-                fe = np.concatenate([fe, extract_native(win, mm_per_px)])
+                fe = np.concatenate([fe, extract_native(pixels[y0:y1, x0:x1], mm_per_px)])
                 names = FEATURE_NAMES + NATIVE_NAMES
-                if self.bands:
-                    fe = np.concatenate([fe, extract_bands(win, mm_per_px)])
-                    names = FEATURE_NAMES + NATIVE_NAMES + BAND_NAMES
             feeds["features"] = fe[None]
             named = {n: float(v) for n, v in zip(names, fe, strict=True)}
         outs = self.model.session.run(None, feeds)

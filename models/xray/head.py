@@ -27,8 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from models.xray.bands import BAND_NAMES
-from models.xray.bands import extract as extract_bands
 from models.xray.dataset import LABELS, ImageSet, cached
 from models.xray.features import FEATURE_NAMES, extract
 from models.xray.native import NATIVE_NAMES
@@ -40,11 +38,9 @@ CHUNK = 500
 VAL_FP = 0.003
 CNN_OUT = ("cnn_card_batch", "cnn_gold", "cnn_cash", "cnn_heat_card_batch", "cnn_heat_gold",
            "cnn_heat_cash", "cnn_kind_sim", "cnn_kind_iot", "cnn_kind_bank")
-# the ``features`` input: explicit features at 3.5 mm, then at the machine's pitch (the
-# module templates of native.py, then the module bands of bands.py)
-ALL_FEATURES = FEATURE_NAMES + NATIVE_NAMES + BAND_NAMES
+# the ``features`` input: explicit features at 3.5 mm, then at the machine's pitch
+ALL_FEATURES = FEATURE_NAMES + NATIVE_NAMES
 HEAD_INPUTS = ALL_FEATURES + CNN_OUT
-# a head over these inputs was not exported (session 7: no gain on validation, card)
 VERSION = "1.2.0"   # the committed model; the 1.3.0 candidate of session 6 was not shipped (card)
 
 
@@ -78,7 +74,6 @@ def cnn_outputs(s: ImageSet, cnn: Path | None = None) -> np.ndarray:
 # the cache keys of the feature code, read once: a file edited while a long run has the
 # module loaded must not get the old module's values under the new file's key
 _KEY_FEAT = _code_key("features.py", "native.py")
-_KEY_BAND = _code_key("bands.py", "native.py")
 
 
 def head_inputs(s: ImageSet, cache: Path, tag: str) -> np.ndarray:
@@ -95,15 +90,6 @@ def head_inputs(s: ImageSet, cache: Path, tag: str) -> np.ndarray:
                        for j in range(len(s.y))])
         feats = np.concatenate([fe, na], 1).astype(np.float32)
         np.save(f_path, feats)
-    b_path = cache / f"head_band_{tag}_{_KEY_BAND}.npy"
-    if b_path.exists():
-        bands = np.asarray(np.load(b_path))
-    else:
-        assert s.native is not None, "rendered set without its native-pitch images"
-        bands = np.stack([extract_bands(s.native[j], float(s.mm_per_px[j]))
-                          for j in range(len(s.y))]).astype(np.float32)
-        np.save(b_path, bands)
-    feats = np.concatenate([feats, bands], 1)
     c_path = cache / f"head_cnn_{tag}_{_code_key('cnn.onnx')}.npy"
     if c_path.exists():
         cnn = np.asarray(np.load(c_path))
@@ -417,8 +403,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
                               "(models/xray/preprocess.py)"},
         "outputs": base.get("outputs", {}),
         "features": list(ALL_FEATURES),
-        "feature_code": "models/xray/features.py + models/xray/native.py"
-                        + " + models/xray/bands.py",
+        "feature_code": "models/xray/features.py + models/xray/native.py",
         "thresholds": thr,
         "parts": {"cnn": {"file": "cnn.onnx", "sha256": sha256_file(HERE / "cnn.onnx"),
                           **_cnn_record()},

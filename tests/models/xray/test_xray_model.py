@@ -11,7 +11,6 @@ import pytest
 
 from models.loader import load_model, sha256_file
 from models.xray import native
-from models.xray.bands import BAND_NAMES
 from models.xray.features import FEATURE_NAMES, extract
 from models.xray.native import NATIVE_NAMES
 from models.xray.preprocess import INPUT_PX, MODEL_MM_PER_PX, mask_to_input, prepare
@@ -55,8 +54,7 @@ def test_committed_model_matches_its_contract() -> None:
     assert set(c["thresholds"]) == {"card_batch", "gold", "cash"}
     feeds = {"image": np.zeros((2, 3, INPUT_PX, INPUT_PX), np.float32)}
     if "features" in {i.name for i in m.session.get_inputs()}:
-        assert c["features"] in (list(FEATURE_NAMES), list(FEATURE_NAMES + NATIVE_NAMES),
-                                 list(FEATURE_NAMES + NATIVE_NAMES + BAND_NAMES))
+        assert c["features"] in (list(FEATURE_NAMES), list(FEATURE_NAMES + NATIVE_NAMES))
         feeds["features"] = np.zeros((2, len(c["features"])), np.float32)
         assert sha256_file(FOLDER / "cnn.onnx") == c["parts"]["cnn"]["sha256"]
         if (FOLDER / "cnn.json").exists():   # the CNN's own training record (model 1.3)
@@ -264,44 +262,3 @@ def test_seg_crops_keep_image_and_target_aligned() -> None:
         assert np.array_equal(d[i], full[i, :, r // 4:r // 4 + 32, c // 4:c // 4 + 32])
         assert (lab[i] <= data.y[i]).all() and lab[i].tolist() == (
             d[i].reshape(3, -1).max(1) > 0).tolist()
-
-
-def _on_edge_row(p: float, band_mm: float | None, at_mm: float = 15.65) -> np.ndarray:
-    """A row of PVC cards on edge seen from above (a 85.6 x 40 mm slab, dark green), with
-    the modules' band ``band_mm`` wide across it ``at_mm`` from the card's near end."""
-    img = _belt(200, 300, p)
-    _fill(img, (200, 170, 120), 20, 180, 20, 280, p)        # cardboard, organic
-    y0, x0 = 80.0, 100.0
-    _fill(img, (19, 54, 16), y0, y0 + 40, x0, x0 + 85.6, p)
-    if band_mm:
-        c = x0 + at_mm
-        _fill(img, (14, 41, 13), y0, y0 + 40, c - band_mm / 2, c + band_mm / 2, p)
-    return img
-
-
-@pytest.mark.parametrize("pitch", (1.5, 2.0, 2.5))
-def test_band_cue_finds_the_modules_of_cards_on_edge(pitch: float) -> None:
-    from models.xray import bands
-
-    iso = bands.BAND_NAMES.index("b_iso_max")
-    got = bands.extract(_on_edge_row(pitch, 10.5), pitch)
-    plain = bands.extract(_on_edge_row(pitch, None), pitch)
-    coil = bands.extract(_on_edge_row(pitch, 1.5, at_mm=6.0), pitch)   # a narrow coil run
-    middle = bands.extract(_on_edge_row(pitch, 10.5, at_mm=42.8), pitch)  # not ISO's place
-    assert got[iso] > 0.15, got
-    assert plain[iso] < 0.03 and coil[iso] < 0.03
-    assert middle[iso] < got[iso] / 2
-    # the maps turned by 45 degrees see the same band in a parcel turned by 45 degrees
-    turned = np.ascontiguousarray(np.rot90(_on_edge_row(pitch, 10.5)))
-    assert bands.extract(turned, pitch)[iso] > 0.15
-
-
-def test_band_features_of_empty_and_bad_images() -> None:
-    from models.xray import bands
-
-    f = bands.extract(np.full((80, 90, 3), 255, np.uint8), 1.5)
-    assert f.shape == (len(bands.BAND_NAMES),) and not f.any()
-    with pytest.raises(ValueError):
-        bands.extract(np.zeros((10, 10), np.uint8), 1.5)
-    with pytest.raises(ValueError):
-        bands.extract(np.zeros((10, 10, 3), np.uint8), 0.0)
