@@ -20,9 +20,9 @@ verification, RFID), each rule quoting its feature values in the evidence:
   at least one independent signal supports it: the sender is not verified, or (gold) the
   parcel is denser than ``gold_density_kg_l``. A declaration that does not account for
   what the image shows is quoted as evidence but counts as support only with
-  ``support_from_declaration``: on validation parcels it is as common without a threat
-  (88 % of them) as with one (91 % / 82 % / 61 % for cards / gold / cash), so it carries
-  no information and, counted, it made the lower threshold fire on most honest parcels
+  ``support_from_declaration``: on validation parcels it is about as common without a
+  threat (80-89 %) as with one (54-95 % by category), so it carries no information and,
+  counted, it made the lower threshold fire on most honest parcels
   (2.7 false alarms per 100 at 0.8, against 0.92 without; models/xray/README.md);
 - ``declared``: the waybill declares a reportable content (SIM / IoT / bank cards, gold,
   cash) and the image shows some of it (score >= ``support_ratio`` x threshold).

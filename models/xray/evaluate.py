@@ -10,6 +10,11 @@ batches of >= 20 cards, >= 100 notes, >= 50 g gold: every simulated threat quali
 false alarms per 100 parcels, and the confusion matrix. ``--write-card`` puts the result
 into ``models/xray/README.md`` and ``model.json``.
 
+``--profile train`` simulates validation days of the training profile instead (for
+choosing the rules' settings; their seeds must be apart from every training set's), and
+``--sweep-support 1.0,0.9,...`` judges the same scored parcels with each support ratio
+of the ``image_supported`` rule, after printing how common its signals are.
+
 ``--lofo FAMILY`` (repeatable) adds leave-one-family-out runs: the model's head is
 trained (``models.xray.head``, same seeds and data) on the training and validation sets
 minus every parcel that used FAMILY, exported to ONNX with the committed CNN part (not
@@ -93,6 +98,25 @@ def run(scorer: XrayScorer, settings: DecideSettings, specs_iter: object,
     return judge_all(score_all(scorer, specs_iter, rng, progress), settings)
 
 
+def signal_rates(scored: list[tuple[ParcelSpec, XrayScores, ParcelFacts, float]]) -> str:
+    """How common the rules' non-image signals are without a threat and with each category
+    (what the image_supported rule may count as support)."""
+    from edge.courier.decide import _EXPLAINS
+
+    parts = []
+    for cat in CLASSES:
+        rows = [f for spec, _x, f, _ms in scored if spec.category == cat]
+        if not rows:
+            continue
+        unver = np.mean([f.sender_verified is False for f in rows])
+        not_expl = [np.mean([not any(w in f.declared.lower() for w in _EXPLAINS[c])
+                             for f in rows]) for c in LABELS]
+        parts.append(f"{cat} ({len(rows)}): sender not verified {100 * unver:.0f} %, "
+                     "declaration not accounting for card_batch/gold/cash "
+                     + "/".join(f"{100 * v:.0f}" for v in not_expl) + " %")
+    return "; ".join(parts)
+
+
 def judge_all(scored: list[tuple[ParcelSpec, XrayScores, ParcelFacts, float]],
               settings: DecideSettings) -> Result:
     """The rules of ``settings`` over parcels scored once (:func:`score_all`)."""
@@ -167,9 +191,10 @@ def family_parcels(family: str, n: int, seed: int) -> list[ParcelSpec]:
     return out
 
 
-def settings_for(scorer: XrayScorer, support_ratio: float | None = None) -> DecideSettings:
+def settings_for(scorer: XrayScorer, support_ratio: float | None = None,
+                 from_declaration: bool = False) -> DecideSettings:
     thr = {k: float(v) for k, v in scorer.model.contract.get("thresholds", {}).items()}
-    st = DecideSettings(thresholds=thr, divert=False)
+    st = DecideSettings(thresholds=thr, divert=False, support_from_declaration=from_declaration)
     if support_ratio is not None:
         st.support_ratio = support_ratio
     return st
@@ -294,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sweep-support", default="",
                     help="comma-separated support ratios: judge the same scored parcels "
                          "with each and print recall and false alarms (choosing the ratio)")
+    ap.add_argument("--support-from-declaration", action="store_true",
+                    help="count a declaration that does not account for the image as support")
     ap.add_argument("--profile", choices=("heldout", "train"), default="heldout",
                     help="train: validation days of the training profile (to choose the "
                          "rules' settings on; seeds apart from every training set)")
@@ -309,10 +336,13 @@ def main(argv: list[str] | None = None) -> int:
         scored = score_all(scorer, heldout_days(args.days, args.parcels, args.seed,
                                                 args.profile),
                            np.random.default_rng(args.seed + 500), progress=True)
+        if args.sweep_support:
+            print("signals:", signal_rates(scored))
         for ratio in (float(v) for v in args.sweep_support.split(",") if v):
-            r = judge_all(scored, settings_for(scorer, ratio))
+            r = judge_all(scored, settings_for(scorer, ratio, args.support_from_declaration))
             print(f"support ratio {ratio:g}: {_summary(r)}", flush=True)
-        main_res = judge_all(scored, settings_for(scorer, args.support_ratio))
+        main_res = judge_all(scored, settings_for(scorer, args.support_ratio,
+                                                  args.support_from_declaration))
         print(_summary(main_res))
         print("\n".join(_confusion_md(main_res)))
         print("recall by layout:", {k: f"{a}/{b}" for k, (a, b) in
