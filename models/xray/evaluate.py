@@ -10,6 +10,11 @@ batches of >= 20 cards, >= 100 notes, >= 50 g gold: every simulated threat quali
 false alarms per 100 parcels, and the confusion matrix. ``--write-card`` puts the result
 into ``models/xray/README.md`` and ``model.json``.
 
+``--profile train`` simulates validation days of the training profile instead (for
+choosing the rules' settings; their seeds must be apart from every training set's), and
+``--sweep-support 1.0,0.9,...`` judges the same scored parcels with each support ratio
+of the ``image_supported`` rule, after printing how common its signals are.
+
 ``--lofo FAMILY`` (repeatable) adds leave-one-family-out runs: the model's head is
 trained (``models.xray.head``, same seeds and data) on the training and validation sets
 minus every parcel that used FAMILY, exported to ONNX with the committed CNN part (not
@@ -30,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.courier.decide import DecideSettings, ParcelFacts, judge, load_scorer
-from edge.courier.xray_scorer import LABELS, XrayScorer
+from edge.courier.xray_scorer import LABELS, XrayScorer, XrayScores
 from simulators.depot.contents import (
     CARD_LAYOUTS,
     CASH_LAYOUTS,
@@ -72,20 +77,58 @@ def facts_of(spec: ParcelSpec, rng: np.random.Generator) -> ParcelFacts:
                        float(spec.declared_value_cny), spec.sender_verified, spec.rfid_tags)
 
 
+def score_all(scorer: XrayScorer, specs_iter: object, rng: np.random.Generator,
+              progress: bool = False) -> list[tuple[ParcelSpec, XrayScores, ParcelFacts, float]]:
+    """Render and score every parcel of ``specs_iter`` once: (spec, scores, facts, ms)."""
+    out = []
+    for spec in specs_iter:  # type: ignore[attr-defined]
+        r = render(spec, rng, 1.5)
+        t0 = time.perf_counter()
+        x = scorer.score(r.image, 1.5)
+        ms = (time.perf_counter() - t0) * 1000
+        out.append((spec, x, facts_of(spec, rng), ms))
+        if progress and len(out) % 100 == 0:
+            print(f"  judged {len(out)}", flush=True)
+    return out
+
+
 def run(scorer: XrayScorer, settings: DecideSettings, specs_iter: object,
         rng: np.random.Generator, progress: bool = False) -> Result:
     """Score and judge every parcel of ``specs_iter`` (iterable of ParcelSpec)."""
+    return judge_all(score_all(scorer, specs_iter, rng, progress), settings)
+
+
+def signal_rates(scored: list[tuple[ParcelSpec, XrayScores, ParcelFacts, float]]) -> str:
+    """How common the rules' non-image signals are without a threat and with each category
+    (what the image_supported rule may count as support)."""
+    from edge.courier.decide import _EXPLAINS
+
+    parts = []
+    for cat in CLASSES:
+        rows = [f for spec, _x, f, _ms in scored if spec.category == cat]
+        if not rows:
+            continue
+        unver = np.mean([f.sender_verified is False for f in rows])
+        not_expl = [np.mean([not any(w in f.declared.lower() for w in _EXPLAINS[c])
+                             for f in rows]) for c in LABELS]
+        parts.append(f"{cat} ({len(rows)}): sender not verified {100 * unver:.0f} %, "
+                     "declaration not accounting for card_batch/gold/cash "
+                     + "/".join(f"{100 * v:.0f}" for v in not_expl) + " %")
+    return "; ".join(parts)
+
+
+def judge_all(scored: list[tuple[ParcelSpec, XrayScores, ParcelFacts, float]],
+              settings: DecideSettings) -> Result:
+    """The rules of ``settings`` over parcels scored once (:func:`score_all`)."""
     conf: dict[str, Counter[str]] = {c: Counter() for c in CLASSES}
     ms: list[float] = []
     kind_ok = kind_told = kind_total = 0
     n = 0
     layouts: dict[str, list[int]] = {}
-    for spec in specs_iter:  # type: ignore[attr-defined]
-        r = render(spec, rng, 1.5)
+    for spec, x, facts, score_ms in scored:
         t0 = time.perf_counter()
-        x = scorer.score(r.image, 1.5)
-        findings = judge(x, facts_of(spec, rng), settings)
-        ms.append((time.perf_counter() - t0) * 1000)
+        findings = judge(x, facts, settings)
+        ms.append(score_ms + (time.perf_counter() - t0) * 1000)
         cats = sorted({f.category for f in findings})
         pred = "none" if not cats else (cats[0] if len(cats) == 1 else "+".join(cats))
         conf[spec.category][pred] += 1
@@ -103,8 +146,6 @@ def run(scorer: XrayScorer, settings: DecideSettings, specs_iter: object,
                                or (f.card_kind == "sim_or_iot" and spec.card_kind in ("sim",
                                                                                      "iot")))
         n += 1
-        if progress and n % 100 == 0:
-            print(f"  judged {n}", flush=True)
     recall = {}
     pos = {}
     for cat in LABELS:
@@ -119,11 +160,14 @@ def run(scorer: XrayScorer, settings: DecideSettings, specs_iter: object,
                   float(np.percentile(ms, 99)) if ms else 0.0, dict(sorted(layouts.items())))
 
 
-def heldout_days(days: int, parcels: int, seed: int) -> list[ParcelSpec]:
+def heldout_days(days: int, parcels: int, seed: int, profile: str = "heldout"
+                 ) -> list[ParcelSpec]:
+    """Simulated days (``profile`` ``train``: validation days of the training profile,
+    for choosing the rules' settings; never the held-out profile for that)."""
     specs = []
     for d in range(days):
         rng = np.random.default_rng(seed + d)
-        specs += [sample_parcel(rng, "heldout", rates=EVAL_RATES) for _ in range(parcels)]
+        specs += [sample_parcel(rng, profile, rates=EVAL_RATES) for _ in range(parcels)]
     return specs
 
 
@@ -147,9 +191,10 @@ def family_parcels(family: str, n: int, seed: int) -> list[ParcelSpec]:
     return out
 
 
-def settings_for(scorer: XrayScorer, support_ratio: float | None = None) -> DecideSettings:
+def settings_for(scorer: XrayScorer, support_ratio: float | None = None,
+                 from_declaration: bool = False) -> DecideSettings:
     thr = {k: float(v) for k, v in scorer.model.contract.get("thresholds", {}).items()}
-    st = DecideSettings(thresholds=thr, divert=False)
+    st = DecideSettings(thresholds=thr, divert=False, support_from_declaration=from_declaration)
     if support_ratio is not None:
         st.support_ratio = support_ratio
     return st
@@ -271,6 +316,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--support-ratio", type=float, default=None,
                     help="share of the threshold the image_supported rule needs "
                          "(default: DecideSettings', as on the device)")
+    ap.add_argument("--sweep-support", default="",
+                    help="comma-separated support ratios: judge the same scored parcels "
+                         "with each and print recall and false alarms (choosing the ratio)")
+    ap.add_argument("--support-from-declaration", action="store_true",
+                    help="count a declaration that does not account for the image as support")
+    ap.add_argument("--profile", choices=("heldout", "train"), default="heldout",
+                    help="train: validation days of the training profile (to choose the "
+                         "rules' settings on; seeds apart from every training set)")
     ap.add_argument("--write-card", action="store_true", help="write README.md/model.json")
     ap.add_argument("--model", type=Path, default=None,
                     help="model folder to evaluate (default: the committed models/xray)")
@@ -280,16 +333,23 @@ def main(argv: list[str] | None = None) -> int:
     main_res = None
     if not args.skip_main:
         scorer = load_scorer(args.model)
-        main_res = run(scorer, settings_for(scorer, args.support_ratio),
-                       heldout_days(args.days, args.parcels, args.seed),
-                       np.random.default_rng(args.seed + 500), progress=True)
+        scored = score_all(scorer, heldout_days(args.days, args.parcels, args.seed,
+                                                args.profile),
+                           np.random.default_rng(args.seed + 500), progress=True)
+        if args.sweep_support:
+            print("signals:", signal_rates(scored))
+        for ratio in (float(v) for v in args.sweep_support.split(",") if v):
+            r = judge_all(scored, settings_for(scorer, ratio, args.support_from_declaration))
+            print(f"support ratio {ratio:g}: {_summary(r)}", flush=True)
+        main_res = judge_all(scored, settings_for(scorer, args.support_ratio,
+                                                  args.support_from_declaration))
         print(_summary(main_res))
         print("\n".join(_confusion_md(main_res)))
         print("recall by layout:", {k: f"{a}/{b}" for k, (a, b) in
                                     (main_res.by_layout or {}).items()})
     results = args.cache / "eval"
     results.mkdir(parents=True, exist_ok=True)
-    if main_res is not None:
+    if main_res is not None and args.profile == "heldout":
         # one file per set of days, so the card can show the old and the new days
         (results / f"main_{args.seed}_{args.days}x{args.parcels}.json").write_text(
             json.dumps({"cmd": cmd.strip(), "seed": args.seed, "days": args.days,

@@ -71,11 +71,16 @@ def cnn_outputs(s: ImageSet, cnn: Path | None = None) -> np.ndarray:
     return np.concatenate(rows).astype(np.float32)
 
 
+# the cache keys of the feature code, read once: a file edited while a long run has the
+# module loaded must not get the old module's values under the new file's key
+_KEY_FEAT = _code_key("features.py", "native.py")
+
+
 def head_inputs(s: ImageSet, cache: Path, tag: str) -> np.ndarray:
     """(n, len(HEAD_INPUTS)) for a rendered set: explicit features and CNN outputs, each
     cached under ``cache`` keyed by its code (the feature modules; the CNN file), so a new
     CNN does not compute the features again."""
-    f_path = cache / f"head_feat_{tag}_{_code_key('features.py', 'native.py')}.npy"
+    f_path = cache / f"head_feat_{tag}_{_KEY_FEAT}.npy"
     if f_path.exists():
         feats = np.asarray(np.load(f_path))
     else:

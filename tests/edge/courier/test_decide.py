@@ -46,18 +46,28 @@ def test_rules_strong_supported_and_quiet() -> None:
     strong = judge(_scores(card=0.9), _facts(), st)
     assert [f.category for f in strong] == ["card_batch"] and strong[0].rule == "image"
     assert strong[0].card_kind == "bank"
-    # a middling score needs support: declared 'clothes' does not account for cards
-    mid = judge(_scores(card=0.45), _facts("clothes"), st)
+    # a middling score needs support: an unverified sender
+    mid = judge(_scores(card=0.45), _facts("clothes", False), st)
     assert mid and mid[0].rule == "image_supported"
+    assert any("not verified" in e.reason for e in mid[0].evidence)
+    # the declaration that does not account for cards is quoted, but is no support
     assert any("does not account" in e.reason for e in mid[0].evidence)
+    assert judge(_scores(card=0.45), _facts("clothes", True), st) == []
+    # unless the settings count it (it is as common on honest parcels as on threats)
+    counted = DecideSettings(thresholds=THR, support_ratio=0.6, support_from_declaration=True)
+    got = judge(_scores(card=0.45), _facts("clothes", True), counted)
+    assert got and got[0].rule == "image_supported"
     # the same score on honestly declared, verified membership cards stays quiet
-    assert judge(_scores(card=0.45), _facts("membership cards", True), st) == []
+    assert judge(_scores(card=0.45), _facts("membership cards", True), counted) == []
     # but a declared SIM-card shipment is reported with the image's partial support
     dec = judge(_scores(card=0.45), _facts("SIM cards", True), st)
     assert dec and dec[0].rule == "declared" and dec[0].card_kind == "sim"
     assert judge(_scores(card=0.2, gold=0.3, cash=0.1), _facts("documents", False), st) == []
-    # with the shipped default (1.0) only the image threshold and declarations decide
+    # the shipped default (0.8): a score at 0.8 of the threshold needs the unverified sender
     plain = DecideSettings(thresholds=THR)
+    assert plain.support_ratio == 0.8 and not plain.support_from_declaration
+    assert judge(_scores(card=0.5), _facts("clothes", True), plain) == []
+    assert judge(_scores(card=0.5), _facts("clothes", False), plain)[0].rule == "image_supported"
     assert judge(_scores(card=0.45), _facts("clothes", False), plain) == []
     assert judge(_scores(card=0.61), _facts("clothes"), plain)[0].rule == "image"
 
