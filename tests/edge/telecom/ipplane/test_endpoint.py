@@ -171,12 +171,60 @@ def test_the_ledger_keeps_a_slow_relays_calls_beyond_the_window() -> None:
     assert not relay_evidence(row, 600.0)  # the window alone holds two of them
     assert behaviour_veto(row, 600.0) == "few_calls_skipped"
     assert ledger_relay(row, led) and behaviour_veto(row, 600.0, led) is None
-    # a ledger as short as the window knows no more than the window
-    assert not ledger_relay(row, ep.ledger_counts(now, 600.0))
+    # a ledger as short as the window knows no more than the window: its two calls in
+    # make the ledger rule's count, but two calls placed in ten minutes are too few to
+    # judge (the few-calls veto holds without three fresh calls over the ledger)
+    short = ep.ledger_counts(now, 600.0)
+    assert short == (2, 0, 2, 0) and behaviour_veto(row, 600.0, short) == "few_calls_skipped"
     # calls that repeat a number block (a DID block) are not fresh
     ep.call_start("r", now, True, "130800004199", "447700")
     assert ep.ledger_counts(now + 1, 1800.0) == (5, 0, 3, 0)
     assert not ledger_relay(ep.features(now + 1, 600.0), ep.ledger_counts(now + 1, 1800.0))
+
+
+def _human_paced_box(first_in_callee: str = "13912345678") -> EndpointState:
+    """A 4-line box at human pace: lines 0-1 re-registered 8 minutes ago, lines 2-3 15
+    minutes before that (the window sees two); four calls placed at once, one per line,
+    to fresh mobile numbers; two calls came in, each ringing a fresh number; one victim's
+    call-back forwarded to the first line's (short) user."""
+    ep = EndpointState("10.0.0.14", T, T)
+    users = ("8001", "8002", "8003", "8004")
+    for line, u in enumerate(users):
+        ep.register(T + line, f"{u}@vos", "Linphone/4.4.0", 1800)
+    for line, u in enumerate(users[:2]):
+        ep.register(T + 900 + line, f"{u}@vos", "Linphone/4.4.0", 1800)
+    for line, u in enumerate(users):
+        _call(ep, f"o{line}", T + 1000 + line, T + 1100 + line, False, f"1370{line}55{line}123", u)
+    _call(ep, "i0", T + 1150, T + 1240, True, first_in_callee, "4477009000")
+    _call(ep, "i1", T + 1250, T + 1330, True, "15866554433", "4477009001")
+    _call(ep, "fwd", T + 1340, T + 1380, False, "8001", "13702552123")
+    return ep
+
+
+def test_a_human_paced_box_meets_the_ledger_relay_rule_on_its_identities() -> None:
+    """Issue 13: the window sees two of its four lines register, four calls at once on
+    four identities (two calls per line seen), and one call dialled to a short number;
+    the identities carry one call each and the calls that came in rang fresh numbers."""
+    from edge.telecom.ipplane.detector import behaviour_veto, ledger_relay, relay_evidence
+
+    ep = _human_paced_box()
+    now = T + 1400.0
+    f = _feat(ep, now)
+    assert f["lines"] == 2 and f["max_concurrent"] == 4 and f["identity_concurrency"] == 1
+    assert f["concurrent_per_line"] == 2.0 and f["internal_share"] > 0
+    row, led = ep.features(now, 600.0), ep.ledger_counts(now, 1800.0)
+    assert led == (2, 0, 2, 0)
+    assert not relay_evidence(row, 600.0)  # two calls in: under the window rule's three
+    assert ledger_relay(row, led) and behaviour_veto(row, 600.0, led) is None
+    # the same device called once on its own user is a phone system: vetoed
+    own = _human_paced_box(first_in_callee="8003")
+    led_own = own.ledger_counts(now, 1800.0)
+    assert led_own[:3] == (2, 1, 1) and not ledger_relay(own.features(now, 600.0), led_own)
+    assert behaviour_veto(own.features(now, 600.0), 600.0, led_own) == "own_line_calls_skipped"
+    # its two calls in to one number block (a DID block) are not fresh: no relay rule
+    did = _human_paced_box(first_in_callee="15866554499")
+    led_did = did.ledger_counts(now, 1800.0)
+    assert led_did[:3] == (2, 0, 0) and not ledger_relay(did.features(now, 600.0), led_did)
 
 
 def test_the_ledger_remembers_calls_to_its_own_users() -> None:
