@@ -10,28 +10,44 @@ own behaviour parameters.
 
 Families (``family`` in the truth file). Normal (label ``normal``, the ``persona``):
 - ``ordinary``: people; some have mobile data switched off, some never text;
-- ``call_centre``: teams of agents on mobile SIMs in one office (one or two cells),
-  dialling numbers all over the country in work hours, a few calls back; some teams
-  on one batch of phones with consecutive IMEIs;
-- ``sales_team``: reps on the move, dialling everywhere, many cells;
+- ``call_centre``: teams of 3 to 130 agents on mobile SIMs in one office (one to three
+  cells), dialling numbers all over the country in their hours (work, late, day or
+  round the clock), a few calls back; some on predictive diallers (short, mostly
+  unanswered calls); some teams on batches of phones with consecutive IMEIs (gaps
+  allowed); some agents split the day between two SIMs in one phone;
+- ``sales_team``: reps on the move, dialling everywhere, many cells, teams up to 40;
 - ``taxi``: drivers on the move, more incoming than outgoing;
 - ``elderly``: only call out, to a handful of numbers, no data, no SMS, one cell;
-- ``iot``: data modules on module TACs (fleets with consecutive serials); a few
-  alarm panels place voice calls;
-- ``dual_sim``: two SIMs in one phone on two consecutive IMEIs;
+- ``iot``: data modules on module TACs (fleets of up to 200 with consecutive serials);
+  a few place voice calls;
+- ``iot_voice``: module fleets that call: alarm panels and lift phones (test and
+  event calls to one to three numbers of a monitoring centre), fixed-wireless desk
+  phones (an office's lines);
+- ``dual_sim``: two SIMs in one phone on two consecutive IMEIs (the second quieter,
+  as busy as the first, or data only);
+- ``phone_shop``: new SIMs put through a shop's handset in opening hours (an attach,
+  the operator's SMS, zero to three test calls), then into the buyer's own phone
+  (most) or a drawer: one IMEI carrying 5-40 SIMs a day;
 - ``roamer``: foreign SIMs, slow authentication (the home network answers), many
   with data off (roaming charges).
+Ordinary people also change handsets (1.5 %) or swap a second SIM into their phone
+for a while (2 %): a person's IMEI carrying two SIMs.
 SIM-boxes (label ``simbox``, the ``evasion`` family):
 - ``naive``: one local SIM per port, consecutive IMEIs (module or rewritten), calls
-  around the clock;
+  around the clock; some ring once and hang up (one-ring callbacks);
 - ``rotation``: a SIM bank rotates a pool of SIMs through the ports, whose IMEIs are
   rewritten to smartphone TACs (some with a bad Luhn digit); slow and variable
   authentication at every insertion;
 - ``human``: sticky rewritten IMEI per SIM, day-time pattern, SIMs call each other,
   SMS, data and incoming calls;
-- ``low_slow``: rotation with a per-SIM rate under per-SIM thresholds;
+- ``low_slow``: rotation with a per-SIM rate under per-SIM thresholds; half of these
+  boxes rewrite a phone IMEI per SIM (no two SIMs on one IMEI);
 - ``mobile``: a box that drifts over cells (reselection, a box in a vehicle), sends
-  SMS, opens data sessions and accepts calls.
+  SMS, opens data sessions and accepts calls;
+- ``bypass``: international termination: calls from abroad re-originated to the
+  callers' families, answered conversations of minutes, the same callees again and
+  again, evening-heavy.
+Boxes have 1 to 32 ports (domain.md), most of them a size gateways are sold with.
 Every box additionally draws, independently, whether it sends some SMS, opens data
 sessions, accepts incoming calls, drifts over cells, uses banked (slow) SIMs and how
 its IMEIs look, so no single feature tells the families or the classes apart.
@@ -68,9 +84,12 @@ from typing import IO, Any
 import orjson
 
 EVIDENCE_CALLS = 10
-EVASION_LEVELS = ("naive", "rotation", "human", "low_slow", "mobile")
+EVASION_LEVELS = ("naive", "rotation", "human", "low_slow", "mobile", "bypass")
 NORMAL_FAMILIES = ("ordinary", "call_centre", "sales_team", "taxi", "elderly", "iot",
-                   "dual_sim", "roamer")
+                   "dual_sim", "roamer", "phone_shop", "iot_voice")
+MAX_PORTS = 32  # domain.md: GoIP gateways have 1 to 32 channels
+# Channel counts gateway products are sold with (most boxes have one of them).
+_PORT_SIZES = (1, 2, 4, 8, 16, 32)
 BANDS = 6
 
 # Hourly activity profile of ordinary people (fraction of peak), hour 0..23 (local).
@@ -100,8 +119,16 @@ _R: dict[str, dict[str, tuple[float, float]]] = {
     "naive": {"mo": (5, 32), "ans": (0.2, 0.65), "dur": (15, 80), "dsig": (0.25, 1.0)},
     "rotation": {"mo": (3, 16), "ans": (0.2, 0.7), "dur": (15, 90), "dsig": (0.3, 1.0)},
     "human": {"mo": (1.8, 9), "ans": (0.3, 0.75), "dur": (20, 130), "dsig": (0.4, 1.1)},
-    "low_slow": {"mo": (0.5, 2.5), "ans": (0.25, 0.7), "dur": (15, 90), "dsig": (0.4, 1.1)},
+    "low_slow": {"mo": (0.3, 3.0), "ans": (0.25, 0.7), "dur": (15, 90), "dsig": (0.4, 1.1)},
     "mobile": {"mo": (2, 14), "ans": (0.25, 0.75), "dur": (20, 120), "dsig": (0.4, 1.1)},
+    # International termination (bypass): calls from abroad re-originated locally to
+    # the callers' families: conversations, mostly answered, the same callees again.
+    "bypass": {"mo": (1.5, 12), "ans": (0.45, 0.8), "dur": (70, 420), "dsig": (0.5, 1.2)},
+    # Phone shop: new SIMs put through the shop's handset (per SIM: test calls).
+    "phone_shop": {"mo": (0.3, 2.5), "ans": (0.3, 0.9), "dur": (5, 60), "dsig": (0.4, 1.0)},
+    # Voice on modules: alarm panels, lift phones, fixed-wireless desk phones.
+    "iot_voice": {"mo": (0.04, 1.5), "mt": (0.0, 0.8), "ans": (0.7, 0.99), "dur": (8, 120),
+                  "dsig": (0.3, 1.0), "data": (0.0, 3.0)},
     # Attach authentication round trips (ms): phones, roamers, banked SIMs.
     "auth": {"phone": (18, 140), "roamer": (180, 900), "bank": (250, 2200),
              "local_box": (35, 260)},
@@ -112,8 +139,9 @@ _R: dict[str, dict[str, tuple[float, float]]] = {
 
 # Share of the non-box subscribers per family (the rest are ordinary); dual_sim
 # counts SIMs (two per person).
-_MIX = {"call_centre": 0.02, "sales_team": 0.02, "taxi": 0.02, "elderly": 0.03,
-        "iot": 0.03, "dual_sim": 0.02, "roamer": 0.015}
+_MIX = {"call_centre": 0.04, "sales_team": 0.02, "taxi": 0.02, "elderly": 0.03,
+        "iot": 0.03, "dual_sim": 0.03, "roamer": 0.015, "phone_shop": 0.012,
+        "iot_voice": 0.015}
 
 
 @dataclass
@@ -125,7 +153,9 @@ class EventSimConfig:
     simbox_devices: int = 3
     """Boxes, spread round-robin over ``evasion`` families."""
     ports_per_device: int = 8
-    """Mean ports per box (each box draws 0.5x..1.5x, at least 2)."""
+    """Sets the most ports a box draws: ``min(MAX_PORTS, 4 x ports_per_device)``."""
+    min_ports: int = 1
+    """The fewest ports a box draws (a test that needs a box seen within an hour)."""
     evasion: tuple[str, ...] = EVASION_LEVELS
     profile: str = "train"
     """Parameter bands: ``train`` or ``heldout``."""
@@ -149,7 +179,7 @@ class _Behav:
     ans: float = 0.8
     dur_mu: float = 4.0
     dur_sig: float = 1.0
-    hours: str = "diurnal"  # diurnal | work | flat | day
+    hours: str = "diurnal"  # diurnal | work | late | flat | day | evening | shop
     p_contact: float = 0.8
     handover: float = 0.05
     auth_mu: float = 35.0
@@ -157,6 +187,7 @@ class _Behav:
     reattach: float = 0.05
     anywhere: bool = False  # dials numbers all over the country (no contacts)
     callback: float = 0.0  # share of incoming calls that return a call this SIM placed
+    ring: tuple[float, float] | None = None  # hang up after this many s unanswered (one-ring)
 
 
 @dataclass
@@ -177,6 +208,13 @@ class _Sub:
     first_ts: float | None = None
     first_mo_ts: float | None = None
     dialled: list[str] = field(default_factory=list)  # recent B-numbers (callbacks)
+    active: tuple[int, int] | None = None
+    """Hours (from the start) in which the SIM is in its phone; None: all day."""
+    moves: list[tuple[int, str]] = field(default_factory=list)
+    """(hour, IMEI): the SIM moves to another phone in that hour (a new handset)."""
+    shop: tuple[float, str, str, list[str], _Behav | None] | None = None
+    """A new SIM put through a phone shop's handset: (time, shop IMEI, shop cell, own
+    cells, behaviour afterwards in its own phone or None: not seen again)."""
 
 
 @dataclass
@@ -195,6 +233,7 @@ class _Box:
     dwell: list[int] = field(default_factory=list)
     in_port: list[_Sub | None] = field(default_factory=list)
     queue: list[_Sub] = field(default_factory=list)
+    sticky_imei: bool = False  # rotating SIMs keep an IMEI of their own (rewritten per SIM)
 
 
 def luhn_digit(body: str) -> str:
@@ -332,6 +371,11 @@ class EventSimulator:
             b.handover = self._band(0.8, 3.0)
         elif persona == "elderly":
             b.hours, b.p_contact, n_cells, b.handover = "day", self._band(0.85, 1.0), 1, 0.0
+        elif persona == "iot_voice":
+            # Voice on modules (set per fleet in _team): alarm panels, lift phones,
+            # fixed-wireless desk phones.
+            b.hours, n_cells, b.p_contact, b.sms = "flat", 1, 1.0, 0.0
+            self._auth(b, "local_box")
         elif persona == "iot":
             b.hours, n_cells = "flat", 1
             if r.random() < 0.8:
@@ -347,9 +391,11 @@ class EventSimulator:
         if cells is None:
             cells = r.sample(self.cell_ids, k=min(n_cells, len(self.cell_ids)))
         if imei is None:
-            tac = r.choice(_MODULE_TACS) if persona == "iot" else r.choice(self.phone_tacs)
+            tac = (r.choice(_MODULE_TACS) if persona in ("iot", "iot_voice")
+                   else r.choice(self.phone_tacs))
             imei = _imei_from(tac, r.randint(0, 999_999))
-        n_contacts = r.randint(2, 8) if persona in ("elderly", "iot") else r.randint(5, 60)
+        n_contacts = (r.randint(2, 8) if persona in ("elderly", "iot", "iot_voice")
+                      else r.randint(5, 60))
         contacts = [self._number() for _ in range(n_contacts)]
         return _Sub(self._imsi(mccmnc), imei, self._own_number(), persona, "normal", b,
                     cells, contacts, imeis={imei})
@@ -359,20 +405,70 @@ class EventSimulator:
         organisation; some on one batch of devices with consecutive serials."""
         r = self.rng
         out: list[_Sub] = []
+        module = persona in ("iot", "iot_voice")
+        # Team sizes of every scale: a few desks to 100+ seats, fleets of hundreds.
+        top = {"call_centre": 130, "sales_team": 40, "iot": 200, "iot_voice": 60}[persona]
         while len(out) < k:
-            size = min(k - len(out), r.randint(3, 30) if persona != "sales_team"
-                       else r.randint(2, 12))
+            size = min(k - len(out), int(round(math.exp(r.uniform(math.log(2.5),
+                                                                  math.log(top))))))
             office = r.sample(self.cell_ids, k=min(len(self.cell_ids),
-                                                   1 if persona == "iot" else r.randint(1, 2)))
-            batch = persona == "iot" or r.random() < 0.35
-            tac = r.choice(_MODULE_TACS if persona == "iot" else self.phone_tacs)
-            serial = r.randint(0, 999_000 - size)
+                                                   1 if module else r.randint(1, 3)))
+            batch = module or r.random() < 0.4
+            # A big office buys phones in several batches; a batch may leave gaps.
+            step = 1 if r.random() < 0.7 else r.randint(1, 3)
+            tac = r.choice(_MODULE_TACS if module else self.phone_tacs)
+            serial = r.randint(0, 999_000 - 3 * size)
+            team_b = self._team_style(persona)
             for i in range(size):
-                imei = _imei_from(tac, serial + i) if batch else None
+                imei = _imei_from(tac, serial + i * step) if batch else None
                 s = self._person(persona, imei,
                                  cells=list(office) if persona != "sales_team" else None)
+                team_b(s)
                 out.append(s)
+                if persona == "call_centre" and r.random() < 0.12:
+                    # An agent splitting the day between two SIMs in one phone (a
+                    # second line once the first hit its daily limit, or a shift's).
+                    s2 = self._person(persona, s.imei, cells=list(s.cells))
+                    team_b(s2)
+                    cut = r.randint(3, 20)
+                    s.active, s2.active = (0, cut), (cut, 10 ** 6)
+                    out.append(s2)
         return out
+
+    def _team_style(self, persona: str) -> Any:
+        """What one organisation's SIMs share (hours, dialling style), as a function
+        that applies it to each member."""
+        r = self.rng
+        if persona == "call_centre":
+            hours = r.choice(("work", "work", "late", "day", "flat"))
+            dialer = r.random() < 0.3  # a predictive dialler: many short unanswered calls
+            boost = self._band(1.0, 1.6) if r.random() < 0.3 else 1.0
+            ans, dur = (self._band(0.1, 0.35), math.log(self._band(10, 60))) if dialer \
+                else (None, None)
+
+            def cc(s: _Sub) -> None:
+                s.b.hours = hours
+                s.b.mo *= boost
+                if ans is not None and dur is not None:
+                    s.b.ans, s.b.dur_mu = ans, dur
+            return cc
+        if persona == "iot_voice":
+            kind = r.choice(("alarm", "alarm", "lift", "desk"))
+            centre = [self._number() for _ in range(r.randint(1, 3))]
+
+            def iv(s: _Sub) -> None:
+                b = s.b
+                if kind == "desk":  # fixed-wireless desk phones: an office's lines
+                    b.hours, b.p_contact = "work", self._band(0.2, 0.8)
+                    b.mt = self._band(0.1, 0.9)
+                    b.callback = self._band(0.1, 0.6)
+                else:  # alarm panels, lift phones: test calls and events to a centre
+                    s.contacts = list(centre)
+                    b.mo = self._band(0.04, 0.4) if kind == "alarm" else self._band(0.02, 0.1)
+                    b.mt = self._band(0.0, 0.05)
+                    b.dur_mu = math.log(self._band(5, 40))
+            return iv
+        return lambda s: None
 
     def _build_people(self) -> None:
         cfg, r = self.cfg, self.rng
@@ -385,18 +481,79 @@ class EventSimulator:
                     tac, serial = r.choice(self.phone_tacs), r.randint(0, 999_990)
                     a = self._person("dual_sim", _imei_from(tac, serial))
                     b = self._person("dual_sim", _imei_from(tac, serial + 1), cells=a.cells)
-                    b.b.mo *= self._band(0.1, 0.8)  # the second SIM is the quieter one
+                    # The second SIM: quieter, a work line as busy as the first, or
+                    # data only.
+                    style = r.random()
+                    if style < 0.55:
+                        b.b.mo *= self._band(0.1, 0.8)
+                    elif style < 0.85:
+                        b.b.mo *= self._band(0.8, 2.5)
+                        b.b.anywhere = r.random() < 0.5
+                        b.b.p_contact *= self._band(0.2, 0.8)
+                    else:
+                        b.b.mo, b.b.mt = 0.0, b.b.mt * 0.2
                     people += [a, b]
+            elif persona == "phone_shop":
+                people += self._shops(k)
             elif persona == "roamer":
                 people += [self._person("roamer", mccmnc=r.choice(_ROAMER_MCCMNC))
                            for _ in range(k)]
-            elif persona in ("call_centre", "sales_team", "iot"):
+            elif persona in ("call_centre", "sales_team", "iot", "iot_voice"):
                 people += self._team(persona, k)
             else:
                 people += [self._person(persona) for _ in range(k)]
         while len(people) < n:
             people.append(self._person("ordinary"))
-        self.subs.extend(people[:n] if len(people) > n else people)
+        people = people[:n] if len(people) > n else people
+        hours = max(1, int(math.ceil(cfg.hours)))
+        extra: list[_Sub] = []
+        for s in people:
+            if s.persona != "ordinary":
+                continue
+            u = r.random()
+            if u < 0.015 and hours > 1:  # a new handset during the day
+                s.moves.append((r.randint(1, hours - 1), self._phone_imei()))
+            elif u < 0.035 and hours > 1:
+                # Two SIMs, one single-SIM phone: the second swapped in for a while
+                # (a cheaper tariff, a work line, a relative's SIM).
+                o = self._person("ordinary", s.imei, cells=list(s.cells))
+                at = r.randint(0, hours - 1)
+                o.active = (at, at + r.randint(1, 8))
+                o.b.callback = s.b.callback
+                extra.append(o)
+        self.subs.extend(people + extra)
+
+    def _shops(self, k: int) -> list[_Sub]:
+        """Phone shops: new SIMs (5-40 a day per shop) put through the shop's
+        handset in opening hours (an attach, the operator's SMS, a test call or
+        two), then into the customer's own phone (most) or a drawer."""
+        r = self.rng
+        cfg = self.cfg
+        hours = max(1.0, cfg.hours)
+        out: list[_Sub] = []
+        while len(out) < k:
+            size = min(k - len(out), r.randint(5, 40))
+            cell = r.choice(self.cell_ids)
+            handset = self._phone_imei()
+            open_h, close_h = r.randint(8, 11), r.randint(18, 22)
+            for _ in range(size):
+                for _try in range(20):  # an opening hour of the shop (local time)
+                    ts = cfg.start_ts + r.uniform(0, hours * 3600 - 1)
+                    hod = int(((ts // 3600) + cfg.utc_offset_h) % 24)
+                    if open_h <= hod < close_h:
+                        break
+                after = self._person("ordinary") if r.random() < 0.75 else None
+                s = self._person("phone_shop", handset, cells=[cell])
+                s.b.mt = s.b.sms = s.b.data = 0.0
+                s.b.p_contact = 0.0
+                s.b.hours = "flat"
+                s.shop = (ts, handset, cell, after.cells if after else [cell],
+                          after.b if after else None)
+                if after is not None:
+                    s.contacts = after.contacts
+                    s.moves.append((-1, after.imei))
+                out.append(s)
+        return out
 
     def _local_contacts(self) -> None:
         """Half of the people who have contacts know a few other subscribers of the
@@ -437,27 +594,40 @@ class EventSimulator:
         hours = max(1, int(math.ceil(cfg.hours)))
         for d in range(cfg.simbox_devices):
             level = cfg.evasion[d % len(cfg.evasion)]
-            ports = max(2, int(round(cfg.ports_per_device * r.uniform(0.5, 1.5))))
+            ports = self._ports()
             home = r.choice(self.cell_ids)
             drift = level == "mobile" or r.random() < 0.2
             cells = [home] + (r.sample([c for c in self.cell_ids if c != home],
                                        k=min(len(self.cell_ids) - 1, r.randint(1, 4)))
                               if drift else [])
             port_imeis = self._port_imeis(level, ports)
-            rotate = level in ("rotation", "low_slow") or (level == "mobile"
-                                                           and r.random() < 0.3)
-            banked = rotate or r.random() < 0.3
-            pool_n = int(round(ports * self._band(1.5, 3.5))) if rotate else ports
+            rotate = level in ("rotation", "low_slow") or (
+                level in ("mobile", "bypass") and r.random() < 0.3)
+            # Low and slow boxes, and some others, rewrite a phone IMEI per SIM and
+            # keep it whatever port the SIM is in: no SIM shares an IMEI.
+            sticky = rotate and (r.random() < (0.5 if level == "low_slow" else 0.15))
+            banked = (rotate and r.random() < 0.8) or r.random() < 0.3
+            pool_n = int(round(ports * self._band(1.5, 4.0))) if rotate else ports
             hours_on = {"naive": "flat", "rotation": r.choice(("flat", "flat", "day")),
-                        "human": "day"}.get(level, r.choice(("flat", "day", "diurnal")))
+                        "human": "day", "bypass": r.choice(("evening", "evening", "diurnal"))
+                        }.get(level, r.choice(("flat", "day", "diurnal")))
+            human_like = level in ("human", "mobile", "bypass")
             extras = {k: (self._u("box_extra", k) if r.random() < p else 0.0)
-                      for k, p in (("sms", 0.5 if level in ("human", "mobile") else 0.25),
-                                   ("data", 0.6 if level in ("human", "mobile") else 0.25),
-                                   ("mt", 0.7 if level in ("human", "mobile") else 0.25))}
+                      for k, p in (("sms", 0.5 if human_like else 0.25),
+                                   ("data", 0.6 if human_like else 0.25),
+                                   ("mt", 0.7 if human_like else 0.25))}
             sibling_calls = level == "human" or r.random() < 0.15
             auth_kind = "bank" if banked else "local_box"
             # Victims return missed calls; a box that accepts calls takes some of them.
             callback = self._band(0.0, 0.4) if extras["mt"] > 0 and r.random() < 0.5 else 0.0
+            # One-ring (wangiri) boxes ring for seconds and hang up, for callbacks.
+            one_ring = level == "naive" and r.random() < 0.3
+            if one_ring:
+                extras["mt"] = max(extras["mt"], self._u("box_extra", "mt"))
+                callback = self._band(0.4, 0.95)
+            # Bypass: the families abroad callers reach, called again and again.
+            callees = ([self._number() for _ in range(int(self._band(20, 600)))]
+                       if level == "bypass" else [])
             # A box already on when the feed starts shows no power-on attaches.
             running = r.random() < 0.25
             pool: list[_Sub] = []
@@ -472,14 +642,21 @@ class EventSimulator:
                 b.data = extras["data"] * self._band(0.5, 1.5)
                 b.mt = extras["mt"] * self._band(0.5, 1.5)
                 b.callback = callback
+                if one_ring:
+                    b.ans, b.ring = 0.0, (2.0, 9.0)
                 if sibling_calls:
                     b.p_contact = self._band(0.1, 0.35)
-                if level == "human" or (not rotate and r.random() < 0.3 and level != "naive"):
+                if callees:
+                    b.p_contact = self._band(0.25, 0.75)
+                if level == "human" or sticky or (not rotate and r.random() < 0.3
+                                                  and level != "naive"):
                     imei = self._phone_imei(r.random() < 0.15)  # sticky per-SIM IMEI
                 else:
                     imei = port_imeis[i % ports]
                 s = _Sub(self._imsi(), imei, self._own_number(), f"simbox_{level}", "simbox",
                          b, list(cells), [], device=f"box-{d}", evasion=level)
+                if callees:
+                    s.contacts = r.sample(callees, k=min(len(callees), r.randint(10, 200)))
                 pool.append(s)
             warm = min(hours - 1, int(cfg.warmup_h))
             day = hours - warm
@@ -488,14 +665,25 @@ class EventSimulator:
             box = _Box(f"box-{d}", level, cells, port_imeis, pool, start_h,
                        r.uniform(0, 3000), rotate, running, self._band(5.0, 120.0), (lo, hi),
                        dwell=[0] * ports,
-                       in_port=[None] * ports, queue=list(pool))
+                       in_port=[None] * ports, queue=list(pool), sticky_imei=sticky)
             r.shuffle(box.queue)
             self.boxes.append(box)
             self.subs.extend(pool)
             if sibling_calls:  # the box's SIMs call each other: those are the contacts
                 nums = [s.msisdn for s in pool]
                 for s in pool:
-                    s.contacts = [n for n in nums if n != s.msisdn] or [self._number()]
+                    s.contacts = ([n for n in nums if n != s.msisdn] or [self._number()]
+                                  ) + s.contacts
+
+    def _ports(self) -> int:
+        """A box's channels: mostly a size gateways are sold with, else any, 1 to
+        ``MAX_PORTS`` (scaled down when ``ports_per_device`` is below 8)."""
+        r = self.rng
+        top = max(2, min(MAX_PORTS, 4 * self.cfg.ports_per_device))
+        lo = max(1, min(self.cfg.min_ports, top))
+        if r.random() < 0.6:
+            return r.choice([p for p in _PORT_SIZES if lo <= p <= top] or [top])
+        return r.randint(lo, top)
 
     # -- truth
     def truth(self) -> dict[str, Any]:
@@ -514,7 +702,7 @@ class EventSimulator:
                                  "imeis": imeis, "evidence_ts": min(ev) if ev else None}
         cfg = asdict(self.cfg)
         cfg["evasion"] = list(self.cfg.evasion)
-        return {"generator": "edge-sim events 2", "evidence_calls": EVIDENCE_CALLS,
+        return {"generator": "edge-sim events 3", "evidence_calls": EVIDENCE_CALLS,
                 "bands": {"count": BANDS, "profile": self.cfg.profile},
                 "config": cfg, "sims": sims, "devices": devices}
 
@@ -529,13 +717,14 @@ class EventSimulator:
         for sub in people:
             # Most phones are seen attaching early on; the rest only later, when
             # they re-attach (their other events come first).
-            if r.random() < 0.7:
+            if sub.shop is None and (sub.active is None or sub.active[0] == 0) \
+                    and r.random() < 0.7:
                 self._attach(heap, sub, cfg.start_ts + r.uniform(0, 1800))
         for h in range(hours):
             t0 = cfg.start_ts + h * 3600
             hod = int(((t0 // 3600) + cfg.utc_offset_h) % 24)
             for sub in people:
-                self._hour(heap, sub, t0, hod, t0)
+                self._person_hour(heap, sub, h, t0, hod)
             for box in self.boxes:
                 self._box_hour(heap, box, h, t0, hod)
             self._outages(heap, t0, people)
@@ -552,7 +741,9 @@ class EventSimulator:
         for ts, cell in self.outages:
             if not t0 <= ts < t0 + 3600:
                 continue
-            camped = [s for s in people if s.cells[0] == cell]
+            camped = [s for s in people if s.cells[0] == cell and s.shop is None
+                      and (s.active is None or s.active[0] <= (ts - self.cfg.start_ts) / 3600
+                           < s.active[1])]
             camped += [s for box in self.boxes if box.cells[0] == cell
                        for s in box.in_port if s is not None]
             for s in camped:
@@ -593,7 +784,7 @@ class EventSimulator:
                 box.in_port[p] = nxt
                 box.dwell[p] = r.randint(1 if first and box.running else box.dwell_h[0],
                                          box.dwell_h[1])
-                if box.rotate:
+                if box.rotate and not box.sticky_imei:
                     nxt.imei = box.port_imeis[p]
                 nxt.imeis.add(nxt.imei)
                 if first and box.running:  # attached before the feed began
@@ -612,20 +803,81 @@ class EventSimulator:
                 self._hour(heap, cur, t0, hod, t0)
             box.dwell[p] -= 1
 
+    def _person_hour(self, heap: list[Any], sub: _Sub, h: int, t0: float, hod: int) -> None:
+        """One hour of a person's SIM: in its phone or not (``active``), moving to
+        a new handset (``moves``), or put through a phone shop first (``shop``)."""
+        r = self.rng
+        t_from = t0
+        if sub.shop is not None:
+            ts, handset, cell, own_cells, after = sub.shop
+            if ts >= t0 + 3600:
+                return
+            if ts < t0:  # in its own phone (or in a drawer) by now
+                if after is None:
+                    return
+                self._hour(heap, sub, t0, hod, t0)
+                return
+            # In the shop: the handset, an attach, the operator's welcome SMS, a
+            # test call or two (to the shop's phone, a service number, the buyer).
+            sub.imei, sub.cells = handset, [cell]
+            sub.imeis.add(handset)
+            self._attach(heap, sub, ts)
+            self._push(heap, ts + r.uniform(5, 90),
+                       {"type": "sms", "imsi": sub.imsi, "imei": handset, "cell": cell,
+                        "dir": "mt", "peer": "10086"})
+            t = ts
+            for _ in range(r.choice((0, 1, 1, 1, 2, 2, 3))):
+                t += r.uniform(20, 400)
+                sub.mo_count += 1
+                if sub.mo_count == 1:
+                    sub.first_mo_ts = round(t, 3)
+                self._call(heap, sub, t, "mo", self._number(), cell)
+            if after is None:
+                return
+            t_move = min(t0 + 3599.0, t + r.uniform(120, 1800))
+            sub.b, sub.cells = after, list(own_cells)
+            sub.imei = sub.moves[0][1] if sub.moves else self._phone_imei()
+            sub.moves = []
+            sub.imeis.add(sub.imei)
+            self._attach(heap, sub, t_move)
+            self._hour(heap, sub, t0, hod, t_move + r.uniform(5, 60))
+            return
+        if sub.active is not None:
+            a, b = sub.active
+            if not a <= h < b:
+                return
+            if h == a and a > 0:  # swapped into the phone this hour
+                t_from = t0 + r.uniform(0, 1200)
+                self._attach(heap, sub, t_from)
+        if sub.moves and sub.moves[0][0] == h:
+            t_from = t0 + r.uniform(0, 3000)
+            self._hour(heap, sub, t0, hod, t0, t_until=t_from)
+            sub.imei = sub.moves.pop(0)[1]
+            sub.imeis.add(sub.imei)
+            self._attach(heap, sub, t_from)
+        self._hour(heap, sub, t0, hod, t_from)
+
     def _factor(self, hours: str, hod: int) -> float:
         if hours == "flat":
             return 1.0
         if hours == "work":
             return 1.0 if 9 <= hod < 18 else 0.03
+        if hours == "late":
+            return 1.0 if 9 <= hod < 21 else 0.03
+        if hours == "shop":
+            return 1.0 if 10 <= hod < 20 else 0.0
+        if hours == "evening":  # callers abroad after their work: local evenings
+            return 1.0 if 18 <= hod or hod < 1 else (0.4 if 9 <= hod < 18 else 0.08)
         if hours == "day":
             return 1.0 if 8 <= hod < 21 else 0.04
         return _DIURNAL[hod]
 
-    def _hour(self, heap: list[Any], sub: _Sub, t0: float, hod: int, t_from: float) -> None:
+    def _hour(self, heap: list[Any], sub: _Sub, t0: float, hod: int, t_from: float,
+              t_until: float | None = None) -> None:
         r = self.rng
         b = sub.b
         f = self._factor(b.hours, hod)
-        span = t0 + 3600 - t_from
+        span = (t0 + 3600 if t_until is None else t_until) - t_from
         if span <= 0:
             return
         cells = sub.cells
@@ -704,6 +956,8 @@ class EventSimulator:
             dur = round(max(1.0, r.lognormvariate(b.dur_mu, b.dur_sig)), 1)
             ring = r.uniform(3, 15)
             cause = "normal"
+        elif b.ring is not None and direction == "mo":  # hung up after a ring or two
+            dur, ring, cause = 0.0, r.uniform(*b.ring), "no_answer"
         else:
             dur, ring = 0.0, r.uniform(12, 45)
             cause = r.choice(("no_answer", "busy", "no_answer", "failed"))

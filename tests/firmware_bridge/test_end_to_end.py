@@ -61,8 +61,10 @@ def test_a_simulated_day_over_the_bridge_gives_the_file_replays_reports(
     from simulators.telecom.events import EventSimConfig, write_events
 
     day = tmp_path / "day.jsonl"
+    # A SIM bank (rotation: the rules report it within the hour), at least 4 ports:
+    # this test is about the bridge giving the file's reports, not about recall.
     write_events(EventSimConfig(seed=901, subscribers=60, hours=1, simbox_devices=1,
-                                ports_per_device=4), day)
+                                ports_per_device=4, min_ports=4, evasion=("rotation",)), day)
     cfg = _cfg(tmp_path)
     # the file replay
     a = assemble(cfg, mode="replay", sinks=[JsonlSink(tmp_path / "file.jsonl")],
@@ -271,8 +273,10 @@ def test_the_live_daemon_reads_the_base_station_over_the_bridge(
     from simulators.telecom.events import EventSimConfig, write_events
 
     day = tmp_path / "day.jsonl"
+    # A SIM bank (rotation: the rules report it within the hour), at least 4 ports:
+    # this test is about the bridge giving the file's reports, not about recall.
     write_events(EventSimConfig(seed=901, subscribers=60, hours=1, simbox_devices=1,
-                                ports_per_device=4), day)
+                                ports_per_device=4, min_ports=4, evasion=("rotation",)), day)
     cfg = _cfg(tmp_path)
     a = assemble(cfg, mode="replay", sinks=[JsonlSink(tmp_path / "file.jsonl")],
                  inputs={"events": [day]}, domains=["telecom"])

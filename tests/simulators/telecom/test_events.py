@@ -97,9 +97,25 @@ def test_evasion_shapes(day: tuple[list[dict], dict]) -> None:
            if any(sims[x]["evasion"] in ("rotation", "low_slow") for x in s)]
     assert max(len(imsis_per_imei[i]) for i in rot) >= 2  # SIM-bank rotation
     assert mt_by_level["human"] > 0
-    # naive boxes: consecutive module IMEIs
-    naive = sorted({e["imei"] for e in events if sims[e["imsi"]]["evasion"] == "naive"})
-    assert naive and all(i[:8] == naive[0][:8] for i in naive[:2])
+    # naive boxes: mostly consecutive IMEIs of one TAC (a port each)
+    consecutive = 0
+    for dev in truth["devices"].values():
+        imeis = sorted(dev["imeis"])
+        if dev["evasion"] == "naive" and len(imeis) >= 2 and all(
+                i[:8] == imeis[0][:8] for i in imeis) and all(
+                int(b[8:14]) - int(a[8:14]) == 1 for a, b in zip(imeis, imeis[1:], strict=False)):
+            consecutive += 1
+    assert consecutive >= 1
+
+
+def test_box_sizes_span_one_to_thirty_two_ports() -> None:
+    sizes = []
+    for seed in range(4):
+        sim = EventSimulator(EventSimConfig(seed=seed, subscribers=100, simbox_devices=30,
+                                            hours=2))
+        sizes += [len(b.port_imeis) for b in sim.boxes]
+    assert min(sizes) == 1 and max(sizes) == 32
+    assert sum(1 for p in sizes if p > 12) >= len(sizes) // 5
 
 
 def test_dual_sim_consecutive_imeis(day: tuple[list[dict], dict]) -> None:
@@ -141,3 +157,36 @@ def test_simulator_imports_nothing_from_the_detectors() -> None:
     src = (Path(__file__).resolve().parents[3] / "simulators" / "telecom" / "events.py"
            ).read_text("utf-8")
     assert "from edge" not in src and "import edge" not in src
+
+
+def test_hard_negatives_and_new_box_shapes() -> None:
+    events, truth = _gen(seed=11, subscribers=6000, simbox_devices=12, hours=24)
+    sims = truth["sims"]
+    per_imei: dict[str, set[str]] = {}
+    calls: Counter[str] = Counter()
+    bypass_durs: list[float] = []
+    for e in events:
+        fam = sims[e["imsi"]]["family"]
+        per_imei.setdefault(e["imei"], set()).add(e["imsi"])
+        if e["type"] == "call_start" and e["dir"] == "mo":
+            calls[fam] += 1
+        if e["type"] == "call_end" and fam == "bypass" and e["duration_s"] > 0:
+            bypass_durs.append(e["duration_s"])
+    # A phone shop's handset carries many new SIMs, which then move to their own phones.
+    shop = [s for s in per_imei.values() if any(sims[x]["family"] == "phone_shop" for x in s)]
+    assert max(len(s) for s in shop) >= 5
+    assert any(len(t["imeis"]) == 2 for t in sims.values() if t["family"] == "phone_shop")
+    # Normal SIMs sharing a phone (SIM swaps): a person's handset carrying 2 SIMs.
+    assert any(len(s) >= 2 and all(sims[x]["label"] == "normal" for x in s)
+               and not any(sims[x]["family"] == "phone_shop" for x in s)
+               for s in per_imei.values())
+    assert calls["iot_voice"] > 0 and calls["call_centre"] > 0
+    # Bypass boxes carry conversations (minutes), not a box's short calls.
+    assert sorted(bypass_durs)[len(bypass_durs) // 2] > 60
+    # Some low-and-slow boxes keep one phone IMEI per SIM, whatever port it is in.
+    sticky = []
+    for seed in range(6):
+        sim = EventSimulator(EventSimConfig(seed=seed, subscribers=100, simbox_devices=12,
+                                            hours=2))
+        sticky += [b for b in sim.boxes if b.level == "low_slow" and b.sticky_imei]
+    assert sticky and all(len({s.imei for s in b.pool}) == len(b.pool) for b in sticky)
