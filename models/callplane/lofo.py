@@ -232,6 +232,58 @@ def markdown(rows: list[FamilyRow], pooled: Pooled, single: list[tuple[str, floa
     return "\n".join(lines) + "\n"
 
 
+class _Committed:
+    """A committed model folder (model.onnx + model.json) as a classifier."""
+
+    def __init__(self, folder: Path) -> None:
+        import onnxruntime as ort
+
+        self.contract = orjson.loads((folder / "model.json").read_bytes())
+        self.session = ort.InferenceSession(str(folder / "model.onnx"),
+                                            providers=["CPUExecutionProvider"])
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.session.run(None, {"features": X.astype(np.float32)})[1])
+
+
+def judge_full(folder: Path, evals: list[tuple[Snapshots, dict[str, Any]]]) -> str:
+    """One committed model (all families, its own threshold, the gate) over the
+    days: per-SIM P/R/F1, false-positive SIM-days, flagged per family."""
+    m = _Committed(folder)
+    thr = float(m.contract["threshold"])
+    pooled = Pooled()
+    flagged: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for snaps, truth in evals:
+        alerts = first_alerts(m, thr, snaps)
+        days = float(truth["config"]["hours"]) / 24.0
+        for s, t in truth["sims"].items():
+            fam = family_of(t)
+            hit = alerts.get(s)
+            if t["label"] == "simbox":
+                if t.get("first_mo_ts") is None:
+                    continue
+                if hit is None:
+                    pooled.fn += 1
+                else:
+                    pooled.tp += 1
+                    pooled.delays.append(max(0.0, hit[0] - t["first_mo_ts"]))
+            elif t.get("first_ts") is not None:
+                pooled.sim_days += days
+                pooled.fp += hit is not None
+            else:
+                continue
+            total[fam] = total.get(fam, 0) + 1
+            flagged[fam] = flagged.get(fam, 0) + (hit is not None)
+    rate = 100 * pooled.fp / pooled.sim_days if pooled.sim_days else 0.0
+    fams = ", ".join(f"{f} {flagged[f]}/{total[f]}" for f in sorted(total))
+    return (f"{m.contract['version']} (threshold {thr}): P {pooled.precision:.4f} R "
+            f"{pooled.recall:.4f} F1 {pooled.f1:.4f}; box SIMs {pooled.tp}/"
+            f"{pooled.tp + pooled.fn}; false-positive SIM-days {pooled.fp}/"
+            f"{pooled.sim_days:g} = {rate:.4f} %; median delay {_m(pooled.delays)}\n"
+            f"  flagged per family: {fams}\n")
+
+
 def write_card(text: str) -> None:
     card = HERE / "README.md"
     body = card.read_text("utf-8")
@@ -248,6 +300,8 @@ def _header(seed: int, eval_seeds: str, subscribers: int, boxes: int,
             trees: int | None = None, row_step: int = 1) -> str:
     train_sc, val_sc = scenarios(seed, quick=False)
     cmd = "python -m models.callplane.lofo --write-card"
+    if eval_seeds != ",".join(map(str, EVAL_SEEDS)):
+        cmd += f" --eval-seeds {eval_seeds}"
     note = ""
     if trees or row_step > 1:
         cmd += f" --trees {trees or 120} --row-step {row_step}"
@@ -257,7 +311,7 @@ def _header(seed: int, eval_seeds: str, subscribers: int, boxes: int,
     return (f"Leave-one-family-out: `{cmd}` (training days: seeds {train_sc[0].seed}-"
             f"{train_sc[-1].seed}, profile train, validation seed {val_sc.seed}; held-out "
             f"days: seeds {eval_seeds}, profile heldout, {subscribers} subscribers and "
-            f"{boxes} boxes x ~8 ports each, 24 h).{note}")
+            f"{boxes} boxes of 1-32 ports each, 24 h).{note}")
 
 
 def _combine(args: argparse.Namespace) -> int:
@@ -307,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
                          "for choosing changes without looking at held-out days")
     ap.add_argument("--write-card", action="store_true", help="update models/callplane/README")
     ap.add_argument("--save", type=Path, help="write this run's family rows as JSON")
+    ap.add_argument("--full-models", default="",
+                    help="comma-separated committed model folders (model.onnx + model.json):"
+                         " judge each, trained on every family, over the evaluation days "
+                         "instead of the leave-one-family-out run")
     ap.add_argument("--combine", default="",
                     help="comma-separated --save files of runs over disjoint families: "
                          "print (and --write-card) their union instead of training")
@@ -326,6 +384,10 @@ def main(argv: list[str] | None = None) -> int:
         eval_sc = [Scenario(int(s), args.subscribers, args.boxes, 8, 24.0, "heldout")
                    for s in args.eval_seeds.split(",") if s]
         evals = collect_all(eval_sc, print, t0, args.cache)
+    if args.full_models:
+        for folder in args.full_models.split(","):
+            print(judge_full(Path(folder), evals), end="")
+        return 0
     fams = [f for f in (*EVASION_LEVELS, *NORMAL_FAMILIES)
             if not args.families or f in args.families.split(",")]
     pooled = Pooled()

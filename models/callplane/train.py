@@ -48,7 +48,7 @@ from simulators.telecom.events import EventSimConfig, EventSimulator
 
 HERE = Path(__file__).resolve().parent
 NAME = "callplane"
-VERSION = "2.3.0"
+VERSION = "2.4.0"
 THIN_S = 600.0
 FP_BUDGET = 0.0002  # validation false alarms per active SIM per day (under half the target)
 UNGATED_BUDGET = 10 * FP_BUDGET  # share of negatives the bare score may pass (the floor)

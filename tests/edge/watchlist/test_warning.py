@@ -19,11 +19,13 @@ KEY = "victim-test-key-0123456789"
 def test_victims_of_a_simulated_box_day(tmp_path: Path) -> None:
     ev, truth = tmp_path / "d.jsonl", tmp_path / "d.truth.json"
     with open(ev, "wb") as fh:
-        # Box families the call plane reports within the day (human-imitating boxes
-        # on random phone IMEIs mostly go unflagged: see models/callplane/README.md);
-        # this test is about covering the victims of what it flags.
+        # A box family the call plane reports within its first hour (SIM banks: the
+        # rules; naive boxes' first hours are confused with call centres on batch
+        # phones since model 2.4.0, human-imitating boxes on random phone IMEIs mostly
+        # go unflagged: see models/callplane/README.md); this test is about covering
+        # the victims of what it flags.
         write_events(EventSimConfig(seed=78, subscribers=600, hours=6.0,
-                                    evasion=("naive", "rotation")), fh, truth)
+                                    evasion=("rotation",), min_ports=4), fh, truth)
     conf = tmp_path / "a.toml"
     conf.write_text(f'[agent]\ndata_dir = "{tmp_path}/st"\n[privacy]\nkey = "{KEY}"\n')
     out = tmp_path / "r.jsonl"
@@ -35,12 +37,12 @@ def test_victims_of_a_simulated_box_day(tmp_path: Path) -> None:
     assert res["truth_victims"] > 50
     # what the call plane flags, early warning covers: victims of boxes, not of others.
     # Recall counts every number a box SIM called or texted as missed unless its SIM was
-    # flagged early enough for its last 32 calls to hold it: 1.0 on this day.
-    # Precision is bounded by the call plane's: on this day (simulator 2.1, model 2.1.0)
-    # five call-centre SIMs on one batch of consecutive-IMEI phones are flagged at the
-    # start of their shift (the confusion the call-plane card describes), and the
-    # ~300 customers they dialled are warned: 0.82 (0.70 with device_sources, which
-    # warns the callees of every SIM in that batch). Everything a box contacted is.
+    # flagged early enough for its last 32 calls to hold it: 0.92 on this day
+    # (simulator 3, model 2.4.0; 1.0 with model 2.1.0 on the earlier day).
+    # Precision is bounded by the call plane's: 1.0 here; on the earlier day (simulator
+    # 2.1, model 2.1.0) five call-centre SIMs on one batch of consecutive-IMEI phones
+    # were flagged at the start of their shift (the confusion the call-plane card
+    # describes), and the ~300 customers they dialled were warned: 0.82.
     assert res["precision"] >= 0.8 and res["recall"] >= 0.5
     victims = [r for r in reports if r["kind"] == "warning.victim"]
     assert all(r["route"] == ["warning"] and r["subject"]["pseudonymised"] for r in victims)
