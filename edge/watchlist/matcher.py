@@ -56,6 +56,7 @@ _MISS: Any = object()
 _DIGIT_KINDS = {"imsi": "imsi", "imei": "imei", "msisdn": "phone", "iccid": "iccid"}
 _EVENT_FIELDS = (("imsi", "imsi"), ("imei", "imei"), ("msisdn", "msisdn"), ("peer", "msisdn"))
 _GETTERS = {f: attrgetter(f) for f, _ in _EVENT_FIELDS}
+_GET_MSISDN, _GET_PEER = _GETTERS["msisdn"], _GETTERS["peer"]
 _SIM_KINDS = ("imsi", "imei")  # checked once per SIM and list when the call plane runs
 _GENERATIONS = count(1)  # of SIM checks: a new list (version) is a new generation
 _SUBJECT = {"msisdn": "phone", "ip": "ip", "domain": "domain", "url": "url",
@@ -137,8 +138,8 @@ class WatchlistMatcher:
         # and the numbers (the SIM's own and the peer's) apart
         self._sim_probes: tuple[Callable[[str], bool] | None, ...] = (None, None)
         self._sim_run_kinds: tuple[_RunKind, ...] = ()
-        self._num_run_kind: _RunKind | None = None
-        self._peer_run_kind: _RunKind | None = None  # the numbers without the SIM's own
+        # for runs: whether a set of numbers holds a listed one (hits recorded)
+        self._numbers_listed: Callable[[set[Any]], bool] | None = None
         self._m_imsi: dict[str, Entry | None] | None = None
         self._m_imei: dict[str, Entry | None] | None = None
         self._m_phone: dict[str, Entry | None] | None = None
@@ -161,17 +162,16 @@ class WatchlistMatcher:
         self._hits = {k: {} for k in kinds}
         self._hashers = {k: self._pseudo.hasher(_DIGIT_KINDS[k])
                          for k in wl._pseudo_kinds if k in _DIGIT_KINDS}
-        run_kinds = {k: (tuple(_GETTERS[f] for f, k2 in _EVENT_FIELDS if k2 == k),
-                         self._memos[k], self._hits[k], self._resolver(k))
-                     for k in ("imsi", "imei", "msisdn") if k in kinds}
+        self._sim_run_kinds = tuple((tuple(_GETTERS[f] for f, k2 in _EVENT_FIELDS if k2 == k),
+                                     self._memos[k], self._hits[k], self._resolver(k))
+                                    for k in _SIM_KINDS if k in kinds)
         self._sim_probes = (self._sim_probe("imsi"), self._sim_probe("imei"))
-        self._sim_run_kinds = tuple(run_kinds[k] for k in _SIM_KINDS if k in run_kinds)
-        num = self._num_run_kind = run_kinds.get("msisdn")
-        self._peer_run_kind = ((_GETTERS["peer"],), *num[1:]) if num is not None else None
+        self._numbers_listed = self._numbers_check() if "msisdn" in kinds else None
         if self._sims is not None:
             # SIMs are checked again under this list from the next run on; this run's
             # were folded before it came: matched in full
-            self._sim_gen = next(_GENERATIONS) if self._n and self._sim_run_kinds else 0
+            on_events = self._sim_run_kinds or self._numbers_listed is not None
+            self._sim_gen = next(_GENERATIONS) if self._n and on_events else 0
             self._sims.check_gen = self._sim_gen
             self._sims.unchecked = []
         self._m_imsi = self._memos.get("imsi")
@@ -253,6 +253,56 @@ class WatchlistMatcher:
                             memo[v] = hits[v] = Entry(kind, n, *row)
         return resolve
 
+    def _numbers_check(self) -> Callable[[set[Any]], bool]:
+        """For runs: a function telling whether a set of numbers (the run's peers and
+        SIMs' own) holds a listed one, each listed one kept in the number hits. Not
+        memoised: the numbers as feeds carry them (digits) are looked up a set at a
+        time, one keyed hash each against a table holding pseudonyms (~0.2 us in C)
+        and a probe, which costs about what a memo's probe and upkeep did (most
+        numbers a feed carries are seen once or twice); the others, one by one
+        through the memo. The same answers as :meth:`_resolve`."""
+        wl, match = self._wl, self._match
+        hits = self._hits["msisdn"]
+        table = wl.kinds.get("msisdn")
+        if table is None or wl._any:
+            def one_by_one(numbers: set[Any]) -> bool:
+                numbers.discard(None)
+                return any([match("msisdn", v) is not None for v in numbers])
+            return one_by_one
+        d: dict[str, list[Any]] = table
+        hasher = self._hashers.get("msisdn")
+        clear = "msisdn" in wl._clear_kinds  # else every listed value is a pseudonym
+
+        def listed(numbers: set[Any]) -> bool:
+            numbers.discard(None)
+            if not numbers:
+                return False
+            hot = False
+            joined = "\n" + "\n".join(numbers)
+            if not joined.isascii() or not joined.replace("\n", "").isdigit() or \
+                    "\n00" in joined:  # some need normalising first: through the memo
+                odd = [v for v in numbers if not (v.isdigit() and v.isascii())
+                       or v.startswith("00")]
+                hot = any([match("msisdn", v) is not None for v in odd])
+                numbers = numbers.difference(odd)
+            values: list[str] = list(numbers)
+            if clear and not d.keys().isdisjoint(values):  # clear values listed
+                hot = True
+                for v in values:
+                    row = d.get(v)
+                    if row is not None:
+                        hits[v] = Entry("msisdn", v, *row)
+            if hasher is not None:
+                pseudonyms = list(map(hasher, values))
+                if not d.keys().isdisjoint(pseudonyms):
+                    hot = True
+                    for v, n in zip(values, pseudonyms, strict=True):
+                        row = d.get(n)
+                        if row is not None and v not in hits:
+                            hits[v] = Entry("msisdn", n, *row)
+            return hot
+        return listed
+
     def _subscriber(self, ev: BaseStationEvent, sub: dict[str, Any]) -> tuple[Any, ...]:
         """(IMEI, MSISDN, hits without the number, hits with it) of a SIM, memoised."""
         base = tuple((field, field, e) for field, value in (("imsi", ev.imsi),
@@ -322,19 +372,23 @@ class WatchlistMatcher:
         # the queue, the peers': a SIM's own number is one of its identifiers)
         sim_fields: list[tuple[Any, dict[str, Entry]]] = []
         hot_ids: set[int] = set()
-        num = self._num_run_kind
+        numbers_listed = self._numbers_listed
+        num_hot = False
         try:
             if switched or queue is None:
                 if self._look_at(self._sim_run_kinds, records):
                     sim_fields = [(get, hits) for gets, _, hits, _ in self._sim_run_kinds
                                   if hits for get in gets]
-                num_hot = num is not None and self._look_at((num,), records)
+                if numbers_listed is not None:
+                    numbers = set(map(_GET_MSISDN, records))
+                    numbers.update(map(_GET_PEER, records))
+                    num_hot = numbers_listed(numbers)
             else:
-                # the queued SIMs' own numbers with the peers (one memo: a subscriber's
-                # number is often another's peer), then the queued SIMs
-                peer = self._peer_run_kind
-                num_hot = peer is not None and self._look_at(
-                    (peer,), records, [ev.msisdn for _, ev in queue])
+                # the peers and the queued SIMs' own numbers, then the queued SIMs
+                if numbers_listed is not None:
+                    numbers = set(map(_GET_PEER, records))
+                    numbers.update([ev.msisdn for _, ev in queue])
+                    num_hot = numbers_listed(numbers)
                 if queue:
                     hot_ids = self._check_sims(queue)
         except _Unresolved as exc:  # counted; the run matched singly
@@ -345,8 +399,8 @@ class WatchlistMatcher:
             return NOTHING
         # the events holding a listed value (those of a listed SIM, or calling a listed
         # number) are matched one by one, in order; the others cannot hit
-        fields = sim_fields + ([(get, num[2]) for get in num[0]]
-                               if num is not None and num_hot else [])
+        nums = self._hits.get("msisdn", {})
+        fields = sim_fields + ([(_GET_MSISDN, nums), (_GET_PEER, nums)] if num_hot else [])
         listed = [ev for ev in records if id(ev) in hot_ids
                   or any(get(ev) in hits for get, hits in fields)]
         return self._one_by_one(listed, on_error, self._event)
@@ -389,8 +443,7 @@ class WatchlistMatcher:
         numbers seen under this list, never trimmed)."""
         gen = self._sim_gen
         imsi_listed, imei_listed = self._sim_probes
-        num_run = self._num_run_kind
-        nums = num_run[2] if num_run is not None else {}
+        nums = self._hits.get("msisdn", {})
         hot: set[int] = set()
         for st, ev in queue:
             dev = st.imei
