@@ -18,6 +18,7 @@ import argparse
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,40 @@ edge.pipeline.Pipeline.run = timed
 sys.exit(main(sys.argv[1:]))
 """
 
+# The three replays in one process, a chunk of records each in turn, each pipeline's CPU
+# summed over its chunks: the box's load falls on all three alike (argv: data dir,
+# chunk). Prints "empty E small S state M" in CPU-s.
+_INTERLEAVED = """
+import itertools, sys, time
+from pathlib import Path
+from edge.assembly import assemble, make_sinks
+from edge.config import load_config
+from edge.pipeline import merge_by_time
+d, chunk = Path(sys.argv[1]), int(sys.argv[2])
+agents, its, cpu = {}, {}, {}
+for name in ("empty", "small", "state"):
+    cfg = load_config(d / f"{name}.toml")
+    a = agents[name] = assemble(cfg, mode="replay", inputs={"events": [d / "events.jsonl"]},
+                                sinks=make_sinks(cfg, out=d / f"i-{name}.jsonl", mqtt=None,
+                                                 stdout=False))
+    its[name], cpu[name] = iter(merge_by_time(a.sources)), 0.0
+live, k = list(agents), 0
+while live:
+    for name in live[k % len(live):] + live[:k % len(live)]:  # who goes first rotates
+        c = time.process_time()
+        recs = list(itertools.islice(its[name], chunk))
+        if recs:
+            agents[name].pipeline._feed_all(recs, None)
+        else:
+            agents[name].pipeline.finish()
+            live.remove(name)
+        cpu[name] += time.process_time() - c
+    k += 1
+for a in agents.values():
+    a.close()
+print(" ".join(f"{n} {c:.3f}" for n, c in cpu.items()))
+"""
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -48,6 +83,12 @@ def main() -> int:
                                  epilog="example:\n  python bench/bench_watchlist.py")
     ap.add_argument("--entries", type=int, default=1_000_000, help="entries in the list")
     ap.add_argument("--events", type=int, default=500_000, help="events in the replay feed")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="rounds of the three replays, alternating (on a shared box the "
+                         "per-round ratios move by +-20 %%: take 8 or more)")
+    ap.add_argument("--interleaved", type=int, default=0, metavar="N",
+                    help="also N runs of the three replays in one process, 5,000 records "
+                         "each in turn (the steadier figure on a shared box)")
     a = ap.parse_args()
     from edge.downlink.watchlist import WatchlistStore
     from edge.report.pseudonym import Pseudonymiser
@@ -94,10 +135,11 @@ def main() -> int:
     rates: dict[str, list[float]] = {k: [] for k in labels}
     cpus: dict[str, list[float]] = {k: [] for k in labels}
     pipe_cpu: dict[str, list[float]] = {k: [] for k in labels}
-    # the replays alternate, twice, so a change in the box's load hits each; the
-    # best of each is compared (noise only ever adds time)
+    # the replays alternate, round after round, so a change in the box's load hits
+    # each; the best of each is compared (noise only ever adds time), and the median
+    # of the ratios within a round (the replays of a round ran minutes apart at most)
     for label, state in tuple(zip(labels, (d / "empty", d / "small", d / "state"),
-                                  strict=True)) * 2:
+                                  strict=True)) * a.rounds:
         conf = d / f"{state.name}.toml"
         conf.write_text(f'[agent]\ndata_dir = "{state}"\n[privacy]\nkey = "{key}"\n')
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -118,17 +160,33 @@ def main() -> int:
     best = {k: min(v) for k, v in cpus.items()}
     # the replay's CPU without loading the list (measured above, in this process)
     matching = best["1 M-entry list"] - t_load
-    print(f"ratio, pipeline events/s (best of 2, wall): "
+    print(f"ratio, pipeline events/s (best of {a.rounds}, wall): "
           f"{max(rates['1 M-entry list']) / max(rates['empty list']):.2f}")
     bp = {k: min(v) for k, v in pipe_cpu.items()}
-    print(f"ratio, pipeline CPU seconds (best of 2): empty {bp['empty list']:.2f} / 1 M "
+    print(f"ratio, pipeline CPU seconds (best of {a.rounds}): empty {bp['empty list']:.2f} / 1 M "
           f"{bp['1 M-entry list']:.2f} = {bp['empty list'] / bp['1 M-entry list']:.2f}; "
           f"5-entry list {bp['5-entry list']:.2f} / 1 M = "
           f"{bp['5-entry list'] / bp['1 M-entry list']:.2f}; empty / 5-entry = "
           f"{bp['empty list'] / bp['5-entry list']:.2f}")
-    print(f"ratio, whole-process CPU (best of 2) without the list's load "
+    per_round = {name: statistics.median(pipe_cpu[x][i] / pipe_cpu[y][i]
+                                         for i in range(a.rounds))
+                 for name, x, y in (("empty / 1 M", "empty list", "1 M-entry list"),
+                                    ("5-entry / 1 M", "5-entry list", "1 M-entry list"),
+                                    ("empty / 5-entry", "empty list", "5-entry list"))}
+    print(f"ratio, pipeline CPU seconds, median of the {a.rounds} rounds' ratios: "
+          + "; ".join(f"{k} {v:.2f}" for k, v in per_round.items()))
+    print(f"ratio, whole-process CPU (best of {a.rounds}) without the list's load "
           f"({best['1 M-entry list']:.2f} - {t_load:.2f} CPU-s) against the empty list's "
           f"{best['empty list']:.2f}: {best['empty list'] / matching:.2f}")
+    for _ in range(a.interleaved):
+        p = subprocess.run([sys.executable, "-c", _INTERLEAVED, str(d), "5000"], check=True,
+                           capture_output=True, text=True)
+        c = dict(zip(p.stdout.split()[::2], map(float, p.stdout.split()[1::2]), strict=True))
+        print(f"interleaved in one process: pipeline CPU empty {c['empty']:.2f}, 5-entry "
+              f"{c['small']:.2f}, 1 M {c['state']:.2f} s: empty / 1 M "
+              f"{c['empty'] / c['state']:.2f}; 5-entry / 1 M {c['small'] / c['state']:.2f}; "
+              f"empty / 5-entry {c['empty'] / c['small']:.2f} (load average "
+              f"{os.getloadavg()[0]:.1f})")
     shutil.rmtree(d, ignore_errors=True)
     return 0
 

@@ -15,16 +15,18 @@ as evidence, at most once per identifier per ``realert_s``; an entry past its
 ``expires`` (event time) no longer hits.
 
 Cost. The pipeline hands call-plane events over in runs (``feed_many``: a tick's
-worth, at most 4,096): each kind the list can match is looked at once per run as a
-set of the run's values (C loops, no call per event), only values never seen under
-the list in force are resolved, a set at a time (one keyed hash each against a table
-of pseudonyms), and only the events of a run holding a listed value are matched one
-by one; so the list's size costs little (``bench/bench_watchlist.py`` compares a
-5-entry and a 1 M-entry list). When the call plane runs before this stage (``sims``,
-wired by :mod:`edge.telecom.domain`), its per-SIM state, looked up per event anyway,
-carries this stage's stamp: a SIM's IMSI, IMEI and own number are looked at once per
-list version (and again when its device or number changes), from the events the call
-plane queues, and only the peers' numbers per run. Packets and parcels go one by one.
+worth, at most 4,096), and only the events of a run holding a listed value are matched
+one by one. When the call plane runs before this stage (``sims``, wired by
+:mod:`edge.telecom.domain`), its per-SIM state, looked up per event anyway, carries
+this stage's stamp: a SIM's IMSI, IMEI and own number are looked at once per list
+version (and again when its device or number changes), from the events the call
+plane queues; without it, each of a run's IMSIs and IMEIs is looked at once as a set
+(C loops), only values never seen under the list in force resolved. A run's numbers
+(the peers, and the queued SIMs' own) are looked up a set at a time without a memo:
+one keyed hash each against pseudonymised entries (in C with the native build), a
+probe against clear ones. ``bench/bench_watchlist.py`` compares an empty, a 5-entry
+and a 1 M-entry list. Packets and parcels go one by one.
+
 Each identifier kind the list holds has a memo, observed value -> entry or None, for
 the list object in force (``store.latest``: a new version is a new object, and the
 memos and stamps are dropped the record it appears, so an update takes effect at once):
