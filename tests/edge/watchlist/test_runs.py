@@ -10,6 +10,7 @@ import hmac
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from watchlist_entries import list_entries
 
 from edge.downlink.watchlist import WatchlistStore
 from edge.pipeline import Pipeline
@@ -36,14 +37,7 @@ def _ev(ts: float, imsi: str, imei: str | None, msisdn: str | None,
 
 
 def _entries(entries: list) -> list[dict]:
-    raw = []
-    for kind, i, pseudo, exp in entries:
-        pool = {"imsi": IMSIS, "imei": IMEIS[:5], "msisdn": NUMBERS[:6]}[kind]
-        v = pool[i % len(pool)]
-        dom = {"msisdn": "phone"}.get(kind, kind)
-        raw.append({"kind": kind, "value": P.pseudonym(dom, v) if pseudo else v,
-                    **({"expires": exp} if exp is not None else {})})
-    return raw
+    return list_entries(entries, {"imsi": IMSIS, "imei": IMEIS[:5], "msisdn": NUMBERS[:6]}, P)
 
 
 entry = st.tuples(st.sampled_from(["imsi", "imei", "msisdn"]), st.integers(0, 7),

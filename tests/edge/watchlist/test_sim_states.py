@@ -12,6 +12,7 @@ from pathlib import Path
 import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from watchlist_entries import list_entries
 
 from edge.assembly import assemble
 from edge.config import parse_config
@@ -37,14 +38,7 @@ TYPES = ["call_start", "sms", "data", "attach"]
 
 
 def _entries(entries: list) -> list[dict]:
-    raw = []
-    for kind, i, pseudo, exp in entries:
-        pool = {"imsi": IMSIS, "imei": IMEIS[:5], "msisdn": NUMBERS[:5]}[kind]
-        v = pool[i % len(pool)]
-        dom = {"msisdn": "phone"}.get(kind, kind)
-        raw.append({"kind": kind, "value": P.pseudonym(dom, v) if pseudo else v,
-                    **({"expires": exp} if exp is not None else {})})
-    return raw
+    return list_entries(entries, {"imsi": IMSIS, "imei": IMEIS[:5], "msisdn": NUMBERS[:5]}, P)
 
 
 entry = st.tuples(st.sampled_from(["imsi", "imei", "msisdn"]), st.integers(0, 7),

@@ -1,0 +1,18 @@
+"""List entries drawn by the hypothesis tests: (kind, index, pseudonymised?, expiry)."""
+
+from __future__ import annotations
+
+from edge.report.pseudonym import Pseudonymiser
+
+
+def list_entries(drawn: list, pools: dict[str, list[str]], p: Pseudonymiser) -> list[dict]:
+    """Snapshot entries for ``drawn``: the value is ``pools[kind][index]`` (wrapping),
+    in the clear or pseudonymised with ``p`` as a police issuer would send it."""
+    raw = []
+    for kind, i, pseudo, exp in drawn:
+        pool = pools[kind]
+        v = pool[i % len(pool)]
+        dom = {"msisdn": "phone"}.get(kind, kind)
+        raw.append({"kind": kind, "value": p.pseudonym(dom, v) if pseudo else v,
+                    **({"expires": exp} if exp is not None else {})})
+    return raw
