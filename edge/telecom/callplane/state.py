@@ -252,30 +252,17 @@ class ImeiState:
 
 
 class CellState:
-    """One cell: MO calls per hour (24 buckets) and the SIMs alerted on it."""
+    """One cell: when it last carried an outgoing call, and the SIMs alerted on it."""
 
-    __slots__ = ("last", "hour", "mo", "alerted")
+    __slots__ = ("last", "alerted")
 
     def __init__(self, ts: float) -> None:
         self.last = ts
-        self.hour = array("q", [0] * 24)
-        self.mo = array("l", [0] * 24)
         self.alerted: set[str] = set()
 
     def add_mo(self, ts: float) -> None:
-        h = int(ts // 3600)
-        i = h % 24
-        if self.hour[i] != h:
-            self.hour[i] = h
-            self.mo[i] = 0
-        self.mo[i] += 1
         if ts > self.last:
             self.last = ts
-
-    def mo_last_hour(self, now: float) -> int:
-        h = int(now // 3600)
-        i = h % 24
-        return self.mo[i] if self.hour[i] == h else 0
 
 
 class EntityTables:
