@@ -10,7 +10,7 @@ import hmac
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from watchlist_entries import list_entries
+from watchlist_entries import list_entries, stores_with
 
 from edge.downlink.watchlist import WatchlistStore
 from edge.pipeline import Pipeline
@@ -57,11 +57,7 @@ def test_runs_find_what_single_records_find(tmp_path_factory: object, entries: l
                                             delta: list, events: list,
                                             cuts: list[int]) -> None:
     d = tmp_path_factory.mktemp("wl")  # type: ignore[attr-defined]
-    stores = {}
-    for name in ("one", "runs"):
-        s = stores[name] = WatchlistStore(d / name)
-        s.apply({"id": "w", "version": 1, "type": "snapshot", "entries": _entries(entries)},
-                now=T)
+    stores = stores_with(d, ("one", "runs"), _entries(entries), T)
     single = WatchlistMatcher(stores["one"], P, realert_s=25.0, memo_size=8)
     runs = WatchlistMatcher(stores["runs"], P, realert_s=25.0, memo_size=8)
     evs = [_ev(T + n * 10.0, IMSIS[i], imei, msisdn, peer)

@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from watchlist_entries import list_entries
+from watchlist_entries import list_entries, stores_with
 
 from edge.assembly import assemble
 from edge.config import parse_config
@@ -75,11 +75,7 @@ def test_with_sim_states_the_same_as_alone(tmp_path_factory: object, entries: li
                                           added: list, removed: list, spec: list,
                                           cuts: list[int], delta_at: int) -> None:
     d = tmp_path_factory.mktemp("wl")  # type: ignore[attr-defined]
-    stores = {}
-    for name in ("alone", "states"):
-        s = stores[name] = WatchlistStore(d / name)
-        s.apply({"id": "w", "version": 1, "type": "snapshot", "entries": _entries(entries)},
-                now=T)
+    stores = stores_with(d, ("alone", "states"), _entries(entries), T)
     alone = WatchlistMatcher(stores["alone"], P, realert_s=25.0, memo_size=8)
     tables = EntityTables()
     states = WatchlistMatcher(stores["states"], P, realert_s=25.0, memo_size=8, sims=tables)

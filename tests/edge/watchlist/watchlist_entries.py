@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from edge.downlink.watchlist import WatchlistStore
 from edge.report.pseudonym import Pseudonymiser
 
 
@@ -16,3 +19,13 @@ def list_entries(drawn: list, pools: dict[str, list[str]], p: Pseudonymiser) -> 
         raw.append({"kind": kind, "value": p.pseudonym(dom, v) if pseudo else v,
                     **({"expires": exp} if exp is not None else {})})
     return raw
+
+
+def stores_with(d: Path, names: tuple[str, ...], entries: list[dict], now: float
+                ) -> dict[str, WatchlistStore]:
+    """One store per name under ``d``, each holding the same version-1 snapshot."""
+    stores = {}
+    for name in names:
+        s = stores[name] = WatchlistStore(d / name)
+        s.apply({"id": "w", "version": 1, "type": "snapshot", "entries": entries}, now=now)
+    return stores
